@@ -1,1 +1,10 @@
+//! imagestream-operator: OpenShift's image API (`image.openshift.io/v1`) on any Kubernetes
+//! cluster, served as custom resources and kept by this operator.
+//!
+//! Modules: [`api`] (the image.openshift.io kinds), [`config`] (the operator's configuration
+//! kinds), [`names`] (object names for OpenShift's `stream:tag`-style names), [`crd`] (the
+//! CustomResourceDefinitions generated from the types).
+
 pub mod api;
+pub mod config;
+pub mod names;
