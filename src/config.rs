@@ -277,10 +277,14 @@ pub const IMPORT_MODES: [&str; 3] = ["", "Legacy", "PreserveOriginal"];
 
 impl ImagePrunerSpec {
     pub fn effective_schedule(&self) -> &str {
-        self.schedule.as_deref().filter(|s| !s.is_empty()).unwrap_or("0 0 * * *")
+        self.schedule
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("0 0 * * *")
     }
     pub fn effective_keep_tag_revisions(&self) -> usize {
-        self.keep_tag_revisions.map_or(3, |n| usize::try_from(n).unwrap_or(0))
+        self.keep_tag_revisions
+            .map_or(3, |n| usize::try_from(n).unwrap_or(0))
     }
     /// The minimum age; an unparsable value was rejected by the schema, so it falls back to
     /// the default.
@@ -323,7 +327,10 @@ impl ImageImportConfigSpec {
             .unwrap_or(4)
     }
     pub fn effective_request_timeout(&self) -> Duration {
-        let secs = self.registry_request_timeout_seconds.filter(|s| *s > 0).unwrap_or(30);
+        let secs = self
+            .registry_request_timeout_seconds
+            .filter(|s| *s > 0)
+            .unwrap_or(30);
         Duration::from_secs(secs.unsigned_abs())
     }
     pub fn effective_default_platform(&self) -> Platform {
@@ -418,15 +425,24 @@ mod tests {
         let pruner = ImagePrunerSpec::default();
         assert_eq!(pruner.effective_schedule(), "0 0 * * *");
         assert_eq!(pruner.effective_keep_tag_revisions(), 3);
-        assert_eq!(pruner.effective_keep_younger_than(), Duration::from_secs(3600));
+        assert_eq!(
+            pruner.effective_keep_younger_than(),
+            Duration::from_secs(3600)
+        );
 
         let import = ImageImportConfigSpec::default();
-        assert_eq!(import.effective_scheduled_interval(), Duration::from_secs(900));
+        assert_eq!(
+            import.effective_scheduled_interval(),
+            Duration::from_secs(900)
+        );
         assert_eq!(import.effective_scheduled_imports_per_minute(), Some(60));
         assert_eq!(import.effective_bulk_import_limit(), Some(50));
         assert_eq!(import.effective_default_platform(), Platform::default());
         assert_eq!(import.effective_max_tag_history(), None);
-        assert_eq!(import.effective_request_time_to_live(), Duration::from_secs(3600));
+        assert_eq!(
+            import.effective_request_time_to_live(),
+            Duration::from_secs(3600)
+        );
     }
 
     #[test]

@@ -51,12 +51,12 @@ pub fn stream_tag(stream: &str, tag: &str) -> String {
 
 /// Object name of the ImageStreamImage for `stream@image`.
 pub fn stream_image(stream: &str, image: &str) -> String {
-    if is_plain_head(stream) {
-        if let Some((algo, hex)) = split_digest(image) {
-            let name = format!("{stream}.{algo}.{hex}");
-            if name.len() <= MAX_NAME_LEN {
-                return name;
-            }
+    if is_plain_head(stream)
+        && let Some((algo, hex)) = split_digest(image)
+    {
+        let name = format!("{stream}.{algo}.{hex}");
+        if name.len() <= MAX_NAME_LEN {
+            return name;
         }
     }
     hashed(&[stream, image])
@@ -78,12 +78,12 @@ pub fn image(image: &str) -> String {
 
 /// Object name of the ImageSignature whose OpenShift name is `<image>@<signature>`.
 pub fn image_signature(image: &str, signature: &str) -> String {
-    if let Some((algo, hex)) = split_digest(image) {
-        if is_plain(signature) {
-            let name = format!("{algo}.{hex}.{signature}");
-            if name.len() <= MAX_NAME_LEN {
-                return name;
-            }
+    if let Some((algo, hex)) = split_digest(image)
+        && is_plain(signature)
+    {
+        let name = format!("{algo}.{hex}.{signature}");
+        if name.len() <= MAX_NAME_LEN {
+            return name;
         }
     }
     hashed(&[image, signature])
@@ -144,8 +144,11 @@ fn looks_like_dotted_digest(s: &str) -> bool {
 /// Lowercase alphanumeric words joined by single `.` or `-`.
 fn is_plain(s: &str) -> bool {
     !s.is_empty()
-        && s.split(['.', '-'])
-            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && s.split(['.', '-']).all(|w| {
+            !w.is_empty()
+                && w.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 /// A plain part without `.`, so the first `.` of a plain name ends it.
@@ -154,7 +157,9 @@ fn is_plain_head(s: &str) -> bool {
 }
 
 fn has_hash_suffix(name: &str) -> bool {
-    name.rsplit('.').next().is_some_and(|label| label.contains("--"))
+    name.rsplit('.')
+        .next()
+        .is_some_and(|label| label.contains("--"))
 }
 
 /// Whether `s` is a valid custom-resource name.
@@ -165,7 +170,8 @@ pub fn is_dns_subdomain(s: &str) -> bool {
             let b = label.as_bytes();
             !b.is_empty()
                 && label.len() <= 63
-                && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
                 && b[0] != b'-'
                 && b[b.len() - 1] != b'-'
         })
@@ -218,7 +224,9 @@ fn sanitise_label(part: &str) -> String {
         }
     }
     let trimmed = out.trim_matches('-');
-    trimmed[..trimmed.len().min(40)].trim_end_matches('-').to_string()
+    trimmed[..trimmed.len().min(40)]
+        .trim_end_matches('-')
+        .to_string()
 }
 
 #[cfg(test)]
@@ -355,7 +363,9 @@ mod tests {
     fn no_collisions_over_a_dense_set() {
         // Every pair from small alphabets, including the tricky separators.
         let streams = ["a", "b", "a.b", "a-b", "ab", "a.b.c", "b.c"];
-        let tags = ["c", "b.c", "c.d", "C", "c_d", "c-d", "_c", "c-", "c.", "latest", "Latest"];
+        let tags = [
+            "c", "b.c", "c.d", "C", "c_d", "c-d", "_c", "c-", "c.", "latest", "Latest",
+        ];
         let mut seen = HashMap::new();
         for s in streams {
             for t in tags {
