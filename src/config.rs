@@ -65,7 +65,11 @@ pub struct ImageConfigSpec {
     /// containing additional CAs that should be trusted during imagestream import. Each key is
     /// a registry hostname ("registry.example.com", or "registry.example.com..5000" for a
     /// port) and its value is a PEM bundle. Default: none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "additionalTrustedCA",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub additional_trusted_ca: Option<ConfigMapNameReference>,
 
     /// registrySources contains configuration that determines how the operator treats

@@ -1,0 +1,38 @@
+# The two entry points are `make demo` (the operator on a local cluster and registry) and
+# `make test` (every test tier). Both install what they need first (scripts/setup.sh).
+
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin:$(HOME)/.cargo/bin
+
+CARGO ?= cargo
+
+.PHONY: test setup lint unit harness crds build release
+
+## test: install prerequisites, lint, then run unit, registry and cluster tests
+test: setup lint harness
+	e2e/with-cluster.sh $(CARGO) nextest run --all-targets --profile ci
+	$(CARGO) test --doc --quiet
+
+setup:
+	scripts/setup.sh
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets --quiet -- -D warnings
+
+## unit: the pure tests only (no registry, no cluster)
+unit:
+	$(CARGO) nextest run --lib
+
+harness:
+	e2e/cluster/build.sh >/dev/null
+
+## crds: regenerate crds/ from the Rust types
+crds:
+	$(CARGO) run --quiet -- crds --output-dir crds
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release

