@@ -1,0 +1,5 @@
+//! Shared support code for the integration tests. Each test crate uses only part of it.
+#![allow(dead_code)]
+
+pub mod images;
+pub mod registry;
