@@ -397,9 +397,11 @@ async fn plain_registry_serves_every_kind_and_counts_exactly() {
     let t1 = Instant::now();
     let seeded = reg.seed_standard().await.unwrap();
     let seeding = t1.elapsed();
+    let seeding_requests = reg.access_log().all_requests();
     eprintln!(
-        "plain registry: start {started:?}, seeding {} tags {seeding:?}",
-        STANDARD_TAGS.len()
+        "plain registry: start {started:?}, seeding {} tags {seeding:?} ({} requests)",
+        STANDARD_TAGS.len(),
+        seeding_requests.len()
     );
 
     check_every_kind(&reg, &seeded, None).await;
@@ -1040,38 +1042,47 @@ fn registry_is_killed_on_drop() {
     assert!(!dir.exists(), "temp dir left behind");
 }
 
-const ABORT_HELPER_ENV: &str = "IMAGESTREAM_TEST_ABORT_HELPER";
+const KILL_HELPER_ENV: &str = "IMAGESTREAM_TEST_KILL_HELPER";
 
 /// Not a test on its own: run by `registry_dies_with_the_test_process` in a child process.
 #[test]
-fn abort_helper_starts_registries_then_aborts() {
-    if std::env::var_os(ABORT_HELPER_ENV).is_none() {
+fn kill_helper_starts_registries_then_dies() {
+    if std::env::var_os(KILL_HELPER_ENV).is_none() {
         return;
     }
     let plain = TestRegistry::plain();
     let token = TestRegistry::token();
-    // started from a thread that ends before the abort: the death signal must still fire
+    // started from a thread that ends before the die: the death signal must still fire
     let from_thread = std::thread::spawn(TestRegistry::plain).join().unwrap();
     println!("PIDS {} {} {}", plain.pid(), token.pid(), from_thread.pid());
-    std::thread::sleep(Duration::from_millis(200));
-    std::process::abort();
+    // die like a test killed by a timeout: SIGKILL, no destructors, no unwinding
+    let _ = Command::new("kill")
+        .args(["-KILL", &std::process::id().to_string()])
+        .status();
+    std::thread::sleep(Duration::from_secs(10));
+    unreachable!("still alive after SIGKILL");
 }
 
 #[test]
 fn registry_dies_with_the_test_process() {
-    let tmp = tempfile::tempdir().unwrap(); // the aborted process cannot clean up its temp dirs
+    let tmp = tempfile::tempdir().unwrap(); // the killed process cannot clean up its temp dirs
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "abort_helper_starts_registries_then_aborts",
+            "kill_helper_starts_registries_then_dies",
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(ABORT_HELPER_ENV, "1")
+        .env(KILL_HELPER_ENV, "1")
         .env("TMPDIR", tmp.path())
         .output()
         .unwrap();
-    assert!(!out.status.success(), "the helper should have aborted");
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "the helper should have been SIGKILLed"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let pids: Vec<u32> = stdout
         .lines()
@@ -1089,4 +1100,88 @@ fn registry_dies_with_the_test_process() {
     for pid in pids {
         assert!(wait_gone(pid), "registry {pid} outlived its test process");
     }
+}
+
+// ---------------------------------------------------- oci-client ---
+
+/// The project's registry client works against the fixtures: token dance with our JWTs (and
+/// token reuse), TLS with the test CA plus basic auth. Also a recipe for later tests.
+#[tokio::test]
+async fn oci_client_pulls_through_token_auth_and_tls() {
+    use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+    use oci_client::secrets::RegistryAuth;
+    use oci_client::{Client, Reference};
+
+    let reg = RegistryOptions::token().seeded().start();
+    let seeded = reg.seeded().unwrap();
+    let ts = reg.token_server().unwrap();
+    let client = Client::new(ClientConfig {
+        protocol: ClientProtocol::Http,
+        ..Default::default()
+    });
+    let auth = RegistryAuth::Basic(READER_USER.into(), READER_PASSWORD.into());
+    let reference: Reference = reg.image_ref("lab/multi", "oci-index").parse().unwrap();
+    let mark = reg.mark();
+    let tmark = ts.mark();
+    let (bytes, digest) = client
+        .pull_manifest_raw(
+            &reference,
+            &auth,
+            &[OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST],
+        )
+        .await
+        .unwrap();
+    assert_eq!(digest, seeded.digest("lab/multi", "oci-index"));
+    assert_eq!(
+        bytes.as_ref(),
+        seeded
+            .image("lab/multi", "oci-index")
+            .manifest()
+            .bytes
+            .as_slice()
+    );
+    let arm_digest = seeded.child_digest("lab/multi", "oci-index", "linux/arm64/v8");
+    let arm: Reference = reg.image_ref("lab/multi", arm_digest).parse().unwrap();
+    let (_, pulled) = client.pull_manifest(&arm, &auth).await.unwrap();
+    assert_eq!(pulled, arm_digest);
+    assert_eq!(
+        arm_digest,
+        seeded.child_digest("lab/multi", "oci-index", "linux/arm64/v8")
+    );
+    // one token for the repository, reused for the second pull
+    let served = ts.requests_since(tmark);
+    assert_eq!(served.len(), 1, "{served:?}");
+    assert_eq!(served[0].scopes, ["repository:lab/multi:pull"]);
+    assert_eq!(served[0].user.as_deref(), Some(READER_USER));
+    let reqs = summary(&reg.requests_since_async(mark).await);
+    assert!(
+        reqs.iter()
+            .all(|r| r.ends_with(" 200") || r.ends_with(" 401")),
+        "{reqs:?}"
+    );
+    assert_eq!(
+        reqs.iter()
+            .filter(|r| r.ends_with(" 200") && r.contains("/manifests/"))
+            .count(),
+        2,
+        "{reqs:?}"
+    );
+
+    // TLS with the test CA and basic auth
+    let tls = RegistryOptions::tls_htpasswd().seeded_read_only().start();
+    let client = Client::new(ClientConfig {
+        protocol: ClientProtocol::Https,
+        extra_root_certificates: vec![Certificate {
+            encoding: CertificateEncoding::Pem,
+            data: tls.ca_pem().unwrap().to_vec(),
+        }],
+        ..Default::default()
+    });
+    let reference: Reference = tls.image_ref("lab/attest", "latest").parse().unwrap();
+    let auth = RegistryAuth::Basic(ADMIN_USER.into(), ADMIN_PASSWORD.into());
+    let digest = client
+        .fetch_manifest_digest(&reference, &auth)
+        .await
+        .unwrap();
+    assert_eq!(digest, seeded.digest("lab/attest", "latest"));
 }

@@ -460,6 +460,12 @@ impl TestRegistry {
     pub fn url(&self) -> String {
         format!("{}://{}", self.scheme(), self.addr)
     }
+    /// An image reference on this registry: `127.0.0.1:PORT/repo:tag`, or `…/repo@sha256:…`
+    /// when `reference` is a digest.
+    pub fn image_ref(&self, repo: &str, reference: &str) -> String {
+        let sep = if reference.contains(':') { '@' } else { ':' };
+        format!("{}/{repo}{sep}{reference}", self.addr)
+    }
     /// The same registry by name (`localhost` is in the certificate's SANs).
     pub fn localhost_url(&self) -> String {
         format!("{}://localhost:{}", self.scheme(), self.port())
@@ -695,33 +701,19 @@ fn run(cmd: &mut Command) {
 /// A CA and a server certificate (SANs IP:127.0.0.1, DNS:localhost), EC P-256, via `openssl`.
 pub fn make_tls(dir: &Path) -> Tls {
     fs::create_dir_all(dir).unwrap();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    run(Command::new("openssl")
-        .current_dir(dir)
-        .args(["req", "-x509"])
-        .args(ec)
-        .args(["-keyout", "ca.key", "-out", "ca.crt", "-days", "3650"])
-        .args(["-subj", "/CN=imagestream-operator test CA"])
-        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
-        .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]));
-    run(Command::new("openssl")
-        .current_dir(dir)
-        .args(["req", "-new"])
-        .args(ec)
-        .args([
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ]));
+    let openssl = |args: &str| {
+        run(Command::new("openssl")
+            .current_dir(dir)
+            .args(args.split_whitespace()));
+    };
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    openssl(&format!(
+        "req -x509 {ec} -keyout ca.key -out ca.crt -days 3650 -subj /CN=test-CA \
+         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
+    ));
+    openssl(&format!(
+        "req -new {ec} -keyout server.key -out server.csr -subj /CN=localhost"
+    ));
     fs::write(
         dir.join("server.ext"),
         "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\n\
@@ -729,23 +721,10 @@ pub fn make_tls(dir: &Path) -> Tls {
          subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n",
     )
     .unwrap();
-    run(Command::new("openssl").current_dir(dir).args([
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "825",
-        "-extfile",
-        "server.ext",
-    ]));
+    openssl(
+        "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt \
+         -days 825 -extfile server.ext",
+    );
     Tls {
         ca_pem: fs::read(dir.join("ca.crt")).unwrap(),
         ca_cert: dir.join("ca.crt"),
@@ -998,23 +977,11 @@ impl TokenServer {
         use rustls::pki_types::pem::PemObject as _;
 
         fs::create_dir_all(dir).unwrap();
-        run(Command::new("openssl").current_dir(dir).args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "token.key",
-            "-out",
-            "token.crt",
-            "-days",
-            "3650",
-            "-subj",
-            "/CN=test token signer",
-        ]));
+        run(Command::new("openssl").current_dir(dir).args(
+            "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+             -keyout token.key -out token.crt -days 3650 -subj /CN=test-token-signer"
+                .split_whitespace(),
+        ));
         let key = PrivateKeyDer::from_pem_file(dir.join("token.key")).expect("token key PEM");
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, key.secret_der())
             .expect("P-256 key");
