@@ -7,8 +7,9 @@
 //!   [`crate::names::stream_image`]. `image` is schema-required (the operator always writes it).
 //! - Printer columns: NAME, UPDATED (`image.metadata.creationTimestamp`, exact: upstream uses
 //!   the Image's creation time too), IMAGE REFERENCE and IMAGE NAME (priority 1). IMAGE NAME is
-//!   the embedded image's object name, i.e. the encoded `sha256.<hex>` rather than upstream's
-//!   `sha256:<hex>`.
+//!   the embedded image's `metadata.name`: exact when the writer puts the OpenShift image name
+//!   (the digest) there, which an embedded object may carry (its name is not a Kubernetes object
+//!   name).
 
 use kube::{CustomResource, KubeSchema};
 use schemars::{Schema, SchemaGenerator};
@@ -50,7 +51,7 @@ use super::schema::embedded;
         name = "Image Name",
         type_ = "string",
         json_path = ".image.metadata.name",
-        description = "The object name of the Image.",
+        description = "The name of the image.",
         priority = 1
     ),
     doc = "ImageStreamImage represents an Image that is retrieved by image name from an ImageStream. User interfaces and regular users can use this resource to access the metadata details of a tagged image in the image stream history for viewing, since Image resources are not directly accessible to end users. A not found error will be returned if no such image is referenced by a tag within the ImageStream. Images are created when spec tags are set on an image stream that represent an image in an external registry, when pushing to the integrated registry, or when tagging an existing image from one image stream to another. The name of an image stream image is in the form \"<STREAM>@<DIGEST>\", where the digest is the content addressible identifier for the image (sha256:xxxxx...). You can use ImageStreamImages as the from.kind of an image stream spec tag to reference an image exactly. The only operations supported on the imagestreamimage endpoint are retrieving the image.\n\nCompatibility level 1: Stable within a major release for a minimum of 12 months or 3 minor releases (whichever is longer)."

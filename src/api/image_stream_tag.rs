@@ -14,8 +14,9 @@
 //! - Printer columns: NAME, IMAGE REFERENCE (`image.dockerImageReference`, exact), UPDATED and
 //!   IMAGE NAME (priority 1). UPDATED is approximated by the embedded image's
 //!   `metadata.creationTimestamp` (upstream: the time of the tag's current event, `items[0].created`,
-//!   which differs when an existing image is re-tagged). IMAGE NAME is the embedded image's object
-//!   name, i.e. the encoded `sha256.<hex>` rather than upstream's `sha256:<hex>`.
+//!   which differs when an existing image is re-tagged). IMAGE NAME is the embedded image's
+//!   `metadata.name`: exact when the writer puts the OpenShift image name (the digest) there,
+//!   which an embedded object may carry (its name is not a Kubernetes object name).
 
 use kube::{CustomResource, KubeSchema};
 use schemars::{Schema, SchemaGenerator};
@@ -57,7 +58,7 @@ use super::schema::embedded;
         name = "Image Name",
         type_ = "string",
         json_path = ".image.metadata.name",
-        description = "The object name of the current Image.",
+        description = "The name of the current image.",
         priority = 1
     ),
     doc = "ImageStreamTag represents an Image that is retrieved by tag name from an ImageStream. Use this resource to interact with the tags and images in an image stream by tag, or to see the image details for a particular tag. The image associated with this resource is the most recently successfully tagged, imported, or pushed image (as described in the image stream status.tags.items list for this tag). If an import is in progress or has failed the previous image will be shown. Deleting an image stream tag clears both the status and spec fields of an image stream. If no image can be retrieved for a given tag, a not found error will be returned.\n\nCompatibility level 1: Stable within a major release for a minimum of 12 months or 3 minor releases (whichever is longer)."

@@ -520,6 +520,21 @@ fn schemas_are_structural() {
             schema["properties"].get("metadata").is_none(),
             "{name}: the root metadata schema is the apiserver's"
         );
+        // The apiserver allows only these keywords on the root schema.
+        for key in schema.as_object().into_iter().flatten().map(|(k, _)| k) {
+            if ![
+                "description",
+                "type",
+                "title",
+                "required",
+                "properties",
+                "x-kubernetes-validations",
+            ]
+            .contains(&key.as_str())
+            {
+                errors.push(format!("{name}: `{key}` is not allowed at the root"));
+            }
+        }
         let version = &crd.spec.versions[0];
         for column in version.additional_printer_columns.iter().flatten() {
             if resolve(&schema, &column.json_path).is_none() {
