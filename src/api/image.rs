@@ -12,6 +12,11 @@
 //!   `mediaType` patterns, `architecture`/`os` required and non-empty, `manifestSize >= 0`.
 //! - `metadata.name` is the encoded digest of [`crate::names::image`] (`sha256:…` is not a
 //!   valid custom resource name); the exact digest is kept in an annotation by that module.
+//! - `dockerImageMetadata` is a free-form object (`x-kubernetes-preserve-unknown-fields`,
+//!   nullable, `x-kubernetes-map-type: atomic` for upstream's `patchStrategy=replace`);
+//!   [`DockerImage`] is its typed shape.
+//! - `signatures` is an atomic list: upstream's strategic-merge key is each signature's
+//!   `metadata.name`, and a CRD list-map key must be a top-level field of the items.
 //! - Printer columns: NAME and IMAGE REFERENCE, as `oc get images` (exact).
 
 use k8s_openapi::ByteString;

@@ -16,12 +16,14 @@ const METADATA_DESCRIPTION: &str = "metadata is the standard object's metadata. 
 
 /// OpenShift's `runtime.RawExtension` (`Image.dockerImageMetadata`): any JSON object, kept
 /// as written (`x-kubernetes-preserve-unknown-fields`). Nullable, because Go marshals an
-/// empty RawExtension as `null`.
+/// empty RawExtension as `null`; atomic for server-side apply, as upstream's
+/// `patchStrategy=replace`.
 pub(crate) fn raw_extension(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "object",
         "nullable": true,
         "x-kubernetes-preserve-unknown-fields": true,
+        "x-kubernetes-map-type": "atomic",
     })
 }
 
