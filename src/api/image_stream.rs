@@ -22,6 +22,12 @@
 //! - `from.kind` and `from.name` are schema-required when `from` is set, `from.name` non-empty
 //!   (upstream reports the same cases as Required); `from.kind` is checked by a CEL rule with
 //!   upstream's message.
+//! - "only tags pointing to Docker repositories may be scheduled for background import" is a CEL
+//!   rule with upstream's message; unlike upstream it also fires (next to the `from.kind` error)
+//!   for a scheduled tag whose kind is invalid anyway.
+//! - `spec` is optional, as upstream: [`crate::api::crds()`] drops it from the root's `required`
+//!   (kube's derive requires it) and [`ImageStreamSpec`] reads a missing or `null` spec as the
+//!   default.
 //! - `referencePolicy.type` and `importMode` accept `""` besides the upstream values, because
 //!   upstream defaults `""` before validating; the webhook writes the defaults.
 //! - `status.tags[].items` is written as `[]` when empty (upstream writes `null`; both read back
@@ -219,6 +225,7 @@ pub struct ObjectReference {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub resource_version: String,
     /// If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2]. For example, if the object reference is to a container within a pod, this would take on a value like: "spec.containers{name}" (where "name" refers to the name of the container that triggered the event) or if no container name is specified "spec.containers[2]" (container with index 2 in this pod). This syntax is chosen only to have some well-defined way of referencing a part of an object.
+    #[allow(rustdoc::broken_intra_doc_links)] // upstream's text: `containers[2]` is no link
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub field_path: String,
 }

@@ -36,6 +36,9 @@
 //! Always install the CRDs from [`crds()`], not `Foo::crd()`: [`crds()`] removes the `default`s
 //! schemars derives from `#[serde(default)]` and makes ImageStream's `spec` optional.
 
+// Field docs are upstream's text verbatim (they become the CRD descriptions), bare URLs included.
+#![allow(rustdoc::bare_urls)]
+
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
