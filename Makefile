@@ -10,8 +10,8 @@ CARGO ?= cargo
 
 ## test: install prerequisites, lint, then run unit, registry and cluster tests
 test: setup lint harness
-	e2e/with-cluster.sh $(CARGO) nextest run --all-targets --profile ci
 	$(CARGO) test --doc --quiet
+	e2e/with-cluster.sh $(CARGO) nextest run --all-targets --profile ci
 
 setup:
 	scripts/setup.sh
