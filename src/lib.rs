@@ -8,4 +8,5 @@
 pub mod api;
 pub mod config;
 pub mod crd;
+pub mod import;
 pub mod names;

@@ -1,0 +1,631 @@
+//! Registry manifests and configs to `Image` objects (semantics 5.5 and 5.7), without IO.
+//!
+//! The importer fetches bytes; this module parses them and decides: which media types are
+//! supported (schema2, OCI manifest, Docker manifest list, OCI index; schema1 is reported as
+//! unsupported), which child of a list Legacy mode takes, and what the resulting Image holds.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::ObjectMeta;
+use serde::Deserialize;
+
+use crate::api::docker_image::{DockerConfig, DockerImage};
+use crate::api::image::{
+    DOCKER_IMAGE_LAYERS_ORDER_ANNOTATION, Image, ImageFields, ImageLayer, ImageManifest,
+};
+use crate::config::Platform;
+
+pub const DOCKER_SCHEMA2: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
+pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+
+/// The Accept list for manifest requests: every supported type, schema1 last so a registry
+/// that only has schema1 says so (and we can report it) instead of answering 404.
+pub const MANIFEST_ACCEPT: [&str; 6] = [
+    OCI_INDEX,
+    OCI_MANIFEST,
+    DOCKER_LIST,
+    DOCKER_SCHEMA2,
+    DOCKER_SCHEMA1_SIGNED,
+    DOCKER_SCHEMA1,
+];
+
+/// Annotation on a stream's spec tag: the architecture Legacy mode prefers from a list.
+pub const PREFER_ARCH_ANNOTATION: &str = "importer.image.openshift.io/prefer-arch";
+/// Annotation on a stream's spec tag: the OS Legacy mode prefers from a list.
+pub const PREFER_OS_ANNOTATION: &str = "importer.image.openshift.io/prefer-os";
+
+/// Why bytes from a registry could not become an Image.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ManifestError {
+    #[error(
+        "schema1 manifests ({0}) are not supported: push the image again with a current client to get a schema2 or OCI manifest"
+    )]
+    Schema1(String),
+    #[error("unsupported image manifest type {0:?}")]
+    UnsupportedMediaType(String),
+    #[error("malformed manifest: {0}")]
+    MalformedManifest(String),
+    #[error("malformed image config: {0}")]
+    MalformedConfig(String),
+    #[error("the manifest list has no entries")]
+    EmptyList,
+}
+
+impl ManifestError {
+    /// Stable reason string for conditions, Events and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ManifestError::Schema1(_) => "UnsupportedSchema1",
+            ManifestError::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            ManifestError::MalformedManifest(_) => "MalformedManifest",
+            ManifestError::MalformedConfig(_) => "MalformedConfig",
+            ManifestError::EmptyList => "EmptyManifestList",
+        }
+    }
+}
+
+/// A content descriptor (config, layer or list entry).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    #[serde(default)]
+    pub media_type: String,
+    pub digest: String,
+    #[serde(default)]
+    pub size: i64,
+    #[serde(default)]
+    pub platform: Option<DescriptorPlatform>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The platform of a list entry.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct DescriptorPlatform {
+    #[serde(default)]
+    pub architecture: String,
+    #[serde(default)]
+    pub os: String,
+    #[serde(default)]
+    pub variant: Option<String>,
+}
+
+/// A single-platform manifest (Docker schema2 or OCI).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SingleManifest {
+    pub media_type: String,
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+}
+
+/// A Docker manifest list or OCI index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestList {
+    pub media_type: String,
+    pub manifests: Vec<Descriptor>,
+}
+
+/// A parsed manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Manifest {
+    Single(SingleManifest),
+    List(ManifestList),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawManifest {
+    #[serde(default)]
+    schema_version: Option<i64>,
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Option<Vec<Descriptor>>,
+    #[serde(default)]
+    manifests: Option<Vec<Descriptor>>,
+}
+
+/// Parses manifest bytes. `content_type` is the response's Content-Type, which wins over the
+/// body's `mediaType` when it names a manifest type (registries may omit `mediaType`).
+pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest, ManifestError> {
+    let raw: RawManifest = serde_json::from_slice(bytes)
+        .map_err(|e| ManifestError::MalformedManifest(e.to_string()))?;
+    let header_type = content_type
+        .map(|c| c.split(';').next().unwrap_or_default().trim().to_string())
+        .filter(|c| MANIFEST_ACCEPT.contains(&c.as_str()));
+    let media_type = header_type.or(raw.media_type.clone()).unwrap_or_else(|| {
+        match (&raw.manifests, &raw.config) {
+            (Some(_), _) => OCI_INDEX.to_string(),
+            (None, Some(_)) => OCI_MANIFEST.to_string(),
+            _ => String::new(),
+        }
+    });
+    if raw.schema_version == Some(1)
+        || media_type == DOCKER_SCHEMA1
+        || media_type == DOCKER_SCHEMA1_SIGNED
+    {
+        let kind = if media_type.is_empty() {
+            DOCKER_SCHEMA1
+        } else {
+            &media_type
+        };
+        return Err(ManifestError::Schema1(kind.to_string()));
+    }
+    match media_type.as_str() {
+        DOCKER_SCHEMA2 | OCI_MANIFEST => {
+            let config = raw
+                .config
+                .ok_or_else(|| ManifestError::MalformedManifest("no config descriptor".into()))?;
+            Ok(Manifest::Single(SingleManifest {
+                media_type,
+                config,
+                layers: raw.layers.unwrap_or_default(),
+            }))
+        }
+        DOCKER_LIST | OCI_INDEX => {
+            let manifests = raw
+                .manifests
+                .ok_or_else(|| ManifestError::MalformedManifest("no manifests in list".into()))?;
+            Ok(Manifest::List(ManifestList {
+                media_type,
+                manifests,
+            }))
+        }
+        other => Err(ManifestError::UnsupportedMediaType(other.to_string())),
+    }
+}
+
+/// An entry that is not a runnable image: BuildKit attestations and `unknown/unknown`.
+pub fn is_attestation(entry: &Descriptor) -> bool {
+    entry.annotations.contains_key("vnd.docker.reference.type")
+        || entry
+            .platform
+            .as_ref()
+            .is_some_and(|p| p.os == "unknown" || p.architecture == "unknown")
+}
+
+/// The child Legacy mode imports from a list: the preferred arch/os (annotations on the tag),
+/// else the configured default platform, else linux/amd64, else the first runnable entry.
+pub fn select_child<'a>(
+    list: &'a ManifestList,
+    prefer_arch: Option<&str>,
+    prefer_os: Option<&str>,
+    default_platform: &Platform,
+) -> Option<&'a Descriptor> {
+    let runnable: Vec<&Descriptor> = list
+        .manifests
+        .iter()
+        .filter(|e| !is_attestation(e))
+        .collect();
+    let matches = |arch: &str, os: &str| {
+        runnable.iter().copied().find(|e| {
+            e.platform
+                .as_ref()
+                .is_some_and(|p| p.architecture == arch && p.os == os)
+        })
+    };
+    if prefer_arch.is_some() || prefer_os.is_some() {
+        let arch = prefer_arch.unwrap_or(&default_platform.architecture);
+        let os = prefer_os.unwrap_or(&default_platform.os);
+        if let Some(found) = matches(arch, os) {
+            return Some(found);
+        }
+    }
+    let default_match = runnable.iter().copied().find(|e| {
+        e.platform.as_ref().is_some_and(|p| {
+            p.architecture == default_platform.architecture
+                && p.os == default_platform.os
+                && (default_platform.variant.is_none() || p.variant == default_platform.variant)
+        })
+    });
+    default_match
+        .or_else(|| matches("amd64", "linux"))
+        .or_else(|| runnable.first().copied())
+}
+
+/// The image config blob, in the union of the Docker and OCI shapes.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ImageConfigBlob {
+    architecture: String,
+    created: Option<String>,
+    author: String,
+    config: Option<DockerConfig>,
+    container_config: Option<DockerConfig>,
+    container: String,
+    docker_version: String,
+    comment: String,
+    parent: String,
+}
+
+/// The Image for a single-platform manifest.
+///
+/// `repository` is the repository as the user wrote it (no tag or digest);
+/// `dockerImageReference` becomes `<repository>@<digest>`, keeping the user's spelling.
+/// `dockerImageManifest` and `dockerImageConfig` are filled; callers that store the Image
+/// clear them, as OpenShift does.
+pub fn single_image(
+    repository: &str,
+    digest: &str,
+    manifest: &SingleManifest,
+    raw_manifest: &[u8],
+    config: &[u8],
+) -> Result<Image, ManifestError> {
+    let blob: ImageConfigBlob = serde_json::from_slice(config)
+        .map_err(|e| ManifestError::MalformedConfig(e.to_string()))?;
+    let created = match blob.created.as_deref() {
+        Some(text) => Some(Time(text.parse().map_err(|e| {
+            ManifestError::MalformedConfig(format!("created {text:?}: {e}"))
+        })?)),
+        None => None,
+    };
+    let mut unique = BTreeSet::new();
+    let layer_bytes: i64 = manifest
+        .layers
+        .iter()
+        .filter(|l| unique.insert(l.digest.as_str()))
+        .map(|l| l.size.max(0))
+        .sum();
+    let config_len = i64::try_from(config.len()).unwrap_or(i64::MAX);
+    let metadata = DockerImage {
+        id: manifest.config.digest.clone(),
+        parent: blob.parent,
+        comment: blob.comment,
+        created,
+        container: blob.container,
+        container_config: blob.container_config.unwrap_or_default(),
+        docker_version: blob.docker_version,
+        author: blob.author,
+        config: blob.config,
+        architecture: blob.architecture,
+        size: config_len.saturating_add(layer_bytes),
+        ..DockerImage::default()
+    };
+    let mut fields = ImageFields {
+        docker_image_reference: format!("{repository}@{digest}"),
+        docker_image_manifest_media_type: manifest.media_type.clone(),
+        docker_image_manifest: String::from_utf8_lossy(raw_manifest).into_owned(),
+        docker_image_config: String::from_utf8_lossy(config).into_owned(),
+        docker_image_layers: manifest
+            .layers
+            .iter()
+            .map(|l| ImageLayer {
+                name: l.digest.clone(),
+                size: l.size,
+                media_type: l.media_type.clone(),
+            })
+            .collect(),
+        ..ImageFields::default()
+    };
+    fields
+        .set_docker_image_metadata(&metadata)
+        .map_err(|e| ManifestError::MalformedConfig(e.to_string()))?;
+    Ok(Image {
+        metadata: image_meta(digest, true),
+        spec: fields,
+    })
+}
+
+/// The Image for a manifest list kept whole (PreserveOriginal): its children as
+/// `dockerImageManifests`, no layers and no config; `Id` is the list digest and `Created` the
+/// import time, as upstream.
+pub fn list_image(
+    repository: &str,
+    digest: &str,
+    list: &ManifestList,
+    raw_manifest: &[u8],
+    now: jiff::Timestamp,
+) -> Result<Image, ManifestError> {
+    if list.manifests.is_empty() {
+        return Err(ManifestError::EmptyList);
+    }
+    let metadata = DockerImage {
+        id: digest.to_string(),
+        created: Some(Time(now)),
+        ..DockerImage::default()
+    };
+    let mut fields = ImageFields {
+        docker_image_reference: format!("{repository}@{digest}"),
+        docker_image_manifest_media_type: list.media_type.clone(),
+        docker_image_manifest: String::from_utf8_lossy(raw_manifest).into_owned(),
+        docker_image_manifests: list
+            .manifests
+            .iter()
+            .map(|e| {
+                let platform = e.platform.clone().unwrap_or_default();
+                ImageManifest {
+                    digest: e.digest.clone(),
+                    media_type: e.media_type.clone(),
+                    manifest_size: e.size,
+                    architecture: platform.architecture,
+                    os: platform.os,
+                    variant: platform.variant.unwrap_or_default(),
+                }
+            })
+            .collect(),
+        ..ImageFields::default()
+    };
+    fields
+        .set_docker_image_metadata(&metadata)
+        .map_err(|e| ManifestError::MalformedConfig(e.to_string()))?;
+    Ok(Image {
+        metadata: image_meta(digest, false),
+        spec: fields,
+    })
+}
+
+/// Image metadata: the object name from the digest (see [`crate::names::image`]), the exact
+/// digest in an annotation, and the layer-order annotation for images with layers.
+fn image_meta(digest: &str, has_layers: bool) -> ObjectMeta {
+    let mut annotations = BTreeMap::new();
+    annotations.insert(
+        crate::names::ANNOTATION_IMAGE.to_string(),
+        digest.to_string(),
+    );
+    if has_layers {
+        annotations.insert(
+            DOCKER_IMAGE_LAYERS_ORDER_ANNOTATION.to_string(),
+            "ascending".to_string(),
+        );
+    }
+    ObjectMeta {
+        name: Some(crate::names::image(digest)),
+        annotations: Some(annotations),
+        ..ObjectMeta::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const D1: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const D2: &str = "sha256:293aa25bf219f3e47472281b7e68c09bb6f315c2adf7f86a7302b85bdaa63db3";
+
+    fn entry(arch: &str, os: &str, variant: Option<&str>, digest: &str) -> serde_json::Value {
+        let mut platform = json!({"architecture": arch, "os": os});
+        if let Some(v) = variant {
+            platform["variant"] = json!(v);
+        }
+        json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": 500, "platform": platform})
+    }
+
+    fn list(entries: Vec<serde_json::Value>) -> ManifestList {
+        let bytes = serde_json::to_vec(
+            &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}),
+        )
+        .unwrap();
+        match parse(&bytes, None).unwrap() {
+            Manifest::List(l) => l,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn schema1_is_reported_as_unsupported() {
+        let body = br#"{"schemaVersion": 1, "name": "a/b", "tag": "latest", "fsLayers": [], "history": []}"#;
+        let err = parse(body, Some(DOCKER_SCHEMA1_SIGNED)).unwrap_err();
+        assert_eq!(err.reason(), "UnsupportedSchema1");
+        assert!(err.to_string().contains("schema1"));
+        assert!(matches!(parse(body, None), Err(ManifestError::Schema1(_))));
+    }
+
+    #[test]
+    fn unknown_media_type_and_malformed_json_are_errors() {
+        let body = br#"{"schemaVersion": 2, "mediaType": "application/vnd.example+json"}"#;
+        assert_eq!(
+            parse(body, None).unwrap_err(),
+            ManifestError::UnsupportedMediaType("application/vnd.example+json".into())
+        );
+        assert_eq!(
+            parse(b"{not json", None).unwrap_err().reason(),
+            "MalformedManifest"
+        );
+        let no_config =
+            br#"{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"}"#;
+        assert_eq!(
+            parse(no_config, None).unwrap_err().reason(),
+            "MalformedManifest"
+        );
+    }
+
+    #[test]
+    fn content_type_wins_when_the_body_has_no_media_type() {
+        let body = serde_json::to_vec(
+            &json!({"schemaVersion": 2, "config": {"digest": D1, "size": 2}, "layers": []}),
+        )
+        .unwrap();
+        match parse(
+            &body,
+            Some("application/vnd.docker.distribution.manifest.v2+json; charset=utf-8"),
+        )
+        .unwrap()
+        {
+            Manifest::Single(m) => assert_eq!(m.media_type, DOCKER_SCHEMA2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // OA importer_manifestlist_test TestImportManifestListSingleManifest: Legacy takes amd64.
+    #[test]
+    fn legacy_mode_picks_linux_amd64_by_default() {
+        let l = list(vec![
+            entry("arm64", "linux", Some("v8"), D2),
+            entry("amd64", "linux", None, D1),
+        ]);
+        let child = select_child(&l, None, None, &Platform::default()).unwrap();
+        assert_eq!(child.digest, D1);
+    }
+
+    #[test]
+    fn legacy_mode_honours_preference_then_default_then_first() {
+        let l = list(vec![
+            entry("amd64", "linux", None, D1),
+            entry("arm64", "linux", Some("v8"), D2),
+        ]);
+        assert_eq!(
+            select_child(&l, Some("arm64"), None, &Platform::default())
+                .unwrap()
+                .digest,
+            D2
+        );
+        // A preference that matches nothing falls back to the default platform.
+        assert_eq!(
+            select_child(&l, Some("s390x"), None, &Platform::default())
+                .unwrap()
+                .digest,
+            D1
+        );
+        let arm = Platform {
+            os: "linux".into(),
+            architecture: "arm64".into(),
+            variant: None,
+        };
+        assert_eq!(select_child(&l, None, None, &arm).unwrap().digest, D2);
+        let only_ppc = list(vec![entry("ppc64le", "linux", None, D2)]);
+        assert_eq!(
+            select_child(&only_ppc, None, None, &Platform::default())
+                .unwrap()
+                .digest,
+            D2
+        );
+    }
+
+    #[test]
+    fn attestations_are_never_selected() {
+        let mut attest = entry("unknown", "unknown", None, D2);
+        attest["annotations"] = json!({"vnd.docker.reference.type": "attestation-manifest"});
+        let l = list(vec![attest, entry("arm64", "linux", None, D1)]);
+        assert_eq!(
+            select_child(&l, None, None, &Platform::default())
+                .unwrap()
+                .digest,
+            D1
+        );
+        let only_attest = list(vec![entry("unknown", "unknown", None, D2)]);
+        assert!(select_child(&only_attest, None, None, &Platform::default()).is_none());
+    }
+
+    // OA image_test TestManifestListToImageConversion.
+    #[test]
+    fn list_image_mirrors_the_entries() {
+        let l = list(vec![
+            entry("amd64", "linux", None, D1),
+            entry("arm", "linux", Some("v7"), D2),
+        ]);
+        let now: jiff::Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
+        let image = list_image("quay.io/a/b", D1, &l, b"{}", now).unwrap();
+        assert_eq!(
+            image.metadata.name.as_deref(),
+            Some(crate::names::image(D1).as_str())
+        );
+        assert_eq!(
+            image.spec.docker_image_reference,
+            format!("quay.io/a/b@{D1}")
+        );
+        assert!(image.spec.docker_image_layers.is_empty());
+        assert_eq!(image.spec.docker_image_manifests.len(), 2);
+        assert_eq!(image.spec.docker_image_manifests[1].variant, "v7");
+        assert_eq!(image.spec.docker_image_manifests[1].manifest_size, 500);
+        let meta = image.spec.docker_image_metadata().unwrap().unwrap();
+        assert_eq!(meta.id, D1);
+        assert_eq!(meta.created.map(|t| t.0), Some(now));
+    }
+
+    // OA importer_test "successful import by tag": name = manifest digest, size = config + layers.
+    #[test]
+    fn single_image_takes_metadata_from_the_config() {
+        let config = serde_json::to_vec(&json!({
+            "architecture": "arm64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+            "author": "lab", "docker_version": "24.0.0",
+            "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"], "WorkingDir": "/app", "Labels": {"a": "b"},
+                       "ExposedPorts": {"8080/tcp": {}}},
+            "rootfs": {"type": "layers", "diff_ids": []}
+        }))
+        .unwrap();
+        let manifest = SingleManifest {
+            media_type: OCI_MANIFEST.into(),
+            config: Descriptor {
+                media_type: "application/vnd.oci.image.config.v1+json".into(),
+                digest: D2.into(),
+                size: 10,
+                platform: None,
+                annotations: BTreeMap::new(),
+            },
+            layers: vec![
+                Descriptor {
+                    media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+                    digest: D1.into(),
+                    size: 100,
+                    platform: None,
+                    annotations: BTreeMap::new(),
+                },
+                // The same blob twice counts once.
+                Descriptor {
+                    media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+                    digest: D1.into(),
+                    size: 100,
+                    platform: None,
+                    annotations: BTreeMap::new(),
+                },
+            ],
+        };
+        let image = single_image("nginx", D1, &manifest, b"{\"m\":1}", &config).unwrap();
+        assert_eq!(image.spec.docker_image_reference, format!("nginx@{D1}"));
+        assert_eq!(image.spec.docker_image_manifest_media_type, OCI_MANIFEST);
+        assert_eq!(image.spec.docker_image_layers.len(), 2);
+        assert_eq!(image.spec.docker_image_layers[0].name, D1);
+        let meta = image.spec.docker_image_metadata().unwrap().unwrap();
+        assert_eq!(meta.id, D2, "Id is the config digest");
+        assert_eq!(meta.architecture, "arm64");
+        assert_eq!(meta.author, "lab");
+        assert_eq!(meta.docker_version, "24.0.0");
+        assert_eq!(meta.size, config.len() as i64 + 100);
+        let cfg = meta.config.unwrap();
+        assert_eq!(cfg.env, vec!["PATH=/bin".to_string()]);
+        assert_eq!(cfg.working_dir, "/app");
+        assert_eq!(cfg.labels.get("a").map(String::as_str), Some("b"));
+        assert!(cfg.exposed_ports.contains_key("8080/tcp"));
+        let annotations = image.metadata.annotations.unwrap();
+        assert_eq!(
+            annotations
+                .get(DOCKER_IMAGE_LAYERS_ORDER_ANNOTATION)
+                .map(String::as_str),
+            Some("ascending")
+        );
+        assert_eq!(
+            annotations
+                .get(crate::names::ANNOTATION_IMAGE)
+                .map(String::as_str),
+            Some(D1)
+        );
+    }
+
+    #[test]
+    fn malformed_config_is_an_error_not_a_panic() {
+        let manifest = SingleManifest {
+            media_type: DOCKER_SCHEMA2.into(),
+            config: Descriptor {
+                media_type: String::new(),
+                digest: D2.into(),
+                size: 1,
+                platform: None,
+                annotations: BTreeMap::new(),
+            },
+            layers: vec![],
+        };
+        let err = single_image("a/b", D1, &manifest, b"{}", b"[1,2").unwrap_err();
+        assert_eq!(err.reason(), "MalformedConfig");
+        let err =
+            single_image("a/b", D1, &manifest, b"{}", br#"{"created": "yesterday"}"#).unwrap_err();
+        assert_eq!(err.reason(), "MalformedConfig");
+    }
+}
