@@ -34,11 +34,6 @@ pub const MANIFEST_ACCEPT: [&str; 6] = [
     DOCKER_SCHEMA1,
 ];
 
-/// Annotation on a stream's spec tag: the architecture Legacy mode prefers from a list.
-pub const PREFER_ARCH_ANNOTATION: &str = "importer.image.openshift.io/prefer-arch";
-/// Annotation on a stream's spec tag: the OS Legacy mode prefers from a list.
-pub const PREFER_OS_ANNOTATION: &str = "importer.image.openshift.io/prefer-os";
-
 /// Why bytes from a registry could not become an Image.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ManifestError {
@@ -191,7 +186,8 @@ pub fn is_attestation(entry: &Descriptor) -> bool {
             .is_some_and(|p| p.os == "unknown" || p.architecture == "unknown")
 }
 
-/// The child Legacy mode imports from a list: the preferred arch/os (annotations on the tag),
+/// The child Legacy mode imports from a list: the preferred arch/os (the tag's
+/// `importer.image.openshift.io/prefer-arch`/`prefer-os` annotations),
 /// else the configured default platform, else linux/amd64, else the first runnable entry.
 pub fn select_child<'a>(
     list: &'a ManifestList,
