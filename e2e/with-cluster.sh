@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Run a command against one shared, throwaway kube-apiserver + etcd (e2e/cluster).
+#
+#   e2e/with-cluster.sh CMD [ARGS...]      e.g. e2e/with-cluster.sh cargo nextest run
+#
+# Builds the harness (cached, see e2e/cluster/build.sh), starts it on a temp dir with free
+# ports, waits until it is ready, then runs CMD with
+#   IMAGESTREAM_TEST_KUBECONFIG, KUBECONFIG  the admin kubeconfig (system:masters)
+#   IMAGESTREAM_CLUSTER_HARNESS              the harness binary (for tests that start their own)
+#   IMAGESTREAM_CLUSTER_DIR                  the harness directory (cluster.log, pki/)
+# and always stops the cluster afterwards (SIGTERM, then SIGKILL after 20 s). Exits with
+# CMD's status.
+#
+# Environment: IMAGESTREAM_CLUSTER_READY_TIMEOUT (seconds, default 120);
+# IMAGESTREAM_KEEP_CLUSTER_DIR=1 keeps the directory (and its log) after the run.
+set -euo pipefail
+
+if [[ $# -eq 0 ]]; then
+	echo "usage: $0 CMD [ARGS...]" >&2
+	exit 2
+fi
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+bin="$("$here/cluster/build.sh")"
+timeout="${IMAGESTREAM_CLUSTER_READY_TIMEOUT:-120}"
+
+dir="$(mktemp -d "${TMPDIR:-/tmp}/imagestream-cluster.XXXXXX")"
+pid=""
+
+stop_cluster() {
+	local status=$?
+	if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for _ in $(seq 200); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			echo "with-cluster.sh: the harness did not stop within 20 s; killing it" >&2
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+		wait "$pid" 2>/dev/null || true
+	fi
+	if [[ "${IMAGESTREAM_KEEP_CLUSTER_DIR:-}" == 1 ]]; then
+		echo "with-cluster.sh: cluster directory kept at $dir" >&2
+	else
+		rm -rf "$dir"
+	fi
+	exit "$status"
+}
+trap stop_cluster EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log_tail() {
+	echo "--- tail of $dir/cluster.log ---" >&2
+	tail -n 60 "$dir/harness.stderr" "$dir/cluster.log" >&2 2>/dev/null || true
+}
+
+# --pdeathsig: the harness gets SIGTERM if this script dies without running its trap.
+setpriv --pdeathsig TERM -- "$bin" --dir "$dir" >/dev/null 2>"$dir/harness.stderr" &
+pid=$!
+
+start=$SECONDS
+until [[ -f "$dir/ready" ]]; do
+	if ! kill -0 "$pid" 2>/dev/null; then
+		wait "$pid" && rc=0 || rc=$?
+		pid=""
+		echo "with-cluster.sh: the cluster harness exited with status $rc before it was ready" >&2
+		log_tail
+		exit 1
+	fi
+	if ((SECONDS - start >= timeout)); then
+		echo "with-cluster.sh: the cluster harness was not ready after ${timeout}s" >&2
+		log_tail
+		exit 1
+	fi
+	sleep 0.2
+done
+echo "with-cluster.sh: cluster ready at $(cat "$dir/ready") after $((SECONDS - start))s (log: $dir/cluster.log)" >&2
+
+export IMAGESTREAM_TEST_KUBECONFIG="$dir/kubeconfig"
+export KUBECONFIG="$dir/kubeconfig"
+export IMAGESTREAM_CLUSTER_HARNESS="$bin"
+export IMAGESTREAM_CLUSTER_DIR="$dir"
+
+set +e
+"$@"
+status=$?
+set -e
+exit "$status"
