@@ -10,3 +10,4 @@ pub mod config;
 pub mod crd;
 pub mod import;
 pub mod names;
+pub mod stream;
