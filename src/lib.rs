@@ -10,4 +10,5 @@ pub mod config;
 pub mod crd;
 pub mod import;
 pub mod names;
+pub mod registry;
 pub mod stream;
