@@ -131,7 +131,8 @@ struct Call<'a> {
     context: String,
 }
 
-/// A response after redirects, and whether it came from the host our credentials are for.
+/// A response after redirects, and whether it came from the host our credentials are for
+/// (only its 401s start the authentication dance).
 struct Followed {
     response: Response,
     at_auth_origin: bool,
@@ -650,10 +651,7 @@ impl RegistryClient {
         }
         let started = Instant::now();
         let realm_origin = origin(&url);
-        let auth = self
-            .credentials
-            .as_ref()
-            .map(|_| (Authorization::Basic, realm_origin));
+        let auth = self.credentials.as_ref().map(|_| Authorization::Basic);
         let followed = match self
             .follow(
                 call,
@@ -661,7 +659,7 @@ impl RegistryClient {
                 Method::GET,
                 url,
                 Some("application/json"),
-                auth.as_ref(),
+                (auth.as_ref(), &realm_origin),
             )
             .await
         {
@@ -728,9 +726,16 @@ impl RegistryClient {
             let method = method.clone();
             async move {
                 let url = url.map_err(FollowError::Failed)?;
-                let auth = auth.map(|a| (a.clone(), origin(&url)));
-                self.follow(call, call.kind, method, url, accept, auth.as_ref())
-                    .await
+                let registry_origin = origin(&url);
+                self.follow(
+                    call,
+                    call.kind,
+                    method,
+                    url,
+                    accept,
+                    (auth, &registry_origin),
+                )
+                .await
             }
         };
         let err = match attempt(scheme).await {
@@ -779,7 +784,8 @@ impl RegistryClient {
     }
 
     /// Sends `url` and follows redirects (at most `max_redirects`, no loops, every hop's
-    /// address guarded). `auth` goes only to its origin (host and port).
+    /// address guarded). `auth` goes only to `auth_origin` (host and port): the registry's, or
+    /// the token realm's.
     async fn follow(
         &self,
         call: &Call<'_>,
@@ -787,7 +793,7 @@ impl RegistryClient {
         method: Method,
         mut url: Url,
         accept: Option<&str>,
-        auth: Option<&(Authorization, Origin)>,
+        (auth, auth_origin): (Option<&Authorization>, &Origin),
     ) -> Result<Followed, FollowError> {
         let max_redirects = self.shared.config.max_redirects;
         let mut visited: Vec<Url> = Vec::new();
@@ -797,12 +803,12 @@ impl RegistryClient {
                     message: format!("forbidden: request for {} blocked: {blocked}", call.image),
                 }));
             }
-            let at_auth_origin = auth.is_some_and(|(_, o)| *o == origin(&url));
+            let at_auth_origin = *auth_origin == origin(&url);
             let mut request = self.http.request(method.clone(), url.clone());
             if let Some(accept) = accept {
                 request = request.header(header::ACCEPT, accept);
             }
-            if let Some((authorization, _)) = auth.filter(|_| at_auth_origin) {
+            if let Some(authorization) = auth.filter(|_| at_auth_origin) {
                 request = match authorization {
                     Authorization::Basic => match &self.credentials {
                         Some(c) => request.basic_auth(&c.username, Some(&c.password)),
@@ -991,7 +997,7 @@ fn send_error(call: &Call<'_>, err: &reqwest::Error) -> RegistryError {
     RegistryError::Transport {
         image: call.image.clone(),
         detail: format!("{}{}", call.context, transport::describe(err)),
-        transient: !err.is_builder(),
+        transient: !err.is_builder() && !transport::is_certificate_error(err),
         source: None,
     }
 }

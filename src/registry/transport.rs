@@ -13,11 +13,25 @@ use super::policy::blocked_ip_reason;
 
 /// A connection target the guard refused.
 #[derive(Debug, thiserror::Error)]
-#[error("{host} resolves to {ip}, {reason}, which registry requests may not reach")]
 pub(crate) struct BlockedAddress {
     pub host: String,
     pub ip: IpAddr,
     pub reason: &'static str,
+}
+
+impl std::fmt::Display for BlockedAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (ip, reason) = (self.ip, self.reason);
+        if self.host == ip.to_string() {
+            write!(f, "{ip} is {reason}, which registry requests may not reach")
+        } else {
+            let host = &self.host;
+            write!(
+                f,
+                "{host} resolves to {ip}, {reason}, which registry requests may not reach"
+            )
+        }
+    }
 }
 
 /// DNS resolution that drops link-local, metadata and unspecified addresses (and fails when
@@ -183,6 +197,21 @@ pub(crate) fn is_http_only_server(err: &reqwest::Error) -> bool {
                     | rustls::InvalidMessage::UnknownProtocolVersion
                     | rustls::InvalidMessage::MessageTooLarge
             ))
+        )
+    })
+}
+
+/// Whether the server's certificate was refused (unknown issuer, wrong name, expired): a
+/// configuration problem that another attempt will not fix.
+pub(crate) fn is_certificate_error(err: &reqwest::Error) -> bool {
+    chain(err).into_iter().any(|e| {
+        matches!(
+            e.downcast_ref::<rustls::Error>(),
+            Some(
+                rustls::Error::InvalidCertificate(_)
+                    | rustls::Error::NoCertificatesPresented
+                    | rustls::Error::UnsupportedNameType
+            )
         )
     })
 }

@@ -3,5 +3,6 @@
 
 pub mod cluster;
 pub mod crds;
+pub mod fault_registry;
 pub mod images;
 pub mod registry;
