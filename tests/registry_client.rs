@@ -5,14 +5,16 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use imagestream_operator::config::Platform;
+use imagestream_operator::import::engine::{self, ListResolutions, Mode, Outcome, Request};
 use imagestream_operator::registry::{
     AllowedRegistries, BasicCredentials, BlockedRegistries, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES,
-    PathKind, RegistryClient, RegistryConfig, RegistryError, RequestObserver,
+    PathKind, RegistryClient, RegistryConfig, RegistryError, RepositorySource, RequestObserver,
 };
 use support::fault_registry::{FaultServer, Reply, Seen};
 use support::images::{OCI_CONFIG, OCI_MANIFEST, sha256_digest};
@@ -536,6 +538,71 @@ async fn token_registry_concurrent_requests_share_one_token_and_refresh_before_e
     );
 }
 
+#[tokio::test]
+async fn import_engine_runs_on_the_transport_through_token_auth() {
+    let registry = RegistryOptions::token().seeded_read_only().start();
+    let seeded = registry.seeded().unwrap();
+    let ts = registry.token_server().unwrap();
+    let addr = registry.addr();
+    let client = Arc::new(client_with(
+        fast(),
+        true,
+        Some((READER_USER, READER_PASSWORD)),
+        None,
+    ));
+    let source = RepositorySource::new(client, addr, "lab/multi");
+    let written = format!("{addr}/lab/multi");
+    let platform = Platform::default();
+    let lists = ListResolutions::default();
+    let list = seeded.digest("lab/multi", "oci-index");
+    let mut req = Request {
+        repository_as_written: &written,
+        reference: "oci-index",
+        mode: Mode::PreserveOriginal,
+        prefer_arch: None,
+        prefer_os: None,
+        default_platform: &platform,
+        current_image: None,
+    };
+
+    let mark = registry.mark();
+    let tmark = ts.mark();
+    let known: HashMap<String, bool> = HashMap::new();
+    let outcome = engine::import(&source, &req, &known, &lists, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(outcome.image(), list);
+    let Outcome::Imported { images, .. } = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(images.len(), 4, "the list and its three children");
+    let requests = summary(&registry.requests_since_async(mark).await);
+    // a 401, the list, then manifest and config per child
+    assert_eq!(requests.len(), 1 + 1 + 3 * 2, "{requests:#?}");
+    assert_eq!(ts.requests_since(tmark).len(), 1);
+
+    // the scheduled re-check: one HEAD with the cached token
+    req.current_image = Some(list);
+    let mark = registry.mark();
+    let outcome = engine::import(&source, &req, &known, &lists, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Unchanged { .. }), "{outcome:?}");
+    assert_eq!(
+        summary(&registry.requests_since_async(mark).await),
+        ["HEAD /v2/lab/multi/manifests/oci-index 200"]
+    );
+    assert_eq!(ts.requests_since(tmark).len(), 1);
+
+    // failures keep the transport's reasons
+    req.reference = "missing";
+    req.current_image = None;
+    let err = engine::import(&source, &req, &known, &lists, jiff::Timestamp::now())
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, "NotFound", "{err:?}");
+}
+
 // ------------------------------------------------------------- fault server ---
 
 #[tokio::test]
@@ -803,7 +870,11 @@ async fn redirects_loops_hops_and_forbidden_targets() {
     let config_digest = sha256_digest(&config);
     let cdn = {
         let config = config.clone();
-        FaultServer::start(move |_req: &Seen| Reply::ok("application/octet-stream", config.clone()))
+        FaultServer::start(move |req: &Seen| match req.path.as_str() {
+            // a signed URL that keeps redirecting to itself
+            "/cdn/loop" => Reply::redirect(302, "/cdn/loop?signature=s3cr3t-sig"),
+            _ => Reply::ok("application/octet-stream", config.clone()),
+        })
     };
     let cdn_addr = cdn.addr().to_string();
     let blob_path = format!("/v2/a/b/blobs/{config_digest}");
@@ -817,6 +888,10 @@ async fn redirects_loops_hops_and_forbidden_targets() {
                 p if p == blob_path => Reply::redirect(
                     307,
                     &format!("http://{cdn_addr}/cdn/blob?signature=s3cr3t-sig"),
+                ),
+                p if p.starts_with("/v2/a/cdnloop/") => Reply::redirect(
+                    307,
+                    &format!("http://{cdn_addr}/cdn/loop?signature=s3cr3t-sig"),
                 ),
                 p if p.starts_with("/v2/a/loop/") => Reply::redirect(302, "/a"),
                 "/a" => Reply::redirect(302, "/b"),
@@ -894,13 +969,24 @@ async fn redirects_loops_hops_and_forbidden_targets() {
             "{message}"
         );
     }
-    // no secret from a redirect URL in any message
+    // a signed redirect URL is named without its query (the signature) in messages
+    let err = c
+        .get_blob(addr, "a/cdnloop", &config_digest, MAX_CONFIG_BYTES)
+        .await
+        .unwrap_err();
+    let message = err.to_string();
     assert!(
-        server
-            .served()
-            .iter()
-            .all(|s| !s.request.path.contains("s3cr3t"))
+        message.contains(&format!(
+            "redirect loop: http://{}/cdn/loop was visited before",
+            cdn.addr()
+        )),
+        "{message}"
     );
+    assert!(
+        !message.contains("s3cr3t") && !format!("{err:?}").contains("s3cr3t"),
+        "{err:?}"
+    );
+    assert_eq!(cdn.count("/cdn/loop"), 1);
 }
 
 #[tokio::test]

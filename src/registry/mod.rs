@@ -40,12 +40,14 @@
 //!   reported to an optional [`RequestObserver`], for metrics and for tests.
 //!
 //! Errors are [`RegistryError`]s carrying upstream's status reasons (semantics 5.9).
+//! [`RepositorySource`] is the import engine's `Source` over a client.
 
 mod cache;
 mod client;
 pub mod error;
 pub mod policy;
 pub mod protocol;
+mod source;
 mod transport;
 
 use std::collections::HashMap;
@@ -58,6 +60,7 @@ pub use cache::ClientCache;
 pub use client::RegistryClient;
 pub use error::{RegistryError, UnauthorizedKind};
 pub use policy::{AllowedRegistries, BlockedRegistries, Transport};
+pub use source::RepositorySource;
 
 /// Largest manifest accepted, in bytes (4 MiB, as distribution's own limit).
 pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
