@@ -8,6 +8,7 @@
 pub mod api;
 pub mod config;
 pub mod crd;
+pub mod credentials;
 pub mod import;
 pub mod names;
 pub mod registry;
