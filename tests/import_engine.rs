@@ -1,125 +1,43 @@
 //! The import engine against a real registry: what each import costs in registry requests,
-//! and what it produces, for every manifest kind and both import modes.
+//! and what it produces, for every manifest kind and both import modes, through the
+//! production registry client.
 
 mod support;
 
 use std::collections::HashMap;
 
 use imagestream_operator::config::Platform;
-use imagestream_operator::import::engine::{
-    self, Fetched, Head, ListResolutions, Mode, Outcome, Request, Source, SourceError,
-};
+use std::sync::Arc;
+
+use imagestream_operator::import::engine::{self, ListResolutions, Mode, Outcome, Request};
+use imagestream_operator::registry::{RegistryClient, RegistryConfig, RepositorySource};
 use support::images::ImageSpec;
-use support::registry::{RegistryClient, TestRegistry, summary};
-
-/// A [`Source`] over the test registry's plain HTTP client (full Accept list, no retries).
-struct TestSource {
-    client: RegistryClient,
-    repo: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{reason}: {message}")]
-struct TestSourceError {
-    reason: &'static str,
-    message: String,
-}
-
-impl SourceError for TestSourceError {
-    fn reason(&self) -> &'static str {
-        self.reason
-    }
-}
-
-fn status_error(status: u16, what: &str) -> TestSourceError {
-    let reason = match status {
-        404 => "NotFound",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        _ => "InternalError",
-    };
-    TestSourceError {
-        reason,
-        message: format!("{what}: HTTP {status}"),
-    }
-}
-
-impl Source for TestSource {
-    type Error = TestSourceError;
-
-    async fn head(&self, reference: &str) -> Result<Head, TestSourceError> {
-        let r = self
-            .client
-            .head_manifest(&self.repo, reference)
-            .await
-            .map_err(|e| TestSourceError {
-                reason: "InternalError",
-                message: e.to_string(),
-            })?;
-        if r.status != 200 {
-            return Err(status_error(r.status, reference));
-        }
-        Ok(Head {
-            digest: r.digest().unwrap_or_default(),
-            media_type: r.content_type().unwrap_or_default(),
-        })
-    }
-
-    async fn manifest(&self, reference: &str) -> Result<Fetched, TestSourceError> {
-        let r = self
-            .client
-            .get_manifest(&self.repo, reference)
-            .await
-            .map_err(|e| TestSourceError {
-                reason: "InternalError",
-                message: e.to_string(),
-            })?;
-        if r.status != 200 {
-            return Err(status_error(r.status, reference));
-        }
-        Ok(Fetched {
-            digest: r.body_digest(),
-            media_type: r.content_type().unwrap_or_default(),
-            bytes: r.body,
-        })
-    }
-
-    async fn blob(&self, digest: &str) -> Result<Vec<u8>, TestSourceError> {
-        let r = self
-            .client
-            .get_blob(&self.repo, digest)
-            .await
-            .map_err(|e| TestSourceError {
-                reason: "InternalError",
-                message: e.to_string(),
-            })?;
-        if r.status != 200 {
-            return Err(status_error(r.status, digest));
-        }
-        Ok(r.body)
-    }
-}
+use support::registry::{TestRegistry, summary};
 
 struct Fixture {
     registry: TestRegistry,
+    client: Arc<RegistryClient>,
     platform: Platform,
     lists: ListResolutions,
 }
 
 impl Fixture {
     fn new() -> Self {
+        support::cluster::install_crypto_provider();
+        // The plain-HTTP test registry needs insecure: one HTTPS attempt, then HTTP,
+        // remembered per host (the failed HTTPS attempt never reaches the access log).
+        let client = RegistryClient::new(RegistryConfig::default(), None, true, None)
+            .expect("registry client");
         Fixture {
             registry: TestRegistry::start(support::registry::RegistryOptions::plain().seeded()),
+            client: Arc::new(client),
             platform: Platform::default(),
             lists: ListResolutions::default(),
         }
     }
 
-    fn source(&self, repo: &str) -> TestSource {
-        TestSource {
-            client: self.registry.client(),
-            repo: repo.to_string(),
-        }
+    fn source(&self, repo: &str) -> RepositorySource {
+        RepositorySource::new(self.client.clone(), self.registry.addr(), repo)
     }
 
     fn written(&self, repo: &str) -> String {
