@@ -11,5 +11,6 @@ pub mod crd;
 pub mod credentials;
 pub mod import;
 pub mod names;
+pub mod reference;
 pub mod registry;
 pub mod stream;
