@@ -77,4 +77,6 @@ trap 'rm -f "$tmp"' EXIT
 mv -f "$tmp" "$bin"
 trap - EXIT
 echo "build.sh: built $bin in $((SECONDS - start))s" >&2
+# Keep the three newest binaries (about 110 MB each); older ones are from earlier versions.
+ls -1t "$cache"/cluster-harness-???????????????? 2>/dev/null | tail -n +4 | xargs -r rm -f
 link

@@ -34,13 +34,17 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 	_ "time/tzdata" // as upstream kube-apiserver: time zone support for CronJob
+	"unsafe"
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"k8s.io/client-go/tools/clientcmd"
@@ -49,6 +53,7 @@ import (
 	_ "k8s.io/component-base/logs/json/register"          // as upstream: JSON log format registration
 	_ "k8s.io/component-base/metrics/prometheus/clientgo" // as upstream: client-go metrics
 	_ "k8s.io/component-base/metrics/prometheus/version"  // as upstream: version metric
+	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
 )
 
@@ -67,8 +72,35 @@ func fatalf(format string, args ...any) {
 	}
 }
 
+// main runs on the main thread (locked in init): the parent-death signal set by
+// whoever spawned the harness belongs to that thread.
+func init() { runtime.LockOSThread() }
+
 func main() {
-	os.Exit(run())
+	hup := adoptParentDeathSignal()
+	runtime.UnlockOSThread()
+	os.Exit(run(hup))
+}
+
+// adoptParentDeathSignal replaces a parent-death signal (PR_SET_PDEATHSIG) set by
+// the spawner, typically SIGTERM, with SIGHUP, which is caught here and turned into
+// exactly one SIGTERM. The kernel sends the parent-death signal again each time the
+// harness is handed to another thread of a dying multi-threaded parent (a test
+// process), and kube-apiserver's handler exits at once, skipping all clean-up, on a
+// second SIGTERM. Returns nil if no parent-death signal was set.
+func adoptParentDeathSignal() <-chan os.Signal {
+	var sig int32
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&sig)), 0); e != 0 || sig == 0 {
+		return nil
+	}
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGHUP), 0); e != 0 {
+		signal.Stop(ch)
+		return nil
+	}
+	// If the parent died before this point, its own signal was already delivered.
+	return ch
 }
 
 type options struct {
@@ -88,7 +120,7 @@ func parseFlags() (*options, error) {
 	fs.IntVar(&o.port, "port", 0, "kube-apiserver secure port on 127.0.0.1 (0 = pick a free port)")
 	fs.IntVar(&o.etcdPort, "etcd-port", 0, "etcd client port on 127.0.0.1 (0 = pick a free port)")
 	fs.BoolVar(&o.keep, "keep", false, "keep DIR/etcd on exit")
-	fs.BoolVar(&o.removeDir, "remove-dir-on-exit", false, "remove DIR entirely on exit (for a DIR made only for this run)")
+	fs.BoolVar(&o.removeDir, "remove-dir-on-exit", false, "remove DIR entirely when stopped by SIGTERM/SIGINT (for a DIR made only for this run); kept after a failure")
 	fs.BoolVar(&o.logToFile, "log-to-file", true, "redirect stderr (etcd, kube-apiserver, harness) to DIR/cluster.log")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: cluster-harness --dir DIR [--port N] [--etcd-port N] [--keep] [-- extra kube-apiserver flags]\n")
@@ -110,7 +142,7 @@ func parseFlags() (*options, error) {
 	return o, nil
 }
 
-func run() int {
+func run(parentDied <-chan os.Signal) int {
 	o, err := parseFlags()
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -143,6 +175,13 @@ func run() int {
 	// etcd half-open.
 	cmd := app.NewAPIServerCommand()
 	ctx := cmd.Context()
+	if parentDied != nil {
+		go func() {
+			<-parentDied // later SIGHUPs stay caught by the Notify and are dropped
+			logf("parent process died; shutting down")
+			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
+		}()
+	}
 
 	pki, err := writePKI(filepath.Join(o.dir, "pki"))
 	if err != nil {
@@ -153,22 +192,37 @@ func run() int {
 	etcd, etcdURL, err := startEtcd(ctx, o)
 	if err != nil {
 		fatalf("starting etcd: %v", err)
+		if ctx.Err() != nil && o.removeDir {
+			// Signalled during start-up: nothing worth keeping for debugging.
+			_ = os.RemoveAll(o.dir)
+		}
 		return 1
 	}
 	etcdDir := etcd.Config().Dir
 	var stopping atomic.Bool
-	defer func() {
-		stopping.Store(true)
-		etcd.Close()
-		if !o.keep {
-			_ = os.RemoveAll(etcdDir)
-		}
-		_ = os.Remove(readyPath)
-		logf("stopped")
-		if o.removeDir {
-			_ = os.RemoveAll(o.dir)
-		}
-	}()
+	var cleanupOnce sync.Once
+	cleanup := func() {
+		cleanupOnce.Do(func() {
+			stopping.Store(true)
+			etcd.Close()
+			if !o.keep {
+				_ = os.RemoveAll(etcdDir)
+			}
+			_ = os.Remove(readyPath)
+			logf("stopped")
+			if o.removeDir && ctx.Err() != nil {
+				_ = os.RemoveAll(o.dir)
+			}
+		})
+	}
+	defer cleanup()
+	// kube-apiserver calls klog.Fatal in some paths, e.g. when a post-start hook is
+	// cancelled because SIGTERM arrived during start-up. Clean up before that exit too.
+	klog.OsExit = func(code int) {
+		logf("kube-apiserver exited fatally with status %d", code)
+		cleanup()
+		os.Exit(code)
+	}
 	if ctx.Err() != nil {
 		logf("signalled during start-up")
 		return 1

@@ -159,10 +159,10 @@ impl TestCluster {
                 .expect("creating a temp dir for the cluster harness");
             let dir = tempdir.path().to_path_buf();
             let mut cmd = Command::new(&binary);
-            cmd.arg("--dir").arg(&dir);
-            if process_wide {
-                cmd.arg("--remove-dir-on-exit");
-            }
+            // On SIGTERM (PR_SET_PDEATHSIG, below) the harness removes its directory itself:
+            // a static is never dropped, and a killed test process drops nothing. After a
+            // failure it keeps the directory, so the log tail below can be read.
+            cmd.arg("--dir").arg(&dir).arg("--remove-dir-on-exit");
             cmd.stdin(Stdio::null()).stdout(Stdio::null());
             // The harness sends its own stderr to DIR/cluster.log once it has parsed its flags;
             // anything before that lands here.
