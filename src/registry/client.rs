@@ -820,7 +820,7 @@ impl RegistryClient {
             let started = Instant::now();
             let result = request.send().await;
             let status = result.as_ref().ok().map(|r| r.status().as_u16());
-            self.observe(call, &method, kind, status, started.elapsed());
+            self.observe(call, &method, kind, &url, status, started.elapsed());
             let response = match result {
                 Ok(r) => r,
                 Err(err) if visited.is_empty() => return Err(FollowError::FirstHop(err)),
@@ -864,6 +864,7 @@ impl RegistryClient {
         call: &Call<'_>,
         method: &Method,
         kind: PathKind,
+        url: &Url,
         status: Option<u16>,
         elapsed: Duration,
     ) {
@@ -877,7 +878,14 @@ impl RegistryClient {
             "registry request"
         );
         if let Some(observer) = &self.shared.config.observer {
-            observer.on_request(call.registry, method.as_str(), kind, status, elapsed);
+            observer.on_exchange(&super::Exchange {
+                registry: call.registry,
+                method: method.as_str(),
+                path_kind: kind,
+                url: &display_url(url),
+                status,
+                duration: elapsed,
+            });
         }
     }
 }

@@ -150,19 +150,46 @@ impl PathKind {
     }
 }
 
+/// One HTTP exchange as a [`RequestObserver`] sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Exchange<'a> {
+    /// The registry as the caller named it.
+    pub registry: &'a str,
+    pub method: &'a str,
+    pub path_kind: PathKind,
+    /// Scheme, host and path; never the query (signed CDN URLs carry secrets there).
+    pub url: &'a str,
+    /// `None` when no response arrived.
+    pub status: Option<u16>,
+    /// Until the response headers.
+    pub duration: Duration,
+}
+
 /// Told about every HTTP exchange a client makes (each attempt, auth retry, token request
-/// and redirect hop). Must be cheap and must not block.
+/// and redirect hop). Must be cheap and must not block. Implement either method.
 pub trait RequestObserver: Send + Sync {
     /// `registry` as the caller named it; `status` is `None` when no response arrived;
     /// `duration` is until the response headers.
     fn on_request(
         &self,
-        registry: &str,
-        method: &str,
-        path_kind: PathKind,
-        status: Option<u16>,
-        duration: Duration,
-    );
+        _registry: &str,
+        _method: &str,
+        _path_kind: PathKind,
+        _status: Option<u16>,
+        _duration: Duration,
+    ) {
+    }
+
+    /// The whole exchange, URL included; by default forwards to [`Self::on_request`].
+    fn on_exchange(&self, exchange: &Exchange<'_>) {
+        self.on_request(
+            exchange.registry,
+            exchange.method,
+            exchange.path_kind,
+            exchange.status,
+            exchange.duration,
+        );
+    }
 }
 
 /// Settings shared by every client (built once from the operator's configuration).
