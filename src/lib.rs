@@ -3,13 +3,17 @@
 //!
 //! Modules: [`api`] (the image.openshift.io kinds), [`config`] (the operator's configuration
 //! kinds), [`names`] (object names for OpenShift's `stream:tag`-style names), [`crd`] (the
-//! CustomResourceDefinitions generated from the types).
+//! CustomResourceDefinitions generated from the types), [`reference`] and [`credentials`]
+//! (pull specs and pull secrets, OpenShift's way), [`registry`] (the registry transport),
+//! [`import`] (registry images to Image objects), [`inspect`] (one import from the command
+//! line), [`stream`] (tag generations, history and conditions).
 
 pub mod api;
 pub mod config;
 pub mod crd;
 pub mod credentials;
 pub mod import;
+pub mod inspect;
 pub mod names;
 pub mod reference;
 pub mod registry;

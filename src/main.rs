@@ -6,6 +6,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use imagestream_operator::crd;
+use imagestream_operator::import::engine::Mode;
+use imagestream_operator::inspect;
 
 #[derive(Parser)]
 #[command(name = "imagestream-operator", version, about)]
@@ -22,6 +24,48 @@ enum Command {
         #[arg(long)]
         output_dir: Option<PathBuf>,
     },
+    /// Import one image the way the operator would, and print the resulting Image objects.
+    ///
+    /// Exits non-zero with the status reason (NotFound, Unauthorized, BadRequest, ...) and
+    /// message when the import fails.
+    Inspect {
+        /// The pull spec, e.g. `quay.io/org/app:v1`, `nginx`, `registry:5000/a/b@sha256:...`.
+        reference: String,
+        /// Skip TLS verification, and fall back to plain HTTP.
+        #[arg(long)]
+        insecure: bool,
+        /// Credentials: a pull Secret (YAML or JSON), a docker config.json or a .dockercfg.
+        #[arg(long, value_name = "FILE")]
+        pull_secret: Option<PathBuf>,
+        /// Extra CA certificates (PEM) to trust.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+        /// How a manifest list is imported.
+        #[arg(long, value_enum, default_value = "legacy")]
+        import_mode: ImportMode,
+        /// The platform Legacy mode picks from a manifest list (os/arch[/variant]).
+        #[arg(long, value_parser = parse_platform)]
+        platform: Option<imagestream_operator::config::Platform>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "yaml")]
+        output: inspect::Output,
+        /// List every registry request on stderr.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Time limit for each registry request, in seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ImportMode {
+    Legacy,
+    PreserveOriginal,
+}
+
+fn parse_platform(s: &str) -> Result<imagestream_operator::config::Platform, String> {
+    inspect::parse_platform(s).map_err(|e| e.to_string())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +77,49 @@ fn main() -> anyhow::Result<()> {
 
     match Cli::parse().command {
         Command::Crds { output_dir } => write_crds(output_dir),
+        Command::Inspect {
+            reference,
+            insecure,
+            pull_secret,
+            ca_file,
+            import_mode,
+            platform,
+            output,
+            verbose,
+            timeout,
+        } => {
+            let options = inspect::Options {
+                reference,
+                insecure,
+                pull_secret,
+                ca_file,
+                mode: match import_mode {
+                    ImportMode::Legacy => Mode::Legacy,
+                    ImportMode::PreserveOriginal => Mode::PreserveOriginal,
+                },
+                platform,
+                output,
+                verbose,
+                timeout: std::time::Duration::from_secs(timeout.max(1)),
+            };
+            run_inspect(&options)
+        }
+    }
+}
+
+fn run_inspect(options: &inspect::Options) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr();
+    match runtime.block_on(inspect::run(options, &mut stdout, &mut stderr)) {
+        Ok(()) => Ok(()),
+        Err(err) => {
+            eprintln!("error: {}: {err}", err.reason());
+            std::process::exit(1);
+        }
     }
 }
 
