@@ -301,6 +301,50 @@ async fn preserve_original_imports_the_list_and_every_child() {
     assert_eq!(requests.len(), 1, "{requests:#?}");
 }
 
+/// A tag that was PreserveOriginal (its current image is the list) switched to Legacy:
+/// the HEAD still returns the list digest, which is not an answer in Legacy mode.
+#[tokio::test]
+async fn switching_a_list_tag_to_legacy_moves_it_to_the_child() {
+    let f = Fixture::new();
+    let list = seeded(&f).digest("lab/multi", "docker-list").to_string();
+    let child = seeded(&f)
+        .child_digest("lab/multi", "docker-list", "linux/amd64")
+        .to_string();
+    let mut known = HashMap::new();
+    let (outcome, _) = f
+        .run(
+            "lab/multi",
+            "docker-list",
+            Mode::PreserveOriginal,
+            None,
+            &known,
+        )
+        .await;
+    remember(&mut known, &outcome.expect("imports"));
+
+    let (outcome, _) = f
+        .run(
+            "lab/multi",
+            "docker-list",
+            Mode::Legacy,
+            Some(&list),
+            &known,
+        )
+        .await;
+    assert_eq!(
+        outcome.expect("imports"),
+        Outcome::Imported {
+            image: child.clone(),
+            images: vec![]
+        },
+        "the child is known already: nothing to build"
+    );
+    let (outcome, _) = f
+        .run("lab/multi", &list, Mode::Legacy, Some(&list), &known)
+        .await;
+    assert_eq!(outcome.expect("imports").image(), child, "by digest too");
+}
+
 #[tokio::test]
 async fn attestations_are_skipped_in_legacy_and_kept_in_preserve_original() {
     let f = Fixture::new();

@@ -216,8 +216,12 @@ pub async fn import<S: Source>(
     );
 
     // A digest reference names its content: if that Image exists there is nothing to ask.
+    // In Legacy mode a current image that is a list (the tag was PreserveOriginal before)
+    // is not an answer: the tag must move to a child.
+    let current_usable =
+        |current: &str| !(req.mode == Mode::Legacy && known.is_list(current) == Some(true));
     if is_digest(req.reference) {
-        if req.current_image == Some(req.reference) {
+        if req.current_image == Some(req.reference) && current_usable(req.reference) {
             return Ok(Outcome::Unchanged {
                 image: req.reference.to_string(),
             });
@@ -254,7 +258,7 @@ pub async fn import<S: Source>(
             .head(req.reference)
             .await
             .map_err(|e| ImportError::from_source(&e))?;
-        if head.digest == current {
+        if head.digest == current && current_usable(current) {
             return Ok(Outcome::Unchanged {
                 image: current.to_string(),
             });
