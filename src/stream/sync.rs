@@ -1,0 +1,1051 @@
+//! One pass of the imagestream controller over a stream, decided without IO: which tags to
+//! import, how tags that follow other tags resolve, and how results become the stream's
+//! status (semantics 2.6, 3.1 to 3.5, 4, 6; design.md sections 4 and 5).
+//!
+//! The controller reads the stream, asks [`imports`] what to fetch, runs the importer,
+//! then builds the next status with [`StatusUpdate`] (import results, then resolutions,
+//! then tracking tags) and writes it once, only when it differs.
+//!
+//! Generations follow design rule 4: an attempt for spec generation S writes E = S on
+//! success and C = S on failure; the spec is never written.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::image_stream::{
+    IMPORTER_PREFER_ARCH_ANNOTATION, IMPORTER_PREFER_OS_ANNOTATION, INSECURE_REPOSITORY_ANNOTATION,
+    ImageStream, ImageStreamStatus, ImportMode, KIND_DOCKER_IMAGE, KIND_IMAGE_STREAM_IMAGE,
+    KIND_IMAGE_STREAM_TAG, TagEvent, TagReference,
+};
+use crate::import::engine::Mode;
+use crate::import::importer::{ImageResult, Preference};
+use crate::reference::{DockerImageReference, digest_or_image_match};
+
+use super::generation::{importable, needs_import};
+use super::history::{
+    add_tag_event, clear_conditions, drop_empty_tags, latest, observed_generation,
+    set_failure_condition, update_tracking_tags,
+};
+
+/// Where the cluster's registry is, for `status.dockerImageRepository` and
+/// `status.publicDockerImageRepository` (semantics 10.1 cases 1 to 5).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Repositories {
+    /// `internalRegistryHostname`.
+    pub internal: Option<String>,
+    /// The first `externalRegistryHostnames` entry.
+    pub external: Option<String>,
+}
+
+impl Repositories {
+    /// `(dockerImageRepository, publicDockerImageRepository)` of a stream.
+    pub fn for_stream(&self, stream: &ImageStream) -> (String, String) {
+        let namespace = stream
+            .metadata
+            .namespace
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("default");
+        let name = stream.metadata.name.as_deref().unwrap_or_default();
+        let internal = match &self.internal {
+            Some(host) => format!("{host}/{namespace}/{name}"),
+            None => stream.spec.docker_image_repository.clone(),
+        };
+        let public = match &self.external {
+            Some(host) => match stream.metadata.namespace.as_deref() {
+                Some(ns) if !ns.is_empty() => format!("{host}/{ns}/{name}"),
+                _ => format!("{host}/{name}"),
+            },
+            None => String::new(),
+        };
+        (internal, public)
+    }
+}
+
+/// One tag to import.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagImport {
+    pub tag: String,
+    /// The spec generation this attempt answers (E or C on the result).
+    pub generation: i64,
+    /// The pull spec as written.
+    pub from: String,
+    pub mode: Mode,
+    pub insecure: bool,
+    pub prefer: Preference,
+    /// items[0].image, for the HEAD-first check.
+    pub current_image: Option<String>,
+}
+
+/// Whether a scheduled tag is still due for checks: digest references stop once imported
+/// (semantics 6, `needsScheduling`).
+pub fn scheduled_eligible(stream: &ImageStream, tag: &TagReference) -> bool {
+    if !importable(tag) || !tag.import_policy.scheduled {
+        return false;
+    }
+    let Some(from) = &tag.from else { return false };
+    let Ok(parsed) = DockerImageReference::parse(&from.name) else {
+        return false;
+    };
+    if !parsed.id.is_empty() {
+        let imported =
+            latest_event(stream, &tag.name).is_some_and(|e| Some(e.generation) == tag.generation);
+        return !imported;
+    }
+    true
+}
+
+/// Whether any tag of the stream is due for scheduled checks.
+pub fn has_scheduled_tags(stream: &ImageStream) -> bool {
+    stream
+        .spec
+        .tags
+        .iter()
+        .any(|t| scheduled_eligible(stream, t))
+}
+
+/// The tags to import now: every importable tag whose generation is ahead of what was
+/// observed (a tag without generation counts as new), plus, when `scheduled` is set, every
+/// eligible scheduled tag (checked HEAD first).
+pub fn imports(stream: &ImageStream, scheduled: bool, default_mode: Mode) -> Vec<TagImport> {
+    let status = stream.status.as_ref();
+    let insecure_stream = stream
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(INSECURE_REPOSITORY_ANNOTATION))
+        .is_some_and(|v| v == "true");
+    stream
+        .spec
+        .tags
+        .iter()
+        .filter(|t| needs_import(t, status, true) || (scheduled && scheduled_eligible(stream, t)))
+        .filter_map(|t| {
+            let from = t.from.as_ref()?;
+            let annotation = |key: &str| {
+                t.annotations
+                    .as_ref()
+                    .and_then(|a| a.get(key))
+                    .filter(|v| !v.is_empty())
+                    .cloned()
+            };
+            Some(TagImport {
+                tag: t.name.clone(),
+                generation: t.generation.unwrap_or(0),
+                from: from.name.clone(),
+                mode: match t.import_policy.import_mode {
+                    ImportMode::Unset => default_mode,
+                    ImportMode::Legacy => Mode::Legacy,
+                    ImportMode::PreserveOriginal => Mode::PreserveOriginal,
+                },
+                insecure: t.import_policy.insecure || insecure_stream,
+                prefer: Preference {
+                    arch: annotation(IMPORTER_PREFER_ARCH_ANNOTATION),
+                    os: annotation(IMPORTER_PREFER_OS_ANNOTATION),
+                },
+                current_image: latest_event(stream, &t.name)
+                    .map(|e| e.image.clone())
+                    .filter(|i| !i.is_empty()),
+            })
+        })
+        .collect()
+}
+
+fn latest_event<'a>(stream: &'a ImageStream, tag: &str) -> Option<&'a TagEvent> {
+    stream.status.as_ref().and_then(|s| latest(s, tag))
+}
+
+/// What happened to one tag in this pass, for Events and metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TagChange {
+    /// The tag points at a new image (or a new pull spec) now.
+    Updated { tag: String, image: String },
+    /// The import failed and the condition is new (an identical failure is not reported).
+    Failed {
+        tag: String,
+        reason: String,
+        message: String,
+    },
+    /// The tag had a failure condition and the import succeeded.
+    Recovered { tag: String },
+}
+
+/// A stream found elsewhere, for ImageStreamTag/ImageStreamImage references to other streams.
+pub trait StreamLookup {
+    /// The stream `name` in `namespace`, if it exists.
+    fn stream(&self, namespace: &str, name: &str) -> Option<ImageStream>;
+}
+
+impl<F: Fn(&str, &str) -> Option<ImageStream>> StreamLookup for F {
+    fn stream(&self, namespace: &str, name: &str) -> Option<ImageStream> {
+        self(namespace, name)
+    }
+}
+
+/// The next status of one stream, built step by step.
+#[derive(Debug)]
+pub struct StatusUpdate<'a> {
+    stream: &'a ImageStream,
+    status: ImageStreamStatus,
+    now: Time,
+    changes: Vec<TagChange>,
+    /// Tags whose items[0] changed, for tracking tags.
+    moved: BTreeSet<String>,
+}
+
+impl<'a> StatusUpdate<'a> {
+    /// Starts from the stored status with the repositories recomputed and empty tags dropped.
+    pub fn new(stream: &'a ImageStream, repositories: &Repositories, now: Time) -> Self {
+        let mut status = stream.status.clone().unwrap_or_default();
+        let (internal, public) = repositories.for_stream(stream);
+        status.docker_image_repository = internal;
+        status.public_docker_image_repository = public;
+        drop_empty_tags(&mut status);
+        StatusUpdate {
+            stream,
+            status,
+            now,
+            changes: Vec::new(),
+            moved: BTreeSet::new(),
+        }
+    }
+
+    /// Applies one import result (semantics 5.4 with design rule 4).
+    pub fn apply_import(&mut self, work: &TagImport, result: &ImageResult) {
+        let had_condition = self
+            .status
+            .tag(&work.tag)
+            .is_some_and(|t| !t.conditions.is_empty());
+        match result {
+            Ok(imported) => {
+                let event = TagEvent {
+                    created: self.now.clone(),
+                    docker_image_reference: imported.reference.clone(),
+                    image: imported.image.clone(),
+                    generation: work.generation,
+                };
+                let before = latest(&self.status, &work.tag).cloned();
+                add_tag_event(&mut self.status, &work.tag, event);
+                clear_conditions(&mut self.status, &work.tag);
+                let after = latest(&self.status, &work.tag).cloned();
+                if moved(before.as_ref(), after.as_ref()) {
+                    self.moved.insert(work.tag.clone());
+                    self.changes.push(TagChange::Updated {
+                        tag: work.tag.clone(),
+                        image: imported.image.clone(),
+                    });
+                }
+                if had_condition {
+                    self.changes.push(TagChange::Recovered {
+                        tag: work.tag.clone(),
+                    });
+                }
+            }
+            Err(failure) => {
+                self.fail(&work.tag, failure.reason, &failure.message, work.generation);
+            }
+        }
+    }
+
+    fn fail(&mut self, tag: &str, reason: &str, message: &str, generation: i64) {
+        let now = self.now.clone();
+        if set_failure_condition(&mut self.status, tag, reason, message, generation, now) {
+            let message = self
+                .status
+                .tag(tag)
+                .and_then(|t| t.conditions.first())
+                .map(|c| c.message.clone())
+                .unwrap_or_default();
+            self.changes.push(TagChange::Failed {
+                tag: tag.to_string(),
+                reason: reason.to_string(),
+                message,
+            });
+        }
+    }
+
+    /// Resolves the tags that follow something other than a registry (semantics 3.2, 3.5):
+    /// `reference: true` DockerImage tags, ImageStreamTag and ImageStreamImage references,
+    /// each when its generation is ahead of what was observed.
+    pub fn resolve_references(&mut self, others: &impl StreamLookup) {
+        let namespace = self.stream.metadata.namespace.clone().unwrap_or_default();
+        let name = self.stream.metadata.name.clone().unwrap_or_default();
+        for tag in &self.stream.spec.tags {
+            let Some(from) = &tag.from else { continue };
+            let generation = tag.generation.unwrap_or(0);
+            let observed = observed_generation(Some(&self.status), &tag.name);
+            let pending = observed == 0 || generation > observed;
+            if !pending || importable(tag) {
+                continue;
+            }
+            let resolved = match from.kind.as_str() {
+                KIND_DOCKER_IMAGE if tag.reference => Ok(Some(TagEvent {
+                    created: self.now.clone(),
+                    docker_image_reference: from.name.clone(),
+                    image: String::new(),
+                    generation,
+                })),
+                KIND_IMAGE_STREAM_TAG => {
+                    self.resolve_stream_tag(&namespace, &name, from, generation, others)
+                }
+                KIND_IMAGE_STREAM_IMAGE => {
+                    self.resolve_stream_image(&namespace, &name, from, generation, others)
+                }
+                _ => Ok(None),
+            };
+            match resolved {
+                Ok(Some(event)) => {
+                    let before = latest(&self.status, &tag.name).cloned();
+                    add_tag_event(&mut self.status, &tag.name, event);
+                    let after = latest(&self.status, &tag.name).cloned();
+                    if moved(before.as_ref(), after.as_ref()) {
+                        self.moved.insert(tag.name.clone());
+                        self.changes.push(TagChange::Updated {
+                            tag: tag.name.clone(),
+                            image: after.map(|e| e.image).unwrap_or_default(),
+                        });
+                    }
+                }
+                Ok(None) => {}
+                Err((reason, message)) => self.fail(&tag.name, reason, &message, generation),
+            }
+        }
+    }
+
+    fn resolve_stream_tag(
+        &self,
+        namespace: &str,
+        name: &str,
+        from: &crate::api::image_stream::ObjectReference,
+        generation: i64,
+        others: &impl StreamLookup,
+    ) -> Result<Option<TagEvent>, (&'static str, String)> {
+        let (stream, source_tag) = match from.name.split_once(':') {
+            Some((s, t)) if !s.is_empty() && !t.is_empty() && !t.contains(':') => (s, t),
+            None if !from.name.is_empty() => (name, from.name.as_str()),
+            _ => {
+                return Err((
+                    "Invalid",
+                    format!(
+                        "spec.tags.from.name: Invalid value: {:?}: must be of the form <tag>, <stream>:<tag>, or <namespace>/<stream>:<tag>",
+                        from.name
+                    ),
+                ));
+            }
+        };
+        let source_namespace = if from.namespace.is_empty() {
+            namespace
+        } else {
+            from.namespace.as_str()
+        };
+        let event = if source_namespace == namespace && stream == name {
+            latest(&self.status, source_tag).cloned()
+        } else {
+            let Some(other) = others.stream(source_namespace, stream) else {
+                return Err((
+                    "NotFound",
+                    format!(
+                        "imagestreams.image.openshift.io {stream:?} not found in namespace {source_namespace:?}"
+                    ),
+                ));
+            };
+            other
+                .status
+                .as_ref()
+                .and_then(|s| latest(s, source_tag))
+                .cloned()
+        };
+        // A source tag without history yields nothing yet, as upstream (no error).
+        Ok(event.map(|e| TagEvent { generation, ..e }))
+    }
+
+    fn resolve_stream_image(
+        &self,
+        namespace: &str,
+        name: &str,
+        from: &crate::api::image_stream::ObjectReference,
+        generation: i64,
+        others: &impl StreamLookup,
+    ) -> Result<Option<TagEvent>, (&'static str, String)> {
+        let Some((stream, id)) = from
+            .name
+            .split_once('@')
+            .filter(|(s, i)| !s.is_empty() && !i.is_empty() && !i.contains('@'))
+        else {
+            return Err((
+                "Invalid",
+                format!(
+                    "spec.tags.from.name: Invalid value: {:?}: must be of the form <stream>@<id>",
+                    from.name
+                ),
+            ));
+        };
+        let source_namespace = if from.namespace.is_empty() {
+            namespace
+        } else {
+            from.namespace.as_str()
+        };
+        let other;
+        let status = if source_namespace == namespace && stream == name {
+            Some(&self.status)
+        } else {
+            other = others.stream(source_namespace, stream).ok_or_else(|| {
+                (
+                    "NotFound",
+                    format!("imagestreams.image.openshift.io {stream:?} not found in namespace {source_namespace:?}"),
+                )
+            })?;
+            other.status.as_ref()
+        };
+        let mut images: Vec<&TagEvent> = Vec::new();
+        for event in status.iter().flat_map(|s| &s.tags).flat_map(|t| &t.items) {
+            if digest_or_image_match(&event.image, id)
+                && !images.iter().any(|e| e.image == event.image)
+            {
+                images.push(event);
+            }
+        }
+        match images.as_slice() {
+            [] => Err((
+                "NotFound",
+                format!("imagestreamimages.image.openshift.io \"{stream}@{id}\" not found"),
+            )),
+            [event] => Ok(Some(TagEvent {
+                created: self.now.clone(),
+                docker_image_reference: event.docker_image_reference.clone(),
+                image: event.image.clone(),
+                generation,
+            })),
+            several => Err((
+                "Conflict",
+                format!(
+                    "multiple images match the prefix {id:?}: {}",
+                    several
+                        .iter()
+                        .map(|e| e.image.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// Tags that follow a tag of this stream whose image moved receive its event (3.4).
+    /// Repeats while tags keep moving, so chains of aliases settle in one pass.
+    pub fn update_tracking(&mut self) {
+        let namespace = self.stream.metadata.namespace.clone().unwrap_or_default();
+        let name = self.stream.metadata.name.clone().unwrap_or_default();
+        let mut pending: Vec<String> = self.moved.iter().cloned().collect();
+        let mut rounds = 0;
+        while let Some(tag) = pending.pop() {
+            rounds += 1;
+            if rounds > 4 * self.stream.spec.tags.len().max(1) {
+                break; // a cycle of aliases
+            }
+            let Some(event) = latest(&self.status, &tag).cloned() else {
+                continue;
+            };
+            for followed in update_tracking_tags(
+                &name,
+                &namespace,
+                &self.stream.spec,
+                &mut self.status,
+                &tag,
+                &event,
+            ) {
+                self.changes.push(TagChange::Updated {
+                    tag: followed.clone(),
+                    image: event.image.clone(),
+                });
+                pending.push(followed);
+            }
+        }
+    }
+
+    /// Keeps at most `max` events per tag (the cluster's optional cap).
+    pub fn cap_history(&mut self, max: Option<usize>) {
+        if let Some(max) = max.filter(|m| *m > 0) {
+            for tag in &mut self.status.tags {
+                tag.items.truncate(max);
+            }
+        }
+    }
+
+    /// The status to write, or `None` when it equals the stored one.
+    pub fn finish(self) -> (Option<ImageStreamStatus>, Vec<TagChange>) {
+        let unchanged = self.stream.status.as_ref() == Some(&self.status)
+            || (self.stream.status.is_none() && self.status == ImageStreamStatus::default());
+        ((!unchanged).then_some(self.status), self.changes)
+    }
+
+    /// The status as built so far.
+    pub fn status(&self) -> &ImageStreamStatus {
+        &self.status
+    }
+}
+
+/// Whether items[0] now names another pull spec or image.
+fn moved(before: Option<&TagEvent>, after: Option<&TagEvent>) -> bool {
+    match (before, after) {
+        (None, Some(_)) => true,
+        (Some(b), Some(a)) => {
+            b.image != a.image || b.docker_image_reference != a.docker_image_reference
+        }
+        _ => false,
+    }
+}
+
+/// The size guard (issue 4 item 7): when `next` would make the stream larger than
+/// `max_bytes` (and larger than it is), the stored status is kept and every tag that would
+/// have changed gets a failure condition instead.
+pub fn guard_size(
+    stream: &ImageStream,
+    next: ImageStreamStatus,
+    max_bytes: usize,
+    now: Time,
+) -> (ImageStreamStatus, bool) {
+    let size_of = |status: &ImageStreamStatus| {
+        let mut copy = stream.clone();
+        copy.status = Some(status.clone());
+        serde_json::to_vec(&copy).map_or(0, |v| v.len())
+    };
+    let before = stream.status.clone().unwrap_or_default();
+    let after = size_of(&next);
+    if after <= max_bytes || after <= size_of(&before) {
+        return (next, false);
+    }
+    let mut kept = before.clone();
+    let message = format!(
+        "the image stream would grow to {after} bytes, over the limit of {max_bytes}; prune its history or raise maxImageStreamBytes"
+    );
+    for tag in &next.tags {
+        let old = before.tag(&tag.tag);
+        let grew = old.is_none_or(|o| o.items.len() < tag.items.len() || o.items != tag.items);
+        if grew {
+            let generation = tag.items.first().map_or(0, |e| e.generation);
+            set_failure_condition(
+                &mut kept,
+                &tag.tag,
+                "ImageStreamTooLarge",
+                &message,
+                generation,
+                now.clone(),
+            );
+        }
+    }
+    (kept, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::image_stream::{
+        ImageStreamSpec, NamedTagEventList, ObjectReference, TagEventCondition, TagImportPolicy,
+    };
+    use crate::import::importer::{Failure, Imported};
+    use kube::api::ObjectMeta;
+    use std::collections::BTreeMap;
+
+    const D1: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const D2: &str = "sha256:293aa25bf219f3e47472281b7e68c09bb6f315c2adf7f86a7302b85bdaa63db3";
+
+    fn now() -> Time {
+        Time("2026-11-22T10:00:00Z".parse().unwrap())
+    }
+
+    fn earlier() -> Time {
+        Time("2026-11-20T10:00:00Z".parse().unwrap())
+    }
+
+    fn from(kind: &str, name: &str) -> Option<ObjectReference> {
+        Some(ObjectReference {
+            kind: kind.into(),
+            name: name.into(),
+            ..ObjectReference::default()
+        })
+    }
+
+    fn docker(name: &str, pull: &str, generation: Option<i64>) -> TagReference {
+        TagReference {
+            name: name.into(),
+            from: from(KIND_DOCKER_IMAGE, pull),
+            generation,
+            ..TagReference::default()
+        }
+    }
+
+    fn event(reference: &str, image: &str, generation: i64) -> TagEvent {
+        TagEvent {
+            created: earlier(),
+            docker_image_reference: reference.into(),
+            image: image.into(),
+            generation,
+        }
+    }
+
+    fn stream(tags: Vec<TagReference>, status: Vec<NamedTagEventList>) -> ImageStream {
+        ImageStream {
+            metadata: ObjectMeta {
+                name: Some("stream".into()),
+                namespace: Some("ns".into()),
+                ..ObjectMeta::default()
+            },
+            spec: ImageStreamSpec {
+                tags,
+                ..ImageStreamSpec::default()
+            },
+            status: (!status.is_empty()).then(|| ImageStreamStatus {
+                tags: status,
+                ..ImageStreamStatus::default()
+            }),
+        }
+    }
+
+    fn history(tag: &str, items: Vec<TagEvent>) -> NamedTagEventList {
+        NamedTagEventList {
+            tag: tag.into(),
+            items,
+            conditions: vec![],
+        }
+    }
+
+    fn condition(generation: i64) -> TagEventCondition {
+        TagEventCondition {
+            type_: "ImportSuccess".into(),
+            status: "False".into(),
+            last_transition_time: Some(earlier()),
+            reason: "NotFound".into(),
+            message: "gone".into(),
+            generation,
+        }
+    }
+
+    fn ok(tag: &str, image: &str) -> ImageResult {
+        Ok(Imported {
+            tag: tag.into(),
+            image: image.into(),
+            reference: format!("nginx@{image}"),
+            unchanged: false,
+        })
+    }
+
+    fn tags_of(work: &[TagImport]) -> Vec<&str> {
+        work.iter().map(|w| w.tag.as_str()).collect()
+    }
+
+    // 10.1 cases 1-5 (TestDockerImageRepository, TestPublicDockerImageRepository)
+    #[test]
+    fn test_docker_image_repository() {
+        let mut s = stream(vec![], vec![]);
+        s.metadata.name = Some("somerepo".into());
+        s.metadata.namespace = Some("foo".into());
+        s.spec.docker_image_repository = "a/b".into();
+        let none = Repositories::default();
+        assert_eq!(none.for_stream(&s), ("a/b".to_string(), String::new()));
+        let internal = Repositories {
+            internal: Some("registry:5000".into()),
+            external: None,
+        };
+        assert_eq!(internal.for_stream(&s).0, "registry:5000/foo/somerepo");
+        s.metadata.namespace = None;
+        assert_eq!(internal.for_stream(&s).0, "registry:5000/default/somerepo");
+        s.spec.docker_image_repository.clear();
+        assert_eq!(none.for_stream(&s).0, "");
+        let external = Repositories {
+            internal: None,
+            external: Some("registry-default.external.url".into()),
+        };
+        assert_eq!(
+            external.for_stream(&s).1,
+            "registry-default.external.url/somerepo"
+        );
+    }
+
+    // 10.6 case 84 (TestHandleImageStream): reference tags and other kinds are not imported.
+    #[test]
+    fn test_handle_image_stream_reference_and_other_kinds_are_not_imported() {
+        let mut reference = docker("a", "test/other:latest", Some(1));
+        reference.reference = true;
+        let other = TagReference {
+            name: "b".into(),
+            from: from("AnotherImage", "x"),
+            generation: Some(1),
+            ..TagReference::default()
+        };
+        let s = stream(vec![reference, other], vec![]);
+        assert!(imports(&s, false, Mode::Legacy).is_empty());
+    }
+
+    // 10.6 case 85: a DockerImage tag with nil generation is imported.
+    #[test]
+    fn test_handle_image_stream_nil_generation_imports() {
+        let s = stream(vec![docker("latest", "test/other:latest", None)], vec![]);
+        let work = imports(&s, false, Mode::Legacy);
+        assert_eq!(tags_of(&work), ["latest"]);
+        assert_eq!(work[0].from, "test/other:latest");
+    }
+
+    // 10.6 case 86: only tags whose generation is ahead of the observed one.
+    #[test]
+    fn test_handle_image_stream_generations() {
+        let s = stream(vec![docker("latest", "x", Some(2))], vec![]);
+        assert_eq!(tags_of(&imports(&s, false, Mode::Legacy)), ["latest"]);
+
+        let s = stream(
+            vec![
+                docker("v1", "x:v1", Some(1)),
+                docker("latest", "x", Some(2)),
+            ],
+            vec![
+                history("v1", vec![event("x@a", D1, 1)]),
+                history("latest", vec![event("x@a", D1, 1)]),
+            ],
+        );
+        assert_eq!(tags_of(&imports(&s, false, Mode::Legacy)), ["latest"]);
+
+        let mut failed = history("latest", vec![]);
+        failed.conditions = vec![condition(2)];
+        let s = stream(vec![docker("latest", "x", Some(2))], vec![failed.clone()]);
+        assert!(imports(&s, false, Mode::Legacy).is_empty());
+        failed.conditions = vec![condition(1)];
+        let s = stream(vec![docker("latest", "x", Some(2))], vec![failed]);
+        assert_eq!(tags_of(&imports(&s, false, Mode::Legacy)), ["latest"]);
+
+        let s = stream(
+            vec![docker("latest", "x", Some(2))],
+            vec![history("latest", vec![event("x@a", D1, 2)])],
+        );
+        assert!(imports(&s, false, Mode::Legacy).is_empty());
+    }
+
+    // 10.6 case 88 (TestSchedulingChecks)
+    #[test]
+    fn test_scheduling_checks() {
+        let scheduled = |name: &str, pull: &str| TagReference {
+            import_policy: TagImportPolicy {
+                scheduled: true,
+                ..TagImportPolicy::default()
+            },
+            ..docker(name, pull, Some(2))
+        };
+        let s = stream(vec![docker("a", "x", Some(1))], vec![]);
+        assert!(!has_scheduled_tags(&s), "no scheduled tags");
+
+        let digest_ref = format!("x@{D1}");
+        let mut failed = history("a", vec![]);
+        failed.conditions = vec![condition(2)];
+        let s = stream(vec![scheduled("a", &digest_ref)], vec![failed]);
+        assert!(has_scheduled_tags(&s), "digest with only a failure");
+
+        let s = stream(
+            vec![scheduled("a", &digest_ref)],
+            vec![history("a", vec![event(&digest_ref, D1, 2)])],
+        );
+        assert!(!has_scheduled_tags(&s), "digest imported");
+        let s = stream(
+            vec![
+                scheduled("a", &digest_ref),
+                scheduled("b", &format!("x@{D2}")),
+            ],
+            vec![history("a", vec![event(&digest_ref, D1, 2)])],
+        );
+        assert!(has_scheduled_tags(&s), "second digest not imported yet");
+
+        let s = stream(
+            vec![scheduled("a", "x:latest")],
+            vec![history("a", vec![event("x@a", D1, 2)])],
+        );
+        assert!(has_scheduled_tags(&s), "tag reference");
+        let work = imports(&s, true, Mode::Legacy);
+        assert_eq!(tags_of(&work), ["a"]);
+        assert_eq!(work[0].current_image.as_deref(), Some(D1));
+        assert!(imports(&s, false, Mode::Legacy).is_empty());
+    }
+
+    #[test]
+    fn import_mode_annotations_and_insecure_reach_the_import() {
+        let mut tag = docker("a", "x", Some(1));
+        tag.annotations = Some(BTreeMap::from([
+            (
+                IMPORTER_PREFER_ARCH_ANNOTATION.to_string(),
+                "arm64".to_string(),
+            ),
+            (
+                IMPORTER_PREFER_OS_ANNOTATION.to_string(),
+                "linux".to_string(),
+            ),
+        ]));
+        let mut preserve = docker("b", "y", Some(1));
+        preserve.import_policy.import_mode = ImportMode::PreserveOriginal;
+        let mut s = stream(vec![tag, preserve], vec![]);
+        s.metadata.annotations = Some(BTreeMap::from([(
+            INSECURE_REPOSITORY_ANNOTATION.to_string(),
+            "true".to_string(),
+        )]));
+        let work = imports(&s, false, Mode::PreserveOriginal);
+        assert_eq!(work[0].prefer.arch.as_deref(), Some("arm64"));
+        assert_eq!(work[0].prefer.os.as_deref(), Some("linux"));
+        assert_eq!(work[0].mode, Mode::PreserveOriginal, "cluster default");
+        assert_eq!(work[1].mode, Mode::PreserveOriginal);
+        assert!(work.iter().all(|w| w.insecure));
+    }
+
+    fn work(tag: &str, generation: i64) -> TagImport {
+        TagImport {
+            tag: tag.into(),
+            generation,
+            from: "nginx".into(),
+            mode: Mode::Legacy,
+            insecure: false,
+            prefer: Preference::default(),
+            current_image: None,
+        }
+    }
+
+    // 10.3 case 44 ("reference differs"): a new image is prepended with E = S.
+    #[test]
+    fn test_import_successful_reference_differs() {
+        let s = stream(
+            vec![docker("latest", "nginx", Some(2))],
+            vec![history("latest", vec![event("nginx@old", D2, 1)])],
+        );
+        let mut update = StatusUpdate::new(&s, &Repositories::default(), now());
+        update.apply_import(&work("latest", 2), &ok("latest", D1));
+        let (status, changes) = update.finish();
+        let status = status.expect("changed");
+        let items = &status.tag("latest").unwrap().items;
+        assert_eq!(items.len(), 2);
+        assert_eq!(
+            items[0],
+            TagEvent {
+                created: now(),
+                docker_image_reference: format!("nginx@{D1}"),
+                image: D1.into(),
+                generation: 2,
+            }
+        );
+        assert_eq!(
+            changes,
+            [TagChange::Updated {
+                tag: "latest".into(),
+                image: D1.into()
+            }]
+        );
+    }
+
+    // 10.3 case 47 ("only generation differ"): the event collapses, created kept.
+    #[test]
+    fn test_import_successful_only_generation_differs() {
+        let s = stream(
+            vec![docker("latest", "nginx", Some(2))],
+            vec![history(
+                "latest",
+                vec![event(&format!("nginx@{D1}"), D1, 1)],
+            )],
+        );
+        let mut update = StatusUpdate::new(&s, &Repositories::default(), now());
+        update.apply_import(&work("latest", 2), &ok("latest", D1));
+        let (status, changes) = update.finish();
+        let items = status.expect("generation moved").tags[0].items.clone();
+        assert_eq!(items.len(), 1);
+        assert_eq!(
+            (items[0].generation, items[0].created.clone()),
+            (2, earlier())
+        );
+        assert!(changes.is_empty(), "same image: no Updated event");
+    }
+
+    #[test]
+    fn an_unchanged_recheck_writes_nothing() {
+        let s = stream(
+            vec![docker("latest", "nginx", Some(2))],
+            vec![history(
+                "latest",
+                vec![event(&format!("nginx@{D1}"), D1, 2)],
+            )],
+        );
+        let mut update = StatusUpdate::new(&s, &Repositories::default(), now());
+        update.apply_import(&work("latest", 2), &ok("latest", D1));
+        assert_eq!(update.finish(), (None, vec![]));
+    }
+
+    // 10.3 case 49 (TestCreateImages) and semantics 4: a failure without a message gets
+    // upstream's text; an identical failure is not written again; success clears it.
+    #[test]
+    fn test_create_images_failure_condition_lifecycle() {
+        let s = stream(vec![docker("mytag", "nginx", Some(3))], vec![]);
+        let mut update = StatusUpdate::new(&s, &Repositories::default(), now());
+        let failure = Failure {
+            reason: "",
+            code: 500,
+            message: String::new(),
+        };
+        update.apply_import(&work("mytag", 3), &Err(failure.clone()));
+        let (status, changes) = update.finish();
+        let status = status.expect("condition written");
+        let c = &status.tag("mytag").unwrap().conditions[0];
+        assert_eq!(
+            (c.status.as_str(), c.message.as_str(), c.generation),
+            ("False", "unknown error prevented import", 3)
+        );
+        assert!(matches!(&changes[..], [TagChange::Failed { .. }]));
+
+        let failed = stream(vec![docker("mytag", "nginx", Some(3))], status.tags.clone());
+        let mut again = StatusUpdate::new(&failed, &Repositories::default(), now());
+        again.apply_import(&work("mytag", 3), &Err(failure));
+        assert_eq!(
+            again.finish(),
+            (None, vec![]),
+            "identical failure: no write"
+        );
+
+        let mut recover = StatusUpdate::new(&failed, &Repositories::default(), now());
+        recover.apply_import(&work("mytag", 3), &ok("mytag", D1));
+        let (status, changes) = recover.finish();
+        assert!(status.unwrap().tag("mytag").unwrap().conditions.is_empty());
+        assert!(changes.contains(&TagChange::Recovered {
+            tag: "mytag".into()
+        }));
+    }
+
+    // 10.1 case 13: reference tags get {ref: from.name, image: ""}.
+    #[test]
+    fn test_tags_changed_new_reference_tags_no_history() {
+        let mut t1 = docker("t1", "registry:5000/ns/stream:t1", Some(1));
+        t1.reference = true;
+        let mut t2 = docker("t2", &format!("registry:5000/ns/stream@{D1}"), Some(1));
+        t2.reference = true;
+        let s = stream(vec![t1, t2], vec![]);
+        let mut update = StatusUpdate::new(&s, &Repositories::default(), now());
+        update.resolve_references(&|_: &str, _: &str| None);
+        let (status, _) = update.finish();
+        let status = status.unwrap();
+        assert_eq!(
+            status.tag("t1").unwrap().items[0].docker_image_reference,
+            "registry:5000/ns/stream:t1"
+        );
+        assert_eq!(status.tag("t2").unwrap().items[0].image, "");
+    }
+
+    // 10.1 case 17 and 3.4: a same-stream ImageStreamTag copies the source's event, and
+    // follows it when the source moves.
+    #[test]
+    fn test_tags_changed_object_reference_to_image_stream_tag_in_same_stream() {
+        let alias = TagReference {
+            name: "t1".into(),
+            from: from(KIND_IMAGE_STREAM_TAG, "stream:other"),
+            generation: Some(2),
+            ..TagReference::default()
+        };
+        let s = stream(
+            vec![alias, docker("other", "x", Some(1))],
+            vec![history("other", vec![event(&format!("x@{D1}"), D1, 1)])],
+        );
+        let mut update = StatusUpdate::new(&s, &Repositories::default(), now());
+        update.resolve_references(&|_: &str, _: &str| None);
+        let status = update.status().clone();
+        assert_eq!(status.tag("t1").unwrap().items[0].image, D1);
+        assert_eq!(status.tag("t1").unwrap().items[0].generation, 2);
+
+        // the source moves: the alias follows in the same pass
+        let s2 = stream(s.spec.tags.clone(), status.tags.clone());
+        let mut update = StatusUpdate::new(&s2, &Repositories::default(), now());
+        update.apply_import(&work("other", 1), &ok("other", D2));
+        update.update_tracking();
+        let (status, changes) = update.finish();
+        assert_eq!(status.unwrap().tag("t1").unwrap().items[0].image, D2);
+        assert!(changes.contains(&TagChange::Updated {
+            tag: "t1".into(),
+            image: D2.into()
+        }));
+    }
+
+    // 10.1 cases 19-21: ImageStreamImage by digest or prefix, other streams by lookup.
+    #[test]
+    fn test_tags_changed_object_reference_to_image_stream_image() {
+        let isimage = |name: &str| TagReference {
+            name: "t1".into(),
+            from: from(KIND_IMAGE_STREAM_IMAGE, name),
+            generation: Some(1),
+            ..TagReference::default()
+        };
+        let base = vec![history(
+            "t2",
+            vec![event(&format!("registry:5000/ns/stream@{D1}"), D1, 1)],
+        )];
+        let s = stream(vec![isimage(&format!("stream@{D1}"))], base.clone());
+        let mut update = StatusUpdate::new(&s, &Repositories::default(), now());
+        update.resolve_references(&|_: &str, _: &str| None);
+        assert_eq!(
+            update.status().tag("t1").unwrap().items[0].docker_image_reference,
+            format!("registry:5000/ns/stream@{D1}")
+        );
+
+        // missing: a NotFound condition on the tag
+        let s = stream(vec![isimage(&format!("stream@{D2}"))], base.clone());
+        let mut update = StatusUpdate::new(&s, &Repositories::default(), now());
+        update.resolve_references(&|_: &str, _: &str| None);
+        let c = &update.status().tag("t1").unwrap().conditions[0];
+        assert_eq!(c.reason, "NotFound");
+
+        // other stream through the lookup (10.1 case 21 for tags)
+        let other = stream(vec![], vec![history("other", vec![event("o@x", D2, 1)])]);
+        let s = stream(
+            vec![TagReference {
+                name: "t1".into(),
+                from: from(KIND_IMAGE_STREAM_TAG, "other:other"),
+                generation: Some(1),
+                ..TagReference::default()
+            }],
+            vec![],
+        );
+        let mut update = StatusUpdate::new(&s, &Repositories::default(), now());
+        update.resolve_references(&|ns: &str, name: &str| {
+            (ns == "ns" && name == "other").then(|| other.clone())
+        });
+        assert_eq!(update.status().tag("t1").unwrap().items[0].image, D2);
+    }
+
+    #[test]
+    fn ambiguous_image_prefixes_are_a_conflict() {
+        let s = stream(
+            vec![TagReference {
+                name: "t1".into(),
+                from: from(KIND_IMAGE_STREAM_IMAGE, "stream@sha256"),
+                generation: Some(1),
+                ..TagReference::default()
+            }],
+            vec![history("t2", vec![event("a", D1, 1), event("b", D2, 1)])],
+        );
+        let mut update = StatusUpdate::new(&s, &Repositories::default(), now());
+        update.resolve_references(&|_: &str, _: &str| None);
+        let c = &update.status().tag("t1").unwrap().conditions[0];
+        assert_eq!(c.reason, "Conflict");
+        assert!(
+            c.message.starts_with("multiple images match the prefix"),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn history_cap_and_size_guard() {
+        let events: Vec<TagEvent> = (0..5)
+            .map(|i| event(&format!("x@{i}"), &format!("i{i}"), 1))
+            .collect();
+        let s = stream(vec![docker("a", "x", Some(1))], vec![history("a", events)]);
+        let mut update = StatusUpdate::new(&s, &Repositories::default(), now());
+        update.cap_history(Some(2));
+        assert_eq!(update.status().tag("a").unwrap().items.len(), 2);
+
+        let mut bigger = s.status.clone().unwrap();
+        bigger.tags[0].items.insert(0, event("x@new", "new", 2));
+        let (kept, refused) = guard_size(&s, bigger.clone(), 64, now());
+        assert!(refused);
+        assert_eq!(kept.tags[0].items, s.status.as_ref().unwrap().tags[0].items);
+        assert_eq!(kept.tags[0].conditions[0].reason, "ImageStreamTooLarge");
+        let (kept, refused) = guard_size(&s, bigger.clone(), 1 << 20, now());
+        assert!(!refused);
+        assert_eq!(kept, bigger);
+    }
+}
