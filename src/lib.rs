@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod config;
+pub mod controller;
 pub mod crd;
 pub mod credentials;
 pub mod import;

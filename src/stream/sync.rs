@@ -110,46 +110,52 @@ pub fn has_scheduled_tags(stream: &ImageStream) -> bool {
 /// eligible scheduled tag (checked HEAD first).
 pub fn imports(stream: &ImageStream, scheduled: bool, default_mode: Mode) -> Vec<TagImport> {
     let status = stream.status.as_ref();
+    stream
+        .spec
+        .tags
+        .iter()
+        .filter(|t| needs_import(t, status, true) || (scheduled && scheduled_eligible(stream, t)))
+        .filter_map(|t| import_for(stream, t, default_mode))
+        .collect()
+}
+
+/// The import of one importable tag, whatever its generations say (`None` otherwise).
+pub fn import_for(stream: &ImageStream, t: &TagReference, default_mode: Mode) -> Option<TagImport> {
+    if !importable(t) {
+        return None;
+    }
+    let from = t.from.as_ref()?;
     let insecure_stream = stream
         .metadata
         .annotations
         .as_ref()
         .and_then(|a| a.get(INSECURE_REPOSITORY_ANNOTATION))
         .is_some_and(|v| v == "true");
-    stream
-        .spec
-        .tags
-        .iter()
-        .filter(|t| needs_import(t, status, true) || (scheduled && scheduled_eligible(stream, t)))
-        .filter_map(|t| {
-            let from = t.from.as_ref()?;
-            let annotation = |key: &str| {
-                t.annotations
-                    .as_ref()
-                    .and_then(|a| a.get(key))
-                    .filter(|v| !v.is_empty())
-                    .cloned()
-            };
-            Some(TagImport {
-                tag: t.name.clone(),
-                generation: t.generation.unwrap_or(0),
-                from: from.name.clone(),
-                mode: match t.import_policy.import_mode {
-                    ImportMode::Unset => default_mode,
-                    ImportMode::Legacy => Mode::Legacy,
-                    ImportMode::PreserveOriginal => Mode::PreserveOriginal,
-                },
-                insecure: t.import_policy.insecure || insecure_stream,
-                prefer: Preference {
-                    arch: annotation(IMPORTER_PREFER_ARCH_ANNOTATION),
-                    os: annotation(IMPORTER_PREFER_OS_ANNOTATION),
-                },
-                current_image: latest_event(stream, &t.name)
-                    .map(|e| e.image.clone())
-                    .filter(|i| !i.is_empty()),
-            })
-        })
-        .collect()
+    let annotation = |key: &str| {
+        t.annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
+    Some(TagImport {
+        tag: t.name.clone(),
+        generation: t.generation.unwrap_or(0),
+        from: from.name.clone(),
+        mode: match t.import_policy.import_mode {
+            ImportMode::Unset => default_mode,
+            ImportMode::Legacy => Mode::Legacy,
+            ImportMode::PreserveOriginal => Mode::PreserveOriginal,
+        },
+        insecure: t.import_policy.insecure || insecure_stream,
+        prefer: Preference {
+            arch: annotation(IMPORTER_PREFER_ARCH_ANNOTATION),
+            os: annotation(IMPORTER_PREFER_OS_ANNOTATION),
+        },
+        current_image: latest_event(stream, &t.name)
+            .map(|e| e.image.clone())
+            .filter(|i| !i.is_empty()),
+    })
 }
 
 fn latest_event<'a>(stream: &'a ImageStream, tag: &str) -> Option<&'a TagEvent> {

@@ -1,0 +1,245 @@
+//! The imagestream controller's reconcile: read → decide ([`crate::stream::sync`]) → import
+//! (registry) → create missing Images → one status write, only when something changed.
+//!
+//! Failed imports are not retried in a loop: the failure is recorded with C = S and the tag
+//! waits for a spec change, its next scheduled check, or (for `Unauthorized`) a change of the
+//! namespace's pull secrets.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+
+use crate::api::image::Image;
+use crate::api::image_stream::ImageStream;
+use crate::import::importer::{Batch, ImageImport};
+use crate::reference::DockerImageReference;
+use crate::stream::sync::{self, StatusUpdate, TagChange, TagImport};
+
+use super::schedule::Decision;
+use super::{Context, Error};
+
+/// Field manager of status writes.
+pub const MANAGER: &str = "imagestream-operator";
+
+pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if stream.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let namespace = stream.namespace().unwrap_or_default();
+    let name = stream.name_any();
+    let uid = stream.uid().unwrap_or_default();
+    let settings = ctx.settings();
+    let started = Instant::now();
+
+    // Scheduled checks: is one due, and when is the next?
+    let mut requeue = None;
+    let mut scheduled = false;
+    if settings.scheduled_interval.is_some() && sync::has_scheduled_tags(&stream) {
+        let registries = scheduled_registries(&stream);
+        match ctx.schedule_decide(&uid, &registries) {
+            Some(Decision::CheckNow { next_in }) => {
+                scheduled = true;
+                requeue = Some(next_in);
+            }
+            Some(Decision::Wait(wait)) => requeue = Some(wait),
+            None => {}
+        }
+    } else {
+        ctx.schedule_remove(&uid);
+    }
+
+    let keyring = ctx.keyring(&namespace);
+    let retry_unauthorized = ctx.credentials_changed(&uid, &keyring.id());
+    let mut work = sync::imports(&stream, scheduled, settings.default_mode);
+    if retry_unauthorized {
+        add_unauthorized_retries(&stream, &mut work, settings.default_mode);
+    }
+
+    let now = Time(jiff::Timestamp::now());
+    let mut update = StatusUpdate::new(&stream, &settings.repositories, now.clone());
+    if !work.is_empty() {
+        let batch = Batch {
+            images: work
+                .iter()
+                .map(|w| ImageImport {
+                    from: w.from.clone(),
+                    mode: w.mode,
+                    insecure: w.insecure,
+                    prefer: w.prefer.clone(),
+                    current_image: w.current_image.clone(),
+                })
+                .collect(),
+            repository: None,
+        };
+        let importer = ctx.importer();
+        let result = importer
+            .import(
+                &batch,
+                &keyring,
+                &ctx.known_images(),
+                &settings.import,
+                now.0,
+            )
+            .await;
+        create_images(&ctx, result.images_to_create()).await?;
+        for (w, r) in work.iter().zip(&result.images) {
+            ctx.metrics
+                .import(r.as_ref().map(|i| i.unchanged).map_err(|f| f.reason));
+            update.apply_import(w, r);
+        }
+        if work
+            .iter()
+            .zip(&result.images)
+            .any(|(_, r)| r.as_ref().err().is_some_and(|f| f.reason == "Unauthorized"))
+        {
+            ctx.remember_credentials(&uid, keyring.id());
+        }
+    }
+    update.resolve_references(&|ns: &str, n: &str| ctx.stream(ns, n));
+    update.update_tracking();
+    update.cap_history(settings.max_tag_history);
+    let (status, changes) = update.finish();
+
+    if let Some(status) = status {
+        let (status, refused) =
+            sync::guard_size(&stream, status, settings.max_image_stream_bytes, now);
+        if stream.status.as_ref() != Some(&status) {
+            let mut next = (*stream).clone();
+            next.status = Some(status);
+            let api: Api<ImageStream> = Api::namespaced(ctx.client.clone(), &namespace);
+            // resourceVersion is kept: a concurrent write makes this a conflict and a retry
+            api.replace_status(
+                &name,
+                &PostParams {
+                    field_manager: Some(MANAGER.into()),
+                    ..PostParams::default()
+                },
+                &next,
+            )
+            .await
+            .map_err(Error::WriteStatus)?;
+            ctx.metrics.status_write();
+        }
+        if refused {
+            tracing::warn!(%namespace, %name, "image stream too large; history not grown");
+        }
+    }
+    publish(&ctx, &stream, &changes).await;
+    tracing::debug!(
+        %namespace, %name, imports = work.len(), changes = changes.len(),
+        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "reconciled"
+    );
+    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Tags whose last import failed with `Unauthorized` are tried again once the namespace's
+/// pull secrets changed.
+fn add_unauthorized_retries(
+    stream: &ImageStream,
+    work: &mut Vec<TagImport>,
+    default_mode: crate::import::engine::Mode,
+) {
+    let failed: BTreeSet<&str> = stream
+        .status
+        .iter()
+        .flat_map(|s| &s.tags)
+        .filter(|t| t.conditions.iter().any(|c| c.reason == "Unauthorized"))
+        .map(|t| t.tag.as_str())
+        .collect();
+    for tag in &stream.spec.tags {
+        if failed.contains(tag.name.as_str())
+            && !work.iter().any(|w| w.tag == tag.name)
+            && let Some(retry) = sync::import_for(stream, tag, default_mode)
+        {
+            work.push(retry);
+        }
+    }
+}
+
+/// The registries of a stream's scheduled tags, for per-registry budgets.
+fn scheduled_registries(stream: &ImageStream) -> Vec<String> {
+    let mut registries: Vec<String> = stream
+        .spec
+        .tags
+        .iter()
+        .filter(|t| sync::scheduled_eligible(stream, t))
+        .filter_map(|t| DockerImageReference::parse(&t.from.as_ref()?.name).ok())
+        .map(|r| r.docker_client_defaults().registry)
+        .collect();
+    registries.sort();
+    registries.dedup();
+    registries
+}
+
+/// Creates the Images an import fetched (children first); one that exists is fine (Images
+/// are immutable, the first writer wins). Manifest and config JSON are not stored.
+async fn create_images(ctx: &Context, images: Vec<&Image>) -> Result<(), Error> {
+    let api: Api<Image> = Api::all(ctx.client.clone());
+    for image in images {
+        let mut image = image.clone();
+        image.spec.docker_image_manifest.clear();
+        image.spec.docker_image_config.clear();
+        match api.create(&PostParams::default(), &image).await {
+            Ok(_) => ctx.metrics.image_created(),
+            Err(kube::Error::Api(status)) if status.is_already_exists() => {}
+            Err(e) => return Err(Error::CreateImage(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Events on transitions only: a tag moved, a new failure, a recovery.
+async fn publish(ctx: &Context, stream: &ImageStream, changes: &[TagChange]) {
+    let reference = stream.object_ref(&());
+    for change in changes {
+        let event = match change {
+            TagChange::Updated { tag, image } => Event {
+                type_: EventType::Normal,
+                reason: "Imported".into(),
+                note: Some(format!("tag {tag} now points at {image}")),
+                action: "Import".into(),
+                secondary: None,
+            },
+            TagChange::Failed {
+                tag,
+                reason,
+                message,
+            } => Event {
+                type_: EventType::Warning,
+                reason: "ImportFailed".into(),
+                note: Some(truncate(format!("tag {tag}: {reason}: {message}"))),
+                action: "Import".into(),
+                secondary: None,
+            },
+            TagChange::Recovered { tag } => Event {
+                type_: EventType::Normal,
+                reason: "ImportRecovered".into(),
+                note: Some(format!("tag {tag} imported again after a failure")),
+                action: "Import".into(),
+                secondary: None,
+            },
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(error = %e, "publishing an event failed");
+        }
+    }
+}
+
+/// Event notes are limited to 1 kB.
+fn truncate(mut s: String) -> String {
+    if s.len() > 1000 {
+        let mut end = 1000;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}

@@ -1,0 +1,491 @@
+//! The controllers and what they share: the kube client, reflector caches of streams, Images
+//! and pull secrets, the importer (one registry client cache for the process), the schedule
+//! of scheduled checks, the configuration, Events and counters.
+//!
+//! [`run`] wires them: configuration watchers feed [`Context::set_settings`] (which rebuilds
+//! the importer only when transport settings change), a change of pull secrets re-queues the
+//! streams whose tags failed with `Unauthorized`, and the imagestream controller reconciles
+//! ([`image_stream::reconcile`]).
+
+pub mod image_stream;
+pub mod schedule;
+pub mod settings;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, future};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::Api;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+
+use crate::api::image::Image;
+use crate::api::image_stream::ImageStream;
+use crate::config::{ImageConfig, ImageImportConfig, SINGLETON_NAME};
+use crate::credentials::{CredentialSetId, Keyring};
+use crate::import::engine::KnownImages;
+use crate::import::importer::Importer;
+use crate::registry::ClientCache;
+
+use schedule::{Decision, Schedule};
+pub use settings::Settings;
+
+/// Pull-secret types the keyring reads.
+const SECRET_TYPES: [&str; 2] = ["kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg"];
+
+/// Why a reconcile or the controller failed; [`Error::reason`] is stable.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("writing the image stream status: {0}")]
+    WriteStatus(#[source] kube::Error),
+    #[error("creating an Image: {0}")]
+    CreateImage(#[source] kube::Error),
+    #[error("the {0} cache did not become ready: {1}")]
+    CacheNotReady(&'static str, String),
+}
+
+impl Error {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::WriteStatus(_) => "StatusWriteFailed",
+            Error::CreateImage(_) => "ImageCreateFailed",
+            Error::CacheNotReady(..) => "CacheNotReady",
+        }
+    }
+}
+
+/// Counters for benchmarks and tests (and, later, metrics).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub imports_new: AtomicU64,
+    pub imports_unchanged: AtomicU64,
+    pub imports_failed: AtomicU64,
+    pub status_writes: AtomicU64,
+    pub images_created: AtomicU64,
+}
+
+impl Metrics {
+    fn import(&self, result: Result<bool, &str>) {
+        let counter = match result {
+            Ok(true) => &self.imports_unchanged,
+            Ok(false) => &self.imports_new,
+            Err(_) => &self.imports_failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn status_write(&self) {
+        self.status_writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn image_created(&self) {
+        self.images_created.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    settings: RwLock<Arc<Settings>>,
+    importer: RwLock<Arc<Importer>>,
+    schedule: Mutex<Option<Schedule>>,
+    streams: Store<ImageStream>,
+    images: Store<Image>,
+    secrets: Vec<Store<Secret>>,
+    /// The keyring a stream's `Unauthorized` failures were seen with, by stream UID.
+    credentials: Mutex<HashMap<String, CredentialSetId>>,
+}
+
+/// Client cache size and idle time of the importer.
+const CLIENTS: usize = 256;
+const CLIENT_IDLE: Duration = Duration::from_secs(30 * 60);
+
+impl Context {
+    fn new(
+        client: Client,
+        settings: Settings,
+        streams: Store<ImageStream>,
+        images: Store<Image>,
+        secrets: Vec<Store<Secret>>,
+    ) -> Context {
+        let reporter = Reporter {
+            controller: "imagestream-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        let importer = Importer::new(ClientCache::new(
+            settings.registry.clone(),
+            CLIENTS,
+            CLIENT_IDLE,
+        ));
+        let schedule = schedule_for(&settings);
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics: Metrics::default(),
+            settings: RwLock::new(Arc::new(settings)),
+            importer: RwLock::new(Arc::new(importer)),
+            schedule: Mutex::new(schedule),
+            streams,
+            images,
+            secrets,
+            credentials: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn importer(&self) -> Arc<Importer> {
+        self.importer
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Applies new configuration; registry clients (and their tokens) are rebuilt only when
+    /// transport settings changed, the schedule only when its own settings did.
+    pub fn set_settings(&self, next: Settings) {
+        let current = self.settings();
+        if !current.same_transport(&next) {
+            let importer = Importer::new(ClientCache::new(
+                next.registry.clone(),
+                CLIENTS,
+                CLIENT_IDLE,
+            ));
+            *self
+                .importer
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = Arc::new(importer);
+        }
+        if current.scheduled_interval != next.scheduled_interval
+            || current.scheduled_per_minute != next.scheduled_per_minute
+            || current.registry_budgets != next.registry_budgets
+        {
+            *self.schedule.lock().unwrap_or_else(PoisonError::into_inner) = schedule_for(&next);
+        }
+        *self
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
+    }
+
+    fn schedule_decide(&self, uid: &str, registries: &[String]) -> Option<Decision> {
+        self.schedule
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+            .map(|s| s.decide(uid, registries, Instant::now()))
+    }
+
+    fn schedule_remove(&self, uid: &str) {
+        if let Some(s) = self
+            .schedule
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            s.remove(uid);
+        }
+    }
+
+    /// The pull secrets of `namespace` as a keyring.
+    fn keyring(&self, namespace: &str) -> Keyring {
+        let secrets: Vec<Arc<Secret>> = self
+            .secrets
+            .iter()
+            .flat_map(|s| s.state())
+            .filter(|s| s.namespace().as_deref() == Some(namespace))
+            .collect();
+        Keyring::from_secrets(secrets.iter().map(AsRef::as_ref))
+    }
+
+    /// Whether `Unauthorized` tags of the stream should be tried again: the keyring differs
+    /// from the one they failed with (or that is not known, e.g. after a restart).
+    fn credentials_changed(&self, uid: &str, id: &CredentialSetId) -> bool {
+        self.credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(uid)
+            .is_none_or(|seen| seen != id)
+    }
+
+    fn remember_credentials(&self, uid: &str, id: CredentialSetId) {
+        self.credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(uid.to_string(), id);
+    }
+
+    fn stream(&self, namespace: &str, name: &str) -> Option<ImageStream> {
+        self.streams
+            .get(&ObjectRef::new(name).within(namespace))
+            .map(|s| (*s).clone())
+    }
+
+    fn known_images(&self) -> StoreImages {
+        StoreImages(self.images.clone())
+    }
+}
+
+fn schedule_for(settings: &Settings) -> Option<Schedule> {
+    settings.scheduled_interval.map(|interval| {
+        Schedule::new(
+            interval,
+            settings.scheduled_per_minute,
+            &settings.registry_budgets,
+            Instant::now(),
+        )
+    })
+}
+
+/// The Images that exist, from the reflector cache.
+struct StoreImages(Store<Image>);
+
+impl KnownImages for StoreImages {
+    fn is_list(&self, digest: &str) -> Option<bool> {
+        self.0
+            .get(&ObjectRef::new(&crate::names::image(digest)))
+            .map(|i| i.spec.is_manifest_list())
+    }
+}
+
+/// How the operator runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Namespace of the `additionalTrustedCA` ConfigMap.
+    pub namespace: String,
+    /// Streams reconciled at the same time.
+    pub concurrency: u16,
+    /// Only streams (and pull secrets) of this namespace; `None` watches the whole cluster.
+    pub watch_namespace: Option<String>,
+    /// Fixed settings instead of the cluster's configuration objects (tests, demos).
+    pub settings: Option<Settings>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            namespace: "imagestream-operator".into(),
+            concurrency: 16,
+            watch_namespace: None,
+            settings: None,
+        }
+    }
+}
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the controllers until `shutdown` completes.
+pub async fn run(
+    client: Client,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), Error> {
+    let (images, images_writer) = reflector::store::<Image>();
+    let images_task = watcher(
+        Api::<Image>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(images_writer)
+    .for_each(|_| future::ready(()));
+
+    let mut secrets = Vec::new();
+    let mut secret_tasks = Vec::new();
+    for type_ in SECRET_TYPES {
+        let (reader, writer) = reflector::store::<Secret>();
+        secrets.push(reader);
+        secret_tasks.push(
+            watcher(
+                scoped::<Secret>(&client, options.watch_namespace.as_deref()),
+                watcher::Config::default().fields(&format!("type={type_}")),
+            )
+            .default_backoff()
+            .reflect(writer)
+            .for_each(|_| future::ready(())),
+        );
+    }
+
+    let streams_api = scoped::<ImageStream>(&client, options.watch_namespace.as_deref());
+    let controller = Controller::new(streams_api, watcher::Config::default().any_semantic());
+    let streams = controller.store();
+    let fixed = options.settings.is_some();
+    let initial = options.settings.clone().unwrap_or_default();
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        initial,
+        streams.clone(),
+        images.clone(),
+        secrets.clone(),
+    ));
+
+    // Configuration: re-read on every change of the two objects; every stream is reconciled
+    // again afterwards.
+    let (config_tx, config_rx) = futures::channel::mpsc::unbounded::<()>();
+    // With fixed settings the sender is kept (unused) so the trigger stream stays open.
+    let keep_open = fixed.then(|| config_tx.clone());
+    let config_task = watch_configuration(
+        client.clone(),
+        ctx.clone(),
+        options.namespace.clone(),
+        config_tx,
+    );
+
+    let tokio_images = tokio::spawn(images_task);
+    let tokio_secrets: Vec<_> = secret_tasks.into_iter().map(tokio::spawn).collect();
+    let tokio_config = (!fixed).then(|| tokio::spawn(config_task));
+    let ready = tokio::time::timeout(Duration::from_secs(60), async {
+        images.wait_until_ready().await?;
+        for s in &secrets {
+            s.wait_until_ready().await?;
+        }
+        Ok::<(), reflector::store::WriterDropped>(())
+    })
+    .await;
+    match ready {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(Error::CacheNotReady("images/secrets", e.to_string())),
+        Err(_) => {
+            return Err(Error::CacheNotReady(
+                "images/secrets",
+                "no answer within 60s".into(),
+            ));
+        }
+    }
+
+    let mut controller = controller
+        .with_config(controller::Config::default().concurrency(options.concurrency))
+        .reconcile_all_on(config_rx)
+        .graceful_shutdown_on(shutdown);
+    for type_ in SECRET_TYPES {
+        let streams = streams.clone();
+        controller = controller.watches(
+            scoped::<Secret>(&client, options.watch_namespace.as_deref()),
+            watcher::Config::default().fields(&format!("type={type_}")),
+            move |secret| unauthorized_streams(&streams, &secret),
+        );
+    }
+    controller
+        .run(image_stream::reconcile, error_policy, ctx)
+        .for_each(|result| {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reconcile");
+            }
+            future::ready(())
+        })
+        .await;
+    drop(keep_open);
+    tokio_images.abort();
+    if let Some(t) = tokio_config {
+        t.abort();
+    }
+    for t in tokio_secrets {
+        t.abort();
+    }
+    Ok(())
+}
+
+/// Streams in the secret's namespace with a tag that failed with `Unauthorized`.
+fn unauthorized_streams(
+    streams: &Store<ImageStream>,
+    secret: &Secret,
+) -> Vec<ObjectRef<ImageStream>> {
+    let namespace = secret.namespace();
+    streams
+        .state()
+        .iter()
+        .filter(|s| s.namespace() == namespace)
+        .filter(|s| {
+            s.status
+                .iter()
+                .flat_map(|st| &st.tags)
+                .any(|t| t.conditions.iter().any(|c| c.reason == "Unauthorized"))
+        })
+        .map(|s| ObjectRef::from_obj(s.as_ref()))
+        .collect()
+}
+
+fn error_policy(_stream: Arc<ImageStream>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(reason = error.reason(), %error, "reconcile failed; retrying");
+    match error {
+        // a conflict: someone wrote the stream meanwhile; the watch brings the new one too
+        Error::WriteStatus(kube::Error::Api(s)) if s.is_conflict() => {
+            Action::requeue(Duration::from_millis(200))
+        }
+        _ => Action::requeue(Duration::from_secs(5)),
+    }
+}
+
+/// Watches the `cluster` ImageConfig and ImageImportConfig and applies them.
+async fn watch_configuration(
+    client: Client,
+    ctx: Arc<Context>,
+    namespace: String,
+    changed: futures::channel::mpsc::UnboundedSender<()>,
+) {
+    let by_name = || watcher::Config::default().fields(&format!("metadata.name={SINGLETON_NAME}"));
+    let (image_store, image_writer) = reflector::store::<ImageConfig>();
+    let (import_store, import_writer) = reflector::store::<ImageImportConfig>();
+    let images = watcher(Api::<ImageConfig>::all(client.clone()), by_name())
+        .default_backoff()
+        .reflect(image_writer)
+        .applied_objects()
+        .map(|_| ());
+    let imports = watcher(Api::<ImageImportConfig>::all(client.clone()), by_name())
+        .default_backoff()
+        .reflect(import_writer)
+        .applied_objects()
+        .map(|_| ());
+    let mut events = std::pin::pin!(futures::stream::select(images, imports));
+    while events.next().await.is_some() {
+        let image = image_store.state().into_iter().next();
+        let import = import_store.state().into_iter().next();
+        let ca = match image
+            .as_ref()
+            .and_then(|i| i.spec.additional_trusted_ca.as_ref())
+        {
+            Some(reference) => Api::<ConfigMap>::namespaced(client.clone(), &namespace)
+                .get_opt(&reference.name)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|cm| cm.data)
+                .map(|d| d.into_iter().collect())
+                .unwrap_or_default(),
+            None => HashMap::new(),
+        };
+        ctx.set_settings(Settings::new(
+            image.as_ref().map(|i| &i.spec),
+            import.as_ref().map(|i| &i.spec),
+            ca,
+        ));
+        if changed.unbounded_send(()).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! When scheduled tags are re-checked (semantics 6, design.md section 5), decided without IO:
+//! the caller passes the time.
+//!
+//! Each stream with scheduled tags gets a due time. The first one is spread over the whole
+//! interval by a hash of the stream's UID, so an operator start with thousands of scheduled
+//! streams makes no burst; after each check the next is one interval later. A check also
+//! needs a token from the cluster-wide budget (`maxScheduledImageImportsPerMinute`) and, per
+//! registry with a budget, from that registry's; without one the check waits for the next
+//! token rather than being dropped. Upstream uses rotating buckets instead of due times; the
+//! spread and the budgets are the behaviour that matters.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
+
+use crate::registry::policy::wildcard_match;
+
+/// A token bucket: `per_minute` tokens a minute, holding at most `burst`.
+#[derive(Clone, Debug)]
+pub struct Budget {
+    per_minute: u32,
+    burst: f64,
+    tokens: f64,
+    updated: Instant,
+}
+
+impl Budget {
+    /// Starts full, as upstream's limiter (burst `2 × per_minute` there; ours is the same).
+    pub fn new(per_minute: u32, now: Instant) -> Budget {
+        let burst = f64::from(per_minute.max(1)) * 2.0;
+        Budget {
+            per_minute: per_minute.max(1),
+            burst,
+            tokens: burst,
+            updated: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * f64::from(self.per_minute) / 60.0).min(self.burst);
+        self.updated = now;
+    }
+
+    /// Takes a token, or says how long until one is there.
+    pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            let missing = 1.0 - self.tokens;
+            Err(Duration::from_secs_f64(
+                missing * 60.0 / f64::from(self.per_minute),
+            ))
+        }
+    }
+}
+
+/// Due times of streams (keyed by UID) and the budgets they draw from.
+#[derive(Debug)]
+pub struct Schedule {
+    interval: Duration,
+    due: HashMap<String, Instant>,
+    cluster: Option<Budget>,
+    registries: Vec<(String, Budget)>,
+}
+
+/// What to do about one stream now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Check the scheduled tags now; the next check is due after the given delay.
+    CheckNow { next_in: Duration },
+    /// Not yet: come back after the given delay.
+    Wait(Duration),
+}
+
+impl Schedule {
+    pub fn new(
+        interval: Duration,
+        per_minute: Option<u32>,
+        registry_budgets: &[(String, u32)],
+        now: Instant,
+    ) -> Schedule {
+        Schedule {
+            interval: interval.max(Duration::from_secs(1)),
+            due: HashMap::new(),
+            cluster: per_minute.map(|n| Budget::new(n, now)),
+            registries: registry_budgets
+                .iter()
+                .map(|(pattern, n)| (pattern.clone(), Budget::new(*n, now)))
+                .collect(),
+        }
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// The first check of a stream: somewhere in the interval, fixed by its UID.
+    fn first_due(&self, uid: &str, now: Instant) -> Instant {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        uid.hash(&mut h);
+        let millis = u64::try_from(self.interval.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        now + Duration::from_millis(h.finish() % millis)
+    }
+
+    /// Decides for the stream `uid` whose scheduled tags pull from `registries`.
+    pub fn decide(&mut self, uid: &str, registries: &[String], now: Instant) -> Decision {
+        let due = match self.due.get(uid) {
+            Some(due) => *due,
+            None => {
+                let due = self.first_due(uid, now);
+                self.due.insert(uid.to_string(), due);
+                due
+            }
+        };
+        if due > now {
+            return Decision::Wait(due - now);
+        }
+        if let Some(budget) = &mut self.cluster
+            && let Err(wait) = budget.take(now)
+        {
+            return Decision::Wait(wait);
+        }
+        for registry in registries {
+            if let Some((_, budget)) = self
+                .registries
+                .iter_mut()
+                .find(|(pattern, _)| wildcard_match(registry, pattern))
+                && let Err(wait) = budget.take(now)
+            {
+                return Decision::Wait(wait);
+            }
+        }
+        let next = now + self.interval;
+        self.due.insert(uid.to_string(), next);
+        Decision::CheckNow {
+            next_in: self.interval,
+        }
+    }
+
+    /// Forgets a stream (deleted, or no scheduled tags any more).
+    pub fn remove(&mut self, uid: &str) {
+        self.due.remove(uid);
+    }
+
+    pub fn len(&self) -> usize {
+        self.due.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.due.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn first_checks_are_spread_over_the_interval() {
+        let now = Instant::now();
+        let mut s = Schedule::new(15 * MINUTE, None, &[], now);
+        let mut waits: Vec<Duration> = (0..1000)
+            .map(|i| match s.decide(&format!("uid-{i}"), &[], now) {
+                Decision::Wait(d) => d,
+                Decision::CheckNow { .. } => Duration::ZERO,
+            })
+            .collect();
+        waits.sort();
+        // no burst: at most a few percent in any minute of the 15
+        for minute in 0..15u32 {
+            let start = MINUTE * minute;
+            let count = waits
+                .iter()
+                .filter(|w| **w >= start && **w < start + MINUTE)
+                .count();
+            assert!((30..=110).contains(&count), "minute {minute}: {count}");
+        }
+        assert_eq!(s.len(), 1000);
+    }
+
+    #[test]
+    fn a_stream_is_checked_once_per_interval() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(15 * MINUTE, None, &[], t0);
+        let Decision::Wait(first) = s.decide("a", &[], t0) else {
+            // a zero offset is possible in principle; then it is due at once
+            return;
+        };
+        assert!(first < 15 * MINUTE);
+        assert!(matches!(
+            s.decide("a", &[], t0 + first / 2),
+            Decision::Wait(_)
+        ));
+        let at = t0 + first;
+        assert_eq!(
+            s.decide("a", &[], at),
+            Decision::CheckNow {
+                next_in: 15 * MINUTE
+            }
+        );
+        assert_eq!(s.decide("a", &[], at + MINUTE), Decision::Wait(14 * MINUTE));
+        s.remove("a");
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn the_cluster_budget_delays_checks_beyond_it() {
+        let t0 = Instant::now();
+        let later = t0 + 20 * MINUTE; // every stream is due
+        let mut s = Schedule::new(15 * MINUTE, Some(60), &[], t0);
+        for i in 0..200 {
+            s.decide(&format!("s{i}"), &[], t0);
+        }
+        let checked = (0..200)
+            .filter(|i| {
+                matches!(
+                    s.decide(&format!("s{i}"), &[], later),
+                    Decision::CheckNow { .. }
+                )
+            })
+            .count();
+        // the bucket holds two minutes' worth
+        assert_eq!(checked, 120);
+        let Decision::Wait(wait) = s.decide("s199", &[], later) else {
+            panic!("over budget")
+        };
+        assert!(wait <= Duration::from_secs(1), "{wait:?}");
+    }
+
+    #[test]
+    fn registry_budgets_apply_to_matching_registries_only() {
+        let t0 = Instant::now();
+        let later = t0 + 20 * MINUTE;
+        let mut s = Schedule::new(15 * MINUTE, None, &[("*.docker.io".to_string(), 1)], t0);
+        let hub = vec!["registry-1.docker.io".to_string()];
+        let quay = vec!["quay.io".to_string()];
+        for i in 0..10 {
+            s.decide(&format!("h{i}"), &hub, t0);
+            s.decide(&format!("q{i}"), &quay, t0);
+        }
+        let hub_checks = (0..10)
+            .filter(|i| {
+                matches!(
+                    s.decide(&format!("h{i}"), &hub, later),
+                    Decision::CheckNow { .. }
+                )
+            })
+            .count();
+        let quay_checks = (0..10)
+            .filter(|i| {
+                matches!(
+                    s.decide(&format!("q{i}"), &quay, later),
+                    Decision::CheckNow { .. }
+                )
+            })
+            .count();
+        assert_eq!((hub_checks, quay_checks), (2, 10));
+    }
+}

@@ -1,0 +1,383 @@
+//! The imagestream controller end to end: the real kube-apiserver, the real registry, and the
+//! controller running in this process under its own ServiceAccount bound to
+//! `deploy/rbac.yaml` (not admin), scoped to the test's namespace.
+
+mod support;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleRef, Subject};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use imagestream_operator::api::image::Image;
+use imagestream_operator::api::image_stream::{ImageStream, TagEvent};
+use imagestream_operator::controller::{self, Options, Settings};
+use support::images::{ImageSpec, TestImage};
+use support::registry::{RegistryOptions, TestRegistry, summary};
+use support::{cluster, crds};
+
+/// The controller for one namespace, stopped when dropped.
+struct Operator {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.abort();
+    }
+}
+
+async fn bind_operator_role(admin: &Client, namespace: &str) {
+    let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/rbac.yaml"))
+        .expect("deploy/rbac.yaml");
+    let role: ClusterRole = serde_saphyr::from_str(&yaml).expect("a ClusterRole");
+    let roles: Api<ClusterRole> = Api::all(admin.clone());
+    roles
+        .patch(
+            "imagestream-operator",
+            &PatchParams::apply("tests").force(),
+            &Patch::Apply(&role),
+        )
+        .await
+        .expect("apply the ClusterRole");
+    let binding = ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some(format!("imagestream-operator-{namespace}")),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: "imagestream-operator".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: "operator".into(),
+            namespace: Some(namespace.into()),
+            ..Subject::default()
+        }]),
+    };
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("bind the ClusterRole");
+}
+
+/// A fresh namespace with the operator running in it under its ServiceAccount.
+async fn operator(prefix: &str, settings: Settings) -> (Client, String, Operator) {
+    support::cluster::install_crypto_provider();
+    let cluster = cluster::cluster().await;
+    let admin = cluster.client().await;
+    crds::install(&admin).await;
+    let namespace = cluster::fresh_namespace(&admin, prefix).await;
+    bind_operator_role(&admin, &namespace).await;
+    let account = cluster.service_account_client(&namespace, "operator").await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = Options {
+        watch_namespace: Some(namespace.clone()),
+        settings: Some(settings),
+        concurrency: 4,
+        ..Options::default()
+    };
+    let client = account.client.clone();
+    let task = tokio::spawn(async move {
+        let _account = account; // keeps the token's kubeconfig alive
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = controller::run(client, options, shutdown).await {
+            panic!("controller stopped: {e}");
+        }
+    });
+    (
+        admin,
+        namespace,
+        Operator {
+            stop: Some(stop),
+            task,
+        },
+    )
+}
+
+fn fast_schedule() -> Settings {
+    Settings {
+        scheduled_interval: Some(Duration::from_secs(2)),
+        scheduled_per_minute: None,
+        ..Settings::default()
+    }
+}
+
+async fn create_stream(api: &Api<ImageStream>, name: &str, tags: serde_json::Value) {
+    let stream: ImageStream = serde_json::from_value(json!({
+        "apiVersion": "image.openshift.io/v1",
+        "kind": "ImageStream",
+        "metadata": { "name": name },
+        "spec": { "tags": tags },
+    }))
+    .expect("stream");
+    api.create(&PostParams::default(), &stream)
+        .await
+        .expect("create stream");
+}
+
+fn tag(name: &str, from: &str, generation: i64, scheduled: bool) -> serde_json::Value {
+    json!({
+        "name": name,
+        "from": { "kind": "DockerImage", "name": from },
+        "generation": generation,
+        "importPolicy": { "insecure": true, "scheduled": scheduled },
+    })
+}
+
+/// Waits until `check` holds for the stream (or panics with the stream after `secs`).
+async fn wait_for(
+    api: &Api<ImageStream>,
+    name: &str,
+    secs: u64,
+    check: impl Fn(&ImageStream) -> bool,
+) -> ImageStream {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let stream = api.get(name).await.expect("get stream");
+        if check(&stream) {
+            return stream;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "condition not met within {secs}s: {}",
+                serde_json::to_string_pretty(&stream.status).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn items<'a>(stream: &'a ImageStream, tag: &str) -> &'a [TagEvent] {
+    stream
+        .status
+        .as_ref()
+        .and_then(|s| s.tag(tag))
+        .map_or(&[][..], |t| &t.items[..])
+}
+
+fn condition(stream: &ImageStream, tag: &str) -> Option<(String, String, i64)> {
+    let c = stream
+        .status
+        .as_ref()?
+        .tag(tag)?
+        .conditions
+        .first()?
+        .clone();
+    Some((c.reason, c.message, c.generation))
+}
+
+async fn push(reg: &TestRegistry, repo: &str, tag: &str, seed: u64) -> String {
+    let image: TestImage = ImageSpec::single("amd64", seed).build().into();
+    reg.client().push(repo, tag, &image).await.expect("push")
+}
+
+/// Semantics 2.7 with design rule 4: a new tag is imported with E = S, the Image is created
+/// without manifest and config, a changed tag (S = new G, as the webhook assigns) is imported
+/// again into a new history entry, and nothing is written when nothing changed.
+#[tokio::test]
+async fn worked_example_import_history_and_images() {
+    let reg = RegistryOptions::plain().start();
+    let d1 = push(&reg, "app", "v1", 701).await;
+    let d2 = push(&reg, "app", "v2", 702).await;
+    let (admin, ns, _operator) = operator("is-worked", Settings::default()).await;
+    let api: Api<ImageStream> = Api::namespaced(admin.clone(), &ns);
+
+    create_stream(
+        &api,
+        "app",
+        json!([tag("latest", &reg.image_ref("app", "v1"), 1, false)]),
+    )
+    .await;
+    let stream = wait_for(&api, "app", 30, |s| !items(s, "latest").is_empty()).await;
+    let event = &items(&stream, "latest")[0];
+    assert_eq!(event.image, d1);
+    assert_eq!(event.generation, 1);
+    assert_eq!(
+        event.docker_image_reference,
+        format!("{}/app@{d1}", reg.addr())
+    );
+    assert_eq!(
+        stream.status.as_ref().unwrap().docker_image_repository,
+        "",
+        "no internal registry configured"
+    );
+
+    let image = Api::<Image>::all(admin.clone())
+        .get(&imagestream_operator::names::image(&d1))
+        .await
+        .expect("the Image exists");
+    assert!(image.spec.docker_image_manifest.is_empty());
+    assert!(image.spec.docker_image_config.is_empty());
+    assert_eq!(
+        image.spec.docker_image_reference,
+        format!("{}/app@{d1}", reg.addr())
+    );
+
+    // the user points the tag elsewhere; the webhook would give it S = G + 1 = 2
+    let patch =
+        json!({ "spec": { "tags": [tag("latest", &reg.image_ref("app", "v2"), 2, false)] } });
+    api.patch("app", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("update the tag");
+    let stream = wait_for(&api, "app", 30, |s| items(s, "latest").len() == 2).await;
+    let history = items(&stream, "latest");
+    assert_eq!(
+        (history[0].image.as_str(), history[0].generation),
+        (d2.as_str(), 2)
+    );
+    assert_eq!(history[1].image, d1);
+
+    // settled: no further writes
+    let rv = stream.resource_version();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(api.get("app").await.unwrap().resource_version(), rv);
+}
+
+/// A tag that fails gets ImportSuccess=False with upstream's reason and message (written
+/// once), and a scheduled tag recovers on its own when the registry is fixed.
+#[tokio::test]
+async fn failure_condition_and_recovery() {
+    let reg = RegistryOptions::plain().start();
+    let (admin, ns, _operator) = operator("is-failure", fast_schedule()).await;
+    let api: Api<ImageStream> = Api::namespaced(admin.clone(), &ns);
+
+    let from = reg.image_ref("missing", "v1");
+    create_stream(&api, "broken", json!([tag("v1", &from, 1, true)])).await;
+    let stream = wait_for(&api, "broken", 30, |s| condition(s, "v1").is_some()).await;
+    let (reason, message, generation) = condition(&stream, "v1").unwrap();
+    assert_eq!(reason, "NotFound");
+    assert_eq!(
+        message,
+        format!(
+            "dockerimage.image.openshift.io \"{}/missing:v1\" not found",
+            reg.addr()
+        )
+    );
+    assert_eq!(generation, 1);
+    let first_time = stream.status.as_ref().unwrap().tags[0].conditions[0]
+        .last_transition_time
+        .clone();
+
+    // identical failures on later scheduled checks are not written again
+    let rv = stream.resource_version();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let again = api.get("broken").await.unwrap();
+    assert_eq!(
+        again.resource_version(),
+        rv,
+        "no write for an identical failure"
+    );
+    assert_eq!(
+        again.status.as_ref().unwrap().tags[0].conditions[0].last_transition_time,
+        first_time
+    );
+
+    let digest = push(&reg, "missing", "v1", 703).await;
+    let stream = wait_for(&api, "broken", 30, |s| !items(s, "v1").is_empty()).await;
+    assert_eq!(items(&stream, "v1")[0].image, digest);
+    assert_eq!(condition(&stream, "v1"), None, "cleared on success");
+}
+
+/// Scheduled checks: an unchanged tag costs one HEAD and no write; a tag moved in the
+/// registry becomes a new history entry on the next check, and a same-stream alias follows.
+#[tokio::test]
+async fn scheduled_checks_head_first_and_aliases_follow() {
+    let reg = RegistryOptions::plain().start();
+    let d1 = push(&reg, "moving", "latest", 711).await;
+    let (admin, ns, _operator) = operator("is-scheduled", fast_schedule()).await;
+    let api: Api<ImageStream> = Api::namespaced(admin.clone(), &ns);
+
+    create_stream(
+        &api,
+        "moving",
+        json!([
+            tag("latest", &reg.image_ref("moving", "latest"), 1, true),
+            { "name": "alias", "generation": 1, "from": { "kind": "ImageStreamTag", "name": "moving:latest" } },
+        ]),
+    )
+    .await;
+    let stream = wait_for(&api, "moving", 30, |s| !items(s, "alias").is_empty()).await;
+    assert_eq!(items(&stream, "latest")[0].image, d1);
+    assert_eq!(items(&stream, "alias")[0].image, d1);
+
+    // count writes while unchanged: watch the stream for a few intervals
+    let watch = watcher::watch_object(api.clone(), "moving");
+    let mark = reg.mark();
+    let writes = tokio::time::timeout(Duration::from_secs(7), watch.skip(1).count())
+        .await
+        .unwrap_or(0);
+    let requests = summary(&reg.requests_since_async(mark).await);
+    assert_eq!(writes, 0, "an unchanged scheduled tag writes nothing");
+    assert!(!requests.is_empty(), "checks happened");
+    assert!(
+        requests
+            .iter()
+            .all(|r| r == "HEAD /v2/moving/manifests/latest 200"),
+        "only HEADs: {requests:#?}"
+    );
+
+    let d2 = push(&reg, "moving", "latest", 712).await;
+    let stream = wait_for(&api, "moving", 30, |s| {
+        items(s, "latest").len() == 2 && items(s, "alias").len() == 2
+    })
+    .await;
+    assert_eq!(items(&stream, "latest")[0].image, d2);
+    assert_eq!(
+        items(&stream, "latest")[0].generation,
+        1,
+        "E = S, spec untouched"
+    );
+    assert_eq!(items(&stream, "alias")[0].image, d2, "the alias follows");
+}
+
+/// A tag that failed with Unauthorized is retried when a pull secret appears in its
+/// namespace.
+#[tokio::test]
+async fn unauthorized_tags_retry_when_pull_secrets_change() {
+    let reg = RegistryOptions::token().start();
+    let digest = push(&reg, "private", "v1", 721).await;
+    let (admin, ns, _operator) = operator("is-unauthorized", Settings::default()).await;
+    let api: Api<ImageStream> = Api::namespaced(admin.clone(), &ns);
+
+    create_stream(
+        &api,
+        "private",
+        json!([tag("v1", &reg.image_ref("private", "v1"), 1, false)]),
+    )
+    .await;
+    let stream = wait_for(&api, "private", 30, |s| condition(s, "v1").is_some()).await;
+    assert_eq!(condition(&stream, "v1").unwrap().0, "Unauthorized");
+
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode("reader:r3ad");
+    let config = json!({ "auths": { reg.addr(): { "auth": auth } } }).to_string();
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": { "name": "pull" },
+        "type": "kubernetes.io/dockerconfigjson",
+        "stringData": { ".dockerconfigjson": config },
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(admin.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the pull secret");
+    let stream = wait_for(&api, "private", 30, |s| !items(s, "v1").is_empty()).await;
+    assert_eq!(items(&stream, "v1")[0].image, digest);
+    assert_eq!(condition(&stream, "v1"), None);
+}
