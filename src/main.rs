@@ -24,6 +24,19 @@ enum Command {
         #[arg(long)]
         output_dir: Option<PathBuf>,
     },
+    /// Run the controllers against the cluster of the current kubeconfig (or in-cluster
+    /// configuration) until SIGINT/SIGTERM.
+    Run {
+        /// Namespace the operator runs in (its additionalTrustedCA ConfigMap lives there).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "imagestream-operator")]
+        namespace: String,
+        /// Only watch this namespace (default: every namespace).
+        #[arg(long)]
+        watch_namespace: Option<String>,
+        /// Streams reconciled at the same time.
+        #[arg(long, default_value_t = 16)]
+        concurrency: u16,
+    },
     /// Import one image the way the operator would, and print the resulting Image objects.
     ///
     /// Exits non-zero with the status reason (NotFound, Unauthorized, BadRequest, ...) and
@@ -77,6 +90,16 @@ fn main() -> anyhow::Result<()> {
 
     match Cli::parse().command {
         Command::Crds { output_dir } => write_crds(output_dir),
+        Command::Run {
+            namespace,
+            watch_namespace,
+            concurrency,
+        } => run_operator(imagestream_operator::controller::Options {
+            namespace,
+            watch_namespace,
+            concurrency,
+            settings: None,
+        }),
         Command::Inspect {
             reference,
             insecure,
@@ -105,6 +128,36 @@ fn main() -> anyhow::Result<()> {
             run_inspect(&options)
         }
     }
+}
+
+fn run_operator(options: imagestream_operator::controller::Options) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the cluster")?;
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+            }
+            tracing::info!("shutting down");
+        };
+        imagestream_operator::controller::run(client, options, shutdown)
+            .await
+            .context("running the controllers")
+    })
 }
 
 fn run_inspect(options: &inspect::Options) -> anyhow::Result<()> {
