@@ -1,7 +1,9 @@
 //! ImageStream decisions without IO: spec-tag generations ([`generation`]) and tag history
 //! and import conditions ([`history`]), each as OpenShift computes them, and one controller
-//! pass over a stream ([`sync`]).
+//! pass over a stream ([`sync`]); the admission rules of semantics section 1
+//! ([`validation`]).
 
 pub mod generation;
 pub mod history;
 pub mod sync;
+pub mod validation;
