@@ -6,7 +6,7 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/.cargo/bin
 
 CARGO ?= cargo
 
-.PHONY: test setup lint unit harness crds build release
+.PHONY: test setup lint unit harness bench crds build release
 
 ## test: install prerequisites, lint, then run unit, registry and cluster tests
 test: setup lint harness
@@ -26,6 +26,11 @@ unit:
 
 harness:
 	e2e/cluster/build.sh >/dev/null
+
+## bench: install prerequisites, then run every benchmark (benches/*.rs: programs that print
+## figures and exit non-zero when a target is missed) against the local registry and cluster
+bench: setup
+	e2e/with-cluster.sh $(CARGO) bench --no-fail-fast --bench '*'
 
 ## crds: regenerate crds/ from the Rust types
 crds:
