@@ -1,13 +1,15 @@
 //! imagestream-operator: OpenShift's image API (`image.openshift.io/v1`) on any Kubernetes
 //! cluster, served as custom resources and kept by this operator.
 //!
-//! Modules: [`api`] (the image.openshift.io kinds), [`config`] (the operator's configuration
-//! kinds), [`names`] (object names for OpenShift's `stream:tag`-style names), [`crd`] (the
-//! CustomResourceDefinitions generated from the types), [`reference`] and [`credentials`]
-//! (pull specs and pull secrets, OpenShift's way), [`registry`] (the registry transport),
-//! [`import`] (registry images to Image objects), [`inspect`] (one import from the command
-//! line), [`stream`] (tag generations, history and conditions).
+//! Modules: [`api`] (the image.openshift.io kinds), [`admission`] (the webhooks that default,
+//! order and validate them as OpenShift's apiserver does), [`config`] (the operator's
+//! configuration kinds), [`names`] (object names for OpenShift's `stream:tag`-style names),
+//! [`crd`] (the CustomResourceDefinitions generated from the types), [`reference`] and
+//! [`credentials`] (pull specs and pull secrets, OpenShift's way), [`registry`] (the registry
+//! transport), [`import`] (registry images to Image objects), [`inspect`] (one import from the
+//! command line), [`stream`] (tag generations, history and conditions).
 
+pub mod admission;
 pub mod api;
 pub mod config;
 pub mod controller;

@@ -1,0 +1,250 @@
+//! The webhooks behind the HTTP server: which path judges what, the configuration snapshot each
+//! review reads, and per-webhook counters (requests, outcomes, time spent).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use kube::core::admission::AdmissionResponse;
+use tokio::sync::watch;
+
+use super::access::Authorizer;
+use super::review::{self, ReviewError};
+use super::{AdmissionSettings, imagestream, imagestreamimport};
+
+/// Path of the mutating ImageStream webhook.
+pub const MUTATE_IMAGE_STREAMS_PATH: &str = "/mutate/imagestreams";
+/// Path of the validating ImageStream webhook.
+pub const VALIDATE_IMAGE_STREAMS_PATH: &str = "/validate/imagestreams";
+/// Path of the validating ImageStreamImport webhook.
+pub const VALIDATE_IMAGE_STREAM_IMPORTS_PATH: &str = "/validate/imagestreamimports";
+
+/// One webhook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Hook {
+    MutateImageStreams,
+    ValidateImageStreams,
+    ValidateImageStreamImports,
+}
+
+impl Hook {
+    pub const ALL: [Hook; 3] = [
+        Hook::MutateImageStreams,
+        Hook::ValidateImageStreams,
+        Hook::ValidateImageStreamImports,
+    ];
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Hook::MutateImageStreams => MUTATE_IMAGE_STREAMS_PATH,
+            Hook::ValidateImageStreams => VALIDATE_IMAGE_STREAMS_PATH,
+            Hook::ValidateImageStreamImports => VALIDATE_IMAGE_STREAM_IMPORTS_PATH,
+        }
+    }
+
+    pub fn from_path(path: &str) -> Option<Hook> {
+        Hook::ALL.into_iter().find(|h| h.path() == path)
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Hook::MutateImageStreams => 0,
+            Hook::ValidateImageStreams => 1,
+            Hook::ValidateImageStreamImports => 2,
+        }
+    }
+}
+
+/// Counters of one webhook since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HookCounts {
+    pub requests: u64,
+    /// Allowed without a patch.
+    pub allowed: u64,
+    /// Allowed with a patch.
+    pub patched: u64,
+    /// Denied: invalid objects and reviews that could not be judged.
+    pub denied: u64,
+    /// Of the denied, those that could not be judged (bad requests, internal errors).
+    pub failed: u64,
+    pub total_micros: u64,
+    pub max_micros: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    allowed: AtomicU64,
+    patched: AtomicU64,
+    denied: AtomicU64,
+    failed: AtomicU64,
+    total_micros: AtomicU64,
+    max_micros: AtomicU64,
+}
+
+/// The webhooks: settings, the authorizer for SubjectAccessReviews, and counters.
+pub struct Webhooks {
+    settings: watch::Receiver<Arc<AdmissionSettings>>,
+    authorizer: Box<dyn Authorizer>,
+    counters: [Counters; 3],
+}
+
+impl Webhooks {
+    /// `settings` is read once per review, so configuration changes apply to the next one.
+    pub fn new(
+        authorizer: impl Authorizer + 'static,
+        settings: watch::Receiver<Arc<AdmissionSettings>>,
+    ) -> Webhooks {
+        Webhooks {
+            settings,
+            authorizer: Box::new(authorizer),
+            counters: Default::default(),
+        }
+    }
+
+    /// Answers one AdmissionReview body with an AdmissionReview body.
+    pub async fn handle(&self, hook: Hook, body: &[u8]) -> Vec<u8> {
+        let started = Instant::now();
+        let settings = self.settings.borrow().clone();
+        let response = match review::parse(body) {
+            Err(e) => {
+                tracing::warn!(path = hook.path(), reason = e.reason(), error = %e, "unreadable AdmissionReview");
+                Err((None, e))
+            }
+            Ok(request) => {
+                let judged = match hook {
+                    Hook::MutateImageStreams => imagestream::mutate(&request, &settings)
+                        .map(|patch| review::allow_patched(&request, patch)),
+                    Hook::ValidateImageStreams => {
+                        imagestream::validate(&request, &settings, self.authorizer.as_ref()).await
+                    }
+                    Hook::ValidateImageStreamImports => {
+                        imagestreamimport::validate(&request, &settings, self.authorizer.as_ref())
+                            .await
+                    }
+                };
+                judged.map_err(|e| {
+                    tracing::warn!(path = hook.path(), uid = %request.uid, reason = e.reason(), error = %e, "admission request not judged");
+                    (Some(request), e)
+                })
+            }
+        };
+        let response = response.unwrap_or_else(|(request, e): (_, ReviewError)| {
+            review::bad_request(request.as_ref(), &e)
+        });
+        self.count(hook, &response, started);
+        review::to_body(response)
+    }
+
+    fn count(&self, hook: Hook, response: &AdmissionResponse, started: Instant) {
+        let c = &self.counters[hook.index()];
+        c.requests.fetch_add(1, Ordering::Relaxed);
+        let outcome = match (response.allowed, response.patch.is_some()) {
+            (true, true) => &c.patched,
+            (true, false) => &c.allowed,
+            (false, _) => &c.denied,
+        };
+        outcome.fetch_add(1, Ordering::Relaxed);
+        if !response.allowed && response.result.code != 422 {
+            c.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        c.total_micros.fetch_add(micros, Ordering::Relaxed);
+        c.max_micros.fetch_max(micros, Ordering::Relaxed);
+    }
+
+    /// The counters of `hook`.
+    pub fn counts(&self, hook: Hook) -> HookCounts {
+        let c = &self.counters[hook.index()];
+        HookCounts {
+            requests: c.requests.load(Ordering::Relaxed),
+            allowed: c.allowed.load(Ordering::Relaxed),
+            patched: c.patched.load(Ordering::Relaxed),
+            denied: c.denied.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            total_micros: c.total_micros.load(Ordering::Relaxed),
+            max_micros: c.max_micros.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::access::Decision;
+    use crate::admission::review::tests::review_body;
+    use futures::future::BoxFuture;
+    use k8s_openapi::api::authentication::v1::UserInfo;
+    use k8s_openapi::api::authorization::v1::ResourceAttributes;
+    use serde_json::{Value, json};
+
+    struct Nobody;
+
+    impl Authorizer for Nobody {
+        fn review<'a>(
+            &'a self,
+            _user: &'a UserInfo,
+            _attributes: ResourceAttributes,
+        ) -> BoxFuture<'a, Result<Decision, kube::Error>> {
+            Box::pin(async { Ok(Decision::default()) })
+        }
+    }
+
+    fn webhooks() -> Webhooks {
+        let (_tx, rx) = watch::channel(Arc::new(AdmissionSettings::default()));
+        Webhooks::new(Nobody, rx)
+    }
+
+    #[tokio::test]
+    async fn every_body_gets_an_admission_review_back() {
+        let webhooks = webhooks();
+        for body in [&b""[..], b"{", b"[]", b"{\"request\": 5}"] {
+            for hook in Hook::ALL {
+                let out: Value =
+                    serde_json::from_slice(&webhooks.handle(hook, body).await).unwrap();
+                assert_eq!(out["kind"], "AdmissionReview");
+                assert_eq!(out["response"]["allowed"], false);
+                assert_eq!(out["response"]["status"]["code"], 400);
+            }
+        }
+        assert_eq!(webhooks.counts(Hook::MutateImageStreams).failed, 4);
+    }
+
+    #[tokio::test]
+    async fn a_kind_sent_to_the_wrong_webhook_is_refused_with_its_uid() {
+        let webhooks = webhooks();
+        let object = json!({"apiVersion": "image.openshift.io/v1", "kind": "ImageStreamImport",
+            "metadata": {"name": "s", "namespace": "ns"}, "spec": {"images": []}});
+        let body = review_body("CREATE", "ImageStreamImport", object, Value::Null);
+        let out: Value =
+            serde_json::from_slice(&webhooks.handle(Hook::MutateImageStreams, &body).await)
+                .unwrap();
+        assert_eq!(
+            out["response"]["uid"],
+            "6d9d7a2c-1111-2222-3333-444455556666"
+        );
+        assert_eq!(out["response"]["allowed"], false);
+        assert!(
+            out["response"]["status"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("admits image.openshift.io ImageStream")
+        );
+    }
+
+    #[tokio::test]
+    async fn mutation_answers_with_a_json_patch() {
+        let webhooks = webhooks();
+        let object = json!({"apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
+            "metadata": {"name": "s", "namespace": "ns"},
+            "spec": {"tags": [{"name": "a", "from": {"kind": "DockerImage", "name": "x"}}]}});
+        let body = review_body("CREATE", "ImageStream", object, Value::Null);
+        let out: Value =
+            serde_json::from_slice(&webhooks.handle(Hook::MutateImageStreams, &body).await)
+                .unwrap();
+        assert_eq!(out["response"]["allowed"], true);
+        assert_eq!(out["response"]["patchType"], "JSONPatch");
+        let counts = webhooks.counts(Hook::MutateImageStreams);
+        assert_eq!((counts.requests, counts.patched), (1, 1));
+    }
+}
