@@ -50,12 +50,18 @@ struct Webhook {
     webhooks: Arc<Webhooks>,
     settings: watch::Sender<Arc<AdmissionSettings>>,
     running: Option<Running>,
+    port: u16,
     account: cluster::ServiceAccountClient,
 }
 
 impl Webhook {
     /// A fresh namespace with the webhooks registered for it and serving.
     async fn start(prefix: &str) -> Webhook {
+        Webhook::start_with(prefix, CertPolicy::default()).await
+    }
+
+    /// As [`Self::start`], with certificate lifetimes of the test's choosing.
+    async fn start_with(prefix: &str, certificates: CertPolicy) -> Webhook {
         let cluster = cluster::cluster().await;
         let admin = cluster.client().await;
         crds::install(&admin).await;
@@ -86,7 +92,7 @@ impl Webhook {
                 }),
                 timeout_seconds: 10,
             },
-            certificates: CertPolicy::default(),
+            certificates,
         };
         let mut webhook = Webhook {
             admin,
@@ -95,6 +101,7 @@ impl Webhook {
             webhooks,
             settings,
             running: None,
+            port: 0,
             account,
         };
         webhook.serve().await;
@@ -106,6 +113,7 @@ impl Webhook {
     async fn serve(&mut self) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("address").port();
+        self.port = port;
         self.options.registration.endpoint = Endpoint::Url(format!("https://127.0.0.1:{port}"));
         let (stop, stopped) = oneshot::channel::<()>();
         let client = self.account.client.clone();
@@ -789,6 +797,126 @@ async fn ca_secret_is_reused_on_restart() {
         )
         .await
         .expect("create after restart");
+    assert_eq!(created.spec.tags[0].generation, Some(1));
+    webhook.finish().await;
+}
+
+/// The certificate a fresh TLS handshake with the webhook server presents, verified against
+/// `roots_pem` (one or more PEM certificates); `None` if it does not verify.
+async fn served_leaf(port: u16, roots_pem: &str) -> Option<Vec<u8>> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(roots_pem.as_bytes()) {
+        roots.add(cert.expect("a PEM certificate")).expect("a root");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("a server name");
+    let tls = connector.connect(name, tcp).await.ok()?;
+    Some(tls.get_ref().1.peer_certificates()?.first()?.to_vec())
+}
+
+fn secret_text(secret: &Secret, key: &str) -> Option<String> {
+    let bytes = secret.data.as_ref()?.get(key)?.0.clone();
+    String::from_utf8(bytes).ok()
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, for at most `limit`.
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    limit: Duration,
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn certificates_are_renewed_before_expiry_and_the_bundle_follows() {
+    // serving certificates due after ~5 s, the CA after ~14 s
+    let policy = CertPolicy {
+        ca_lifetime: Duration::from_secs(24),
+        serving_lifetime: Duration::from_secs(8),
+        check_interval: Duration::from_millis(500),
+    };
+    let webhook = Webhook::start_with("adm-rotate", policy).await;
+    let secrets: Api<Secret> = Api::namespaced(webhook.admin.clone(), &webhook.namespace);
+    let first_ca =
+        secret_text(&secrets.get(CA_SECRET).await.expect("CA Secret"), "tls.crt").expect("tls.crt");
+    let first_leaf = served_leaf(webhook.port, &first_ca)
+        .await
+        .expect("the serving certificate chains to the CA");
+
+    // a new serving certificate from the same CA
+    let port = webhook.port;
+    let first_ca_ref = &first_ca;
+    let first_leaf_ref = &first_leaf;
+    eventually(
+        Duration::from_secs(20),
+        "a renewed serving certificate",
+        || async move {
+            served_leaf(port, first_ca_ref)
+                .await
+                .filter(|leaf| leaf != first_leaf_ref)
+        },
+    )
+    .await;
+
+    // a new CA: the old one kept in the Secret and in both configurations' bundle
+    let renewed = eventually(Duration::from_secs(30), "a renewed CA", || async {
+        let secret = secrets.get(CA_SECRET).await.ok()?;
+        let ca = secret_text(&secret, "tls.crt")?;
+        (ca != first_ca).then_some(secret)
+    })
+    .await;
+    assert_eq!(
+        secret_text(&renewed, "ca-previous.crt").as_deref(),
+        Some(first_ca.as_str()),
+        "the replaced CA is kept while valid"
+    );
+    let new_ca = secret_text(&renewed, "tls.crt").expect("tls.crt");
+    // both configurations carry both CAs (the mutating one is written first)
+    eventually(
+        Duration::from_secs(10),
+        "the bundle with both CAs",
+        || async {
+            let (mutating, validating) = webhook.ca_bundles().await;
+            let both = |b: &str| b.contains(&new_ca) && b.contains(&first_ca);
+            (both(&mutating) && both(&validating)).then_some(())
+        },
+    )
+    .await;
+    let new_ca_ref = &new_ca;
+    eventually(
+        Duration::from_secs(10),
+        "a serving certificate from the new CA",
+        || async move { served_leaf(port, new_ca_ref).await },
+    )
+    .await;
+
+    // the apiserver keeps calling the webhooks through all of it
+    let created = webhook
+        .streams()
+        .create(
+            &PostParams::default(),
+            &stream("rotated", json!([docker("t", "nginx:1")])),
+        )
+        .await
+        .expect("create after rotation");
     assert_eq!(created.spec.tags[0].generation, Some(1));
     webhook.finish().await;
 }

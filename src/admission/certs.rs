@@ -43,7 +43,8 @@ pub const CA_KEY_KEY: &str = "tls.key";
 /// Secret key holding the CA that was replaced, while it is still valid.
 pub const CA_PREVIOUS_KEY: &str = "ca-previous.crt";
 const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "imagestream-operator");
-/// Certificates start this much in the past, for clocks behind ours.
+/// Certificates start this much in the past, for clocks behind ours (a quarter of shorter
+/// lifetimes, so that renewal at two thirds still comes after issuance).
 const CLOCK_SKEW: Duration = Duration::from_secs(60 * 60);
 
 /// Where the CA Secret lives.
@@ -85,7 +86,7 @@ impl Validity {
         let now = Timestamp::from_second(now.as_second()).map_err(|_| Error::Lifetime)?;
         let span = |d: Duration| jiff::SignedDuration::try_from(d).map_err(|_| Error::Lifetime);
         let not_before = now
-            .checked_sub(span(CLOCK_SKEW)?)
+            .checked_sub(span(CLOCK_SKEW.min(lifetime / 4))?)
             .map_err(|_| Error::Lifetime)?;
         let not_after = now
             .checked_add(span(lifetime)?)
@@ -685,6 +686,15 @@ mod tests {
             .verify_server_cert(again.leaf().unwrap(), &[], &server, &[], unix)
             .unwrap();
         assert!(CertificateStore::new(&again).is_ok());
+    }
+
+    #[test]
+    fn short_lifetimes_are_not_due_at_once() {
+        let now = ts("2031-05-01T12:00:00Z");
+        let ca = CertificateAuthority::generate(now, Duration::from_secs(60)).unwrap();
+        assert_eq!(ca.validity().not_before, ts("2031-05-01T11:59:45Z"));
+        assert!(!ca.validity().needs_renewal(now));
+        assert!(ca.validity().needs_renewal(ts("2031-05-01T12:00:35Z")));
     }
 
     #[test]
