@@ -99,6 +99,7 @@ fn main() -> anyhow::Result<()> {
             watch_namespace,
             concurrency,
             settings: None,
+            metrics: Default::default(),
         }),
         Command::Inspect {
             reference,

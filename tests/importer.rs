@@ -782,8 +782,5 @@ async fn unchanged_tag_costs_one_head() {
     assert!(imported.unchanged);
     assert_eq!(imported.image, current);
     assert!(result.new_images.is_empty());
-    assert_eq!(
-        requests,
-        ["HEAD /v2/lab/oci-single/manifests/v1 200"]
-    );
+    assert_eq!(requests, ["HEAD /v2/lab/oci-single/manifests/v1 200"]);
 }

@@ -57,6 +57,15 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
     let keyring = ctx.keyring(&namespace);
     let retry_unauthorized = ctx.credentials_changed(&uid, &keyring.id());
     let mut work = sync::imports(&stream, scheduled, settings.default_mode);
+    if scheduled {
+        let tags = stream
+            .spec
+            .tags
+            .iter()
+            .filter(|t| sync::scheduled_eligible(&stream, t))
+            .count();
+        ctx.metrics.scheduled_check(tags);
+    }
     if retry_unauthorized {
         add_unauthorized_retries(&stream, &mut work, settings.default_mode);
     }

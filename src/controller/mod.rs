@@ -68,6 +68,9 @@ pub struct Metrics {
     pub imports_failed: AtomicU64,
     pub status_writes: AtomicU64,
     pub images_created: AtomicU64,
+    /// Scheduled checks of a stream, and the tags they covered.
+    pub scheduled_checks: AtomicU64,
+    pub scheduled_tags: AtomicU64,
 }
 
 impl Metrics {
@@ -88,6 +91,12 @@ impl Metrics {
         self.images_created.fetch_add(1, Ordering::Relaxed);
     }
 
+    fn scheduled_check(&self, tags: usize) {
+        self.scheduled_checks.fetch_add(1, Ordering::Relaxed);
+        self.scheduled_tags
+            .fetch_add(u64::try_from(tags).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
@@ -97,7 +106,7 @@ impl Metrics {
 pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     settings: RwLock<Arc<Settings>>,
     importer: RwLock<Arc<Importer>>,
     schedule: Mutex<Option<Schedule>>,
@@ -115,6 +124,7 @@ const CLIENT_IDLE: Duration = Duration::from_secs(30 * 60);
 impl Context {
     fn new(
         client: Client,
+        metrics: Arc<Metrics>,
         settings: Settings,
         streams: Store<ImageStream>,
         images: Store<Image>,
@@ -133,7 +143,7 @@ impl Context {
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
-            metrics: Metrics::default(),
+            metrics,
             settings: RwLock::new(Arc::new(settings)),
             importer: RwLock::new(Arc::new(importer)),
             schedule: Mutex::new(schedule),
@@ -276,6 +286,8 @@ pub struct Options {
     pub watch_namespace: Option<String>,
     /// Fixed settings instead of the cluster's configuration objects (tests, demos).
     pub settings: Option<Settings>,
+    /// Where the controllers count what they do.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for Options {
@@ -285,6 +297,7 @@ impl Default for Options {
             concurrency: 16,
             watch_namespace: None,
             settings: None,
+            metrics: Arc::default(),
         }
     }
 }
@@ -338,6 +351,7 @@ pub async fn run(
     let initial = options.settings.clone().unwrap_or_default();
     let ctx = Arc::new(Context::new(
         client.clone(),
+        options.metrics.clone(),
         initial,
         streams.clone(),
         images.clone(),
