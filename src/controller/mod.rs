@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, future};
+use futures::{FutureExt, StreamExt, future};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 use kube::runtime::controller::{self, Action, Controller};
@@ -319,6 +319,8 @@ pub async fn run(
     options: Options,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
+    // every controller stops on the same signal
+    let shutdown = shutdown.boxed().shared();
     let (images, images_writer) = reflector::store::<Image>();
     let images_task = watcher(
         Api::<Image>::all(client.clone()),
@@ -395,7 +397,7 @@ pub async fn run(
     let mut controller = controller
         .with_config(controller::Config::default().concurrency(options.concurrency))
         .reconcile_all_on(config_rx)
-        .graceful_shutdown_on(shutdown);
+        .graceful_shutdown_on(shutdown.clone());
     for type_ in SECRET_TYPES {
         let streams = streams.clone();
         controller = controller.watches(
@@ -404,15 +406,16 @@ pub async fn run(
             move |secret| unauthorized_streams(&streams, &secret),
         );
     }
-    controller
-        .run(image_stream::reconcile, error_policy, ctx)
+    let streams_controller = controller
+        .run(image_stream::reconcile, error_policy, ctx.clone())
         .for_each(|result| {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "reconcile");
             }
             future::ready(())
-        })
-        .await;
+        });
+    // The request controllers (each stops on `shutdown`) run beside it.
+    streams_controller.await;
     drop(keep_open);
     tokio_images.abort();
     if let Some(t) = tokio_config {
