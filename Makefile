@@ -11,7 +11,7 @@ CARGO ?= cargo
 ## test: install prerequisites, lint, then run unit, registry and cluster tests
 test: setup lint harness
 	$(CARGO) test --doc --quiet
-	e2e/with-cluster.sh $(CARGO) nextest run --all-targets --profile ci
+	e2e/with-cluster.sh $(CARGO) nextest run --lib --bins --tests --profile ci
 
 setup:
 	scripts/setup.sh
