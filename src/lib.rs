@@ -7,7 +7,8 @@
 //! [`crd`] (the CustomResourceDefinitions generated from the types), [`reference`] and
 //! [`credentials`] (pull specs and pull secrets, OpenShift's way), [`registry`] (the registry
 //! transport), [`import`] (registry images to Image objects), [`inspect`] (one import from the
-//! command line), [`stream`] (tag generations, history and conditions).
+//! command line), [`stream`] (tag generations, history and conditions), [`controller`] (the
+//! controllers) and [`operator`] (webhooks and controllers in one process).
 
 pub mod admission;
 pub mod api;
@@ -18,6 +19,7 @@ pub mod credentials;
 pub mod import;
 pub mod inspect;
 pub mod names;
+pub mod operator;
 pub mod reference;
 pub mod registry;
 pub mod stream;

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use imagestream_operator::crd;
 use imagestream_operator::import::engine::Mode;
 use imagestream_operator::inspect;
+use imagestream_operator::{admission, crd, operator};
 
 #[derive(Parser)]
 #[command(name = "imagestream-operator", version, about)]
@@ -24,8 +24,8 @@ enum Command {
         #[arg(long)]
         output_dir: Option<PathBuf>,
     },
-    /// Run the controllers against the cluster of the current kubeconfig (or in-cluster
-    /// configuration) until SIGINT/SIGTERM.
+    /// Serve the admission webhooks and run the controllers against the cluster of the
+    /// current kubeconfig (or in-cluster configuration) until SIGINT/SIGTERM.
     Run {
         /// Namespace the operator runs in (its additionalTrustedCA ConfigMap lives there).
         #[arg(long, env = "POD_NAMESPACE", default_value = "imagestream-operator")]
@@ -36,6 +36,20 @@ enum Command {
         /// Streams reconciled at the same time.
         #[arg(long, default_value_t = 16)]
         concurrency: u16,
+        /// Port of the admission webhooks' HTTPS server.
+        #[arg(long, default_value_t = imagestream_operator::admission::DEFAULT_PORT)]
+        webhook_port: u16,
+        /// The Service in front of the webhooks (port 443), in `--namespace`.
+        #[arg(long, default_value = "imagestream-operator")]
+        webhook_service: String,
+        /// Register the webhooks by URL (`https://host:port`) instead of by Service, for an
+        /// operator running outside the cluster; the host goes into the serving certificate.
+        #[arg(long, value_name = "URL", conflicts_with = "webhook_service")]
+        webhook_url: Option<String>,
+        /// Do not serve the admission webhooks (another deployment serves them). Without
+        /// them, streams written meanwhile get no tag generations.
+        #[arg(long, conflicts_with_all = ["webhook_url", "webhook_port"])]
+        no_webhooks: bool,
     },
     /// Import one image the way the operator would, and print the resulting Image objects.
     ///
@@ -94,13 +108,27 @@ fn main() -> anyhow::Result<()> {
             namespace,
             watch_namespace,
             concurrency,
-        } => run_operator(imagestream_operator::controller::Options {
-            namespace,
-            watch_namespace,
-            concurrency,
-            settings: None,
-            metrics: Default::default(),
-        }),
+            webhook_port,
+            webhook_service,
+            webhook_url,
+            no_webhooks,
+        } => {
+            let webhooks = (!no_webhooks).then(|| Webhooks {
+                port: webhook_port,
+                admission: match webhook_url {
+                    Some(url) => by_url(&namespace, &webhook_service, url),
+                    None => admission::Options::in_cluster(&namespace, &webhook_service),
+                },
+            });
+            let controllers = imagestream_operator::controller::Options {
+                namespace,
+                watch_namespace,
+                concurrency,
+                settings: None,
+                metrics: Default::default(),
+            };
+            run_operator(controllers, webhooks)
+        }
         Command::Inspect {
             reference,
             insecure,
@@ -131,7 +159,38 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn run_operator(options: imagestream_operator::controller::Options) -> anyhow::Result<()> {
+/// The webhook server to start.
+struct Webhooks {
+    port: u16,
+    admission: admission::Options,
+}
+
+/// Registration by URL: the certificate names the URL's host.
+fn by_url(namespace: &str, service: &str, url: String) -> admission::Options {
+    let mut options = admission::Options::in_cluster(namespace, service);
+    let host = url
+        .trim_start_matches("https://")
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default();
+    let host = match host.rsplit_once(':') {
+        // host:port, but not a bare IPv6 address
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(':') => h,
+        _ => host,
+    };
+    options.dns_names = vec![
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+    ];
+    options.registration.endpoint = admission::Endpoint::Url(url);
+    options
+}
+
+fn run_operator(
+    controllers: imagestream_operator::controller::Options,
+    webhooks: Option<Webhooks>,
+) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -155,9 +214,25 @@ fn run_operator(options: imagestream_operator::controller::Options) -> anyhow::R
             }
             tracing::info!("shutting down");
         };
-        imagestream_operator::controller::run(client, options, shutdown)
+        let webhooks = match webhooks {
+            Some(w) => {
+                let listener = tokio::net::TcpListener::bind(("0.0.0.0", w.port))
+                    .await
+                    .with_context(|| format!("listening on port {}", w.port))?;
+                Some(operator::WebhookOptions {
+                    listener,
+                    admission: w.admission,
+                })
+            }
+            None => None,
+        };
+        let options = operator::Options {
+            controllers,
+            webhooks,
+        };
+        operator::run(client, options, shutdown)
             .await
-            .context("running the controllers")
+            .map_err(|e| anyhow::anyhow!("{}: {e}", e.reason()))
     })
 }
 

@@ -5,4 +5,5 @@ pub mod cluster;
 pub mod crds;
 pub mod fault_registry;
 pub mod images;
+pub mod rbac;
 pub mod registry;

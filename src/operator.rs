@@ -1,0 +1,116 @@
+//! The whole operator in one process: the admission webhooks and the controllers side by
+//! side, stopping on one signal.
+//!
+//! The webhooks are where OpenShift's apiserver computes generations and defaults
+//! (design.md section 3), so a stream written while they are down would get no generations:
+//! they are registered with `failurePolicy: Fail`, and a failure to set them up ends the
+//! process (Kubernetes restarts it) instead of running the controllers alone.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::{FutureExt, StreamExt, TryFutureExt, future};
+use kube::Client;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::admission::{self, AdmissionSettings, KubeAuthorizer, Webhooks};
+use crate::config::{ImageConfig, SINGLETON_NAME};
+use crate::controller;
+
+/// What [`run`] starts.
+pub struct Options {
+    pub controllers: controller::Options,
+    /// The webhook server; `None` runs the controllers alone (clusters whose webhooks are
+    /// served by another deployment of the operator).
+    pub webhooks: Option<WebhookOptions>,
+}
+
+/// Where and how the webhooks are served.
+pub struct WebhookOptions {
+    /// Bound by the caller, so tests can pick a free port.
+    pub listener: TcpListener,
+    pub admission: admission::Options,
+}
+
+/// Why the operator stopped; [`Error::reason`] is stable.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("admission webhooks: {0}")]
+    Admission(#[source] admission::Error),
+    #[error("controllers: {0}")]
+    Controllers(#[source] controller::Error),
+}
+
+impl Error {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Admission(e) => e.reason(),
+            Error::Controllers(e) => e.reason(),
+        }
+    }
+}
+
+/// Runs the webhooks (when configured) and the controllers until `shutdown` completes, or
+/// until either fails.
+pub async fn run(
+    client: Client,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), Error> {
+    let shutdown = shutdown.boxed().shared();
+    let controllers = controller::run(client.clone(), options.controllers, shutdown.clone())
+        .map_err(Error::Controllers);
+    let Some(web) = options.webhooks else {
+        return controllers.await;
+    };
+    let (settings, settings_rx) = watch::channel(Arc::new(AdmissionSettings::default()));
+    let webhooks = Arc::new(Webhooks::new(
+        KubeAuthorizer::new(client.clone()),
+        settings_rx,
+    ));
+    let server = admission::serve(
+        client.clone(),
+        web.listener,
+        web.admission,
+        webhooks,
+        shutdown,
+    )
+    .map_err(Error::Admission);
+    let config = tokio::spawn(watch_admission_settings(client, settings));
+    let result = future::try_join(server, controllers).await.map(|_| ());
+    config.abort();
+    result
+}
+
+/// Feeds the webhooks the `cluster` ImageConfig's `allowedRegistriesForImport` and import
+/// mode. An invalid configuration keeps the last valid one (with a warning); a deleted one
+/// brings back the defaults.
+async fn watch_admission_settings(client: Client, settings: watch::Sender<Arc<AdmissionSettings>>) {
+    let (store, writer) = reflector::store::<ImageConfig>();
+    let config = watcher::Config::default().fields(&format!("metadata.name={SINGLETON_NAME}"));
+    let mut events = std::pin::pin!(
+        watcher(Api::<ImageConfig>::all(client), config)
+            .default_backoff()
+            .reflect(writer)
+    );
+    while events.next().await.is_some() {
+        let current = store.state().into_iter().next();
+        match AdmissionSettings::from_image_config(current.as_ref().map(|c| &c.spec)) {
+            Ok(next) => {
+                settings.send_if_modified(|old| {
+                    let changed = **old != next;
+                    if changed {
+                        *old = Arc::new(next);
+                    }
+                    changed
+                });
+            }
+            Err(e) => {
+                tracing::warn!(reason = e.reason(), error = %e, "ImageConfig ignored by the webhooks");
+            }
+        }
+    }
+}

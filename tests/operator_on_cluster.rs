@@ -1,0 +1,513 @@
+//! The whole operator (`operator::run`: webhooks and controllers in one process) against the
+//! real kube-apiserver and the real registry, under its own ServiceAccount bound to the roles
+//! in `deploy/`; the webhooks are registered by `url:` and limited to the test's namespace by
+//! a label. What only the two together show: generations assigned by the webhook drive the
+//! controller's imports. Also: the manifests in `deploy/` apply and grant what they promise.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use imagestream_operator::admission::{self, CertPolicy, Endpoint, Registration, SecretRef};
+use imagestream_operator::api::image_stream::{ImageStream, TagEvent};
+use imagestream_operator::controller::{self, Metrics, Settings};
+use imagestream_operator::operator::{self, WebhookOptions};
+use support::images::{ImageSpec, TestImage};
+use support::registry::{RegistryOptions, TestRegistry};
+use support::{cluster, crds, rbac};
+
+const SELECTOR_LABEL: &str = "imagestream-operator.test/operator";
+const ACCOUNT: &str = "operator";
+
+/// The operator serving one namespace, stopped (and its webhooks removed) when finished.
+struct Running {
+    admin: Client,
+    namespace: String,
+    metrics: Arc<Metrics>,
+    configuration: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), operator::Error>>,
+}
+
+impl Running {
+    async fn start(prefix: &str) -> Running {
+        cluster::install_crypto_provider();
+        let cluster = cluster::cluster().await;
+        let admin = cluster.client().await;
+        crds::install(&admin).await;
+        let namespace = cluster::fresh_namespace(&admin, prefix).await;
+        let label = json!({"metadata": {"labels": {SELECTOR_LABEL: namespace}}});
+        Api::<Namespace>::all(admin.clone())
+            .patch(&namespace, &PatchParams::default(), &Patch::Merge(&label))
+            .await
+            .expect("label the namespace");
+        rbac::bind_deploy_roles(&admin, &namespace, ACCOUNT, &rbac::OPERATOR_ROLES).await;
+        let account = cluster.service_account_client(&namespace, ACCOUNT).await;
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let configuration = format!("imagestream-operator-{namespace}");
+        let admission = admission::Options {
+            ca_secret: SecretRef {
+                namespace: namespace.clone(),
+                name: "imagestream-operator-webhook-ca".into(),
+            },
+            dns_names: vec!["127.0.0.1".into()],
+            registration: Registration {
+                mutating_name: configuration.clone(),
+                validating_name: configuration.clone(),
+                endpoint: Endpoint::Url(format!("https://127.0.0.1:{port}")),
+                namespace_selector: Some(LabelSelector {
+                    match_labels: Some([(SELECTOR_LABEL.to_string(), namespace.clone())].into()),
+                    ..LabelSelector::default()
+                }),
+                timeout_seconds: 10,
+            },
+            certificates: CertPolicy::default(),
+        };
+        let metrics = Arc::new(Metrics::default());
+        let options = operator::Options {
+            controllers: controller::Options {
+                namespace: namespace.clone(),
+                watch_namespace: Some(namespace.clone()),
+                settings: Some(Settings::default()),
+                concurrency: 4,
+                metrics: metrics.clone(),
+            },
+            webhooks: Some(WebhookOptions {
+                listener,
+                admission,
+            }),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let client = account.client.clone();
+        let task = tokio::spawn(async move {
+            let _account = account; // keeps the token's kubeconfig alive
+            operator::run(client, options, async move {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        let running = Running {
+            admin,
+            namespace,
+            metrics,
+            configuration,
+            stop: Some(stop),
+            task,
+        };
+        running.wait_until_called().await;
+        running
+    }
+
+    fn streams(&self) -> Api<ImageStream> {
+        Api::namespaced(self.admin.clone(), &self.namespace)
+    }
+
+    /// A dry-run create comes back with generations once the apiserver calls the webhooks.
+    async fn wait_until_called(&self) {
+        let probe = stream(
+            "probe",
+            json!([{"name": "t", "from": {"kind": "DockerImage", "name": "nginx:1"}}]),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(!self.task.is_finished(), "the operator stopped");
+            let dry_run = PostParams {
+                dry_run: true,
+                ..PostParams::default()
+            };
+            match self.streams().create(&dry_run, &probe).await {
+                Ok(s) if s.spec.tags[0].generation == Some(1) => return,
+                other => assert!(
+                    Instant::now() < deadline,
+                    "the webhooks were not called: {other:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the operator (it must end without error) and removes its webhooks.
+    async fn finish(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let ended = tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+            .await
+            .expect("the operator stops")
+            .expect("the operator task");
+        if let Err(e) = ended {
+            panic!("the operator ended with {}: {e}", e.reason());
+        }
+        let dp = DeleteParams::default();
+        let _ = Api::<MutatingWebhookConfiguration>::all(self.admin.clone())
+            .delete(&self.configuration, &dp)
+            .await;
+        let _ = Api::<ValidatingWebhookConfiguration>::all(self.admin.clone())
+            .delete(&self.configuration, &dp)
+            .await;
+    }
+
+    fn status_writes(&self) -> u64 {
+        self.metrics.status_writes.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn stream(name: &str, tags: Value) -> ImageStream {
+    serde_json::from_value(json!({
+        "apiVersion": "image.openshift.io/v1",
+        "kind": "ImageStream",
+        "metadata": { "name": name },
+        "spec": { "tags": tags },
+    }))
+    .expect("stream")
+}
+
+/// A DockerImage tag as a user writes it: no generation.
+fn docker_tag(name: &str, from: &str) -> Value {
+    json!({
+        "name": name,
+        "from": { "kind": "DockerImage", "name": from },
+        "importPolicy": { "insecure": true },
+    })
+}
+
+async fn push(reg: &TestRegistry, repo: &str, tag: &str, seed: u64) -> String {
+    let image: TestImage = ImageSpec::single("amd64", seed).build().into();
+    reg.client().push(repo, tag, &image).await.expect("push")
+}
+
+fn items<'a>(stream: &'a ImageStream, tag: &str) -> &'a [TagEvent] {
+    stream
+        .status
+        .as_ref()
+        .and_then(|s| s.tag(tag))
+        .map_or(&[][..], |t| &t.items[..])
+}
+
+fn spec_generation(stream: &ImageStream, tag: &str) -> Option<i64> {
+    stream
+        .spec
+        .tags
+        .iter()
+        .find(|t| t.name == tag)
+        .and_then(|t| t.generation)
+}
+
+async fn wait_for(
+    api: &Api<ImageStream>,
+    name: &str,
+    check: impl Fn(&ImageStream) -> bool,
+) -> ImageStream {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stream = api.get(name).await.expect("get stream");
+        if check(&stream) {
+            return stream;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not reached within 30s: spec {} status {}",
+            serde_json::to_string(&stream.spec).unwrap_or_default(),
+            serde_json::to_string(&stream.status).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Replaces the stream's spec tags with `tags` (a user's `kubectl replace`).
+async fn replace_tags(api: &Api<ImageStream>, name: &str, tags: Value) -> ImageStream {
+    let mut current = api.get(name).await.expect("get stream");
+    current.spec.tags = serde_json::from_value(tags).expect("tags");
+    api.replace(name, &PostParams::default(), &current)
+        .await
+        .expect("replace stream")
+}
+
+/// Semantics 2.7 with the webhook assigning generations (design.md section 4): a new tag gets
+/// S = 1 and is imported with E = 1; a stale generation sent by the client is ignored;
+/// setting S = 0 makes S = the new G and re-imports (same image: E updated in place,
+/// `created` kept, one status write); pointing the tag elsewhere imports a new history
+/// entry; afterwards nothing is written.
+#[tokio::test]
+async fn generations_from_the_webhook_drive_imports() {
+    let reg = RegistryOptions::plain().start();
+    let d1 = push(&reg, "app", "v1", 801).await;
+    let d2 = push(&reg, "app", "v2", 802).await;
+    let op = Running::start("op-gen").await;
+    let api = op.streams();
+
+    let v1 = reg.image_ref("app", "v1");
+    let created = api
+        .create(
+            &PostParams::default(),
+            &stream("app", json!([docker_tag("latest", &v1)])),
+        )
+        .await
+        .expect("create");
+    assert_eq!(spec_generation(&created, "latest"), Some(1));
+    assert_eq!(created.metadata.generation, Some(1));
+    let first = wait_for(&api, "app", |s| !items(s, "latest").is_empty()).await;
+    let event = items(&first, "latest")[0].clone();
+    assert_eq!((event.image.as_str(), event.generation), (d1.as_str(), 1));
+
+    // a label change keeps G; a stale S = 7 sent by a client is replaced by the stored one
+    let mut stale = first.clone();
+    stale.spec.tags[0].generation = Some(7);
+    stale.metadata.labels = Some([("team".to_string(), "a".to_string())].into());
+    let kept = api
+        .replace("app", &PostParams::default(), &stale)
+        .await
+        .expect("replace with a stale generation");
+    assert_eq!(spec_generation(&kept, "latest"), Some(1));
+
+    // S = 0: "import again", the same image
+    let writes = op.status_writes();
+    let mut again = docker_tag("latest", &v1);
+    again["generation"] = json!(0);
+    let updated = replace_tags(&api, "app", json!([again])).await;
+    let g = updated.metadata.generation.expect("G");
+    assert_eq!(g, 2);
+    assert_eq!(spec_generation(&updated, "latest"), Some(g));
+    let reimported = wait_for(&api, "app", |s| {
+        items(s, "latest")
+            .first()
+            .is_some_and(|e| e.generation == g)
+    })
+    .await;
+    let history = items(&reimported, "latest");
+    assert_eq!(history.len(), 1, "same image: updated in place");
+    assert_eq!(history[0].image, d1);
+    assert_eq!(history[0].created, event.created, "created is kept");
+    assert_eq!(op.status_writes(), writes + 1, "one status write");
+
+    // a new source: S = G = 3, a new history entry
+    let updated = replace_tags(
+        &api,
+        "app",
+        json!([docker_tag("latest", &reg.image_ref("app", "v2"))]),
+    )
+    .await;
+    assert_eq!(spec_generation(&updated, "latest"), Some(3));
+    let moved = wait_for(&api, "app", |s| items(s, "latest").len() == 2).await;
+    let history = items(&moved, "latest");
+    assert_eq!(
+        history
+            .iter()
+            .map(|e| (e.image.as_str(), e.generation))
+            .collect::<Vec<_>>(),
+        [(d2.as_str(), 3), (d1.as_str(), 2)]
+    );
+
+    // nothing left to do: the stream is not written again
+    let version = moved.resource_version();
+    let writes = op.status_writes();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        api.get("app").await.expect("get").resource_version(),
+        version
+    );
+    assert_eq!(op.status_writes(), writes);
+    op.finish().await;
+}
+
+/// A tag that is new in an update is imported; a tag removed from the spec keeps its status
+/// history (semantics 3.7) and is not imported again.
+#[tokio::test]
+async fn tags_added_by_update_are_imported() {
+    let reg = RegistryOptions::plain().start();
+    let d1 = push(&reg, "lib", "a", 811).await;
+    let d2 = push(&reg, "lib", "b", 812).await;
+    let op = Running::start("op-add").await;
+    let api = op.streams();
+    api.create(
+        &PostParams::default(),
+        &stream("lib", json!([docker_tag("a", &reg.image_ref("lib", "a"))])),
+    )
+    .await
+    .expect("create");
+    wait_for(&api, "lib", |s| !items(s, "a").is_empty()).await;
+
+    let updated = replace_tags(
+        &api,
+        "lib",
+        json!([docker_tag("b", &reg.image_ref("lib", "b"))]),
+    )
+    .await;
+    assert_eq!(spec_generation(&updated, "b"), Some(2));
+    let s = wait_for(&api, "lib", |s| !items(s, "b").is_empty()).await;
+    assert_eq!(items(&s, "b")[0].image, d2);
+    assert_eq!(items(&s, "b")[0].generation, 2);
+    assert_eq!(
+        items(&s, "a")[0].image,
+        d1,
+        "history of a removed tag is kept"
+    );
+    op.finish().await;
+}
+
+/// `deploy/operator.yaml` with the role files applies to a real apiserver, and the
+/// ServiceAccount it creates holds the rights the operator uses.
+#[tokio::test]
+async fn deploy_manifests_apply_and_grant_the_operator_its_rights() {
+    cluster::install_crypto_provider();
+    let cluster = cluster::cluster().await;
+    let admin = cluster.client().await;
+    crds::install(&admin).await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
+    let out = cluster
+        .kubectl()
+        .args(["apply", "--server-side", "--force-conflicts"])
+        .args(["-f", &format!("{dir}/operator.yaml")])
+        .args(["-f", &format!("{dir}/rbac.yaml")])
+        .args(["-n", "imagestream-operator"])
+        .args(["-f", &format!("{dir}/admission-rbac.yaml")])
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let ns = "imagestream-operator";
+    let service = Api::<Service>::namespaced(admin.clone(), ns)
+        .get("imagestream-operator")
+        .await
+        .expect("the Service");
+    let deployment = Api::<Deployment>::namespaced(admin.clone(), ns)
+        .get("imagestream-operator")
+        .await
+        .expect("the Deployment");
+    let pod = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .expect("pod spec");
+    let container = &pod.containers[0];
+    let port = container
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.name.as_deref() == Some("webhooks"))
+        .expect("the webhooks port");
+    assert_eq!(
+        u16::try_from(port.container_port).ok(),
+        Some(admission::DEFAULT_PORT)
+    );
+    let service_port = &service.spec.and_then(|s| s.ports).expect("ports")[0];
+    assert_eq!(service_port.port, 443);
+    assert_eq!(
+        serde_json::to_value(&service_port.target_port).expect("json"),
+        json!("webhooks")
+    );
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some("imagestream-operator")
+    );
+
+    // what the controllers and the webhooks do, asked as the ServiceAccount itself
+    let account = cluster
+        .service_account_client(ns, "imagestream-operator")
+        .await;
+    let checks: [(&str, &str, &str, &str, Option<&str>); 8] = [
+        ("image.openshift.io", "imagestreams", "", "watch", None),
+        (
+            "image.openshift.io",
+            "imagestreams",
+            "status",
+            "update",
+            None,
+        ),
+        ("image.openshift.io", "images", "", "create", None),
+        ("", "secrets", "", "list", None),
+        ("events.k8s.io", "events", "", "create", None),
+        (
+            "authorization.k8s.io",
+            "subjectaccessreviews",
+            "",
+            "create",
+            None,
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations",
+            "",
+            "patch",
+            None,
+        ),
+        (
+            "",
+            "secrets",
+            "",
+            "update",
+            Some("imagestream-operator-webhook-ca"),
+        ),
+    ];
+    for (group, resource, subresource, verb, name) in checks {
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    group: Some(group.into()),
+                    resource: Some(resource.into()),
+                    subresource: Some(subresource.into()),
+                    verb: Some(verb.into()),
+                    namespace: Some(ns.into()),
+                    name: name.map(Into::into),
+                    ..ResourceAttributes::default()
+                }),
+                ..SelfSubjectAccessReviewSpec::default()
+            },
+            ..SelfSubjectAccessReview::default()
+        };
+        let answer = Api::<SelfSubjectAccessReview>::all(account.client.clone())
+            .create(&PostParams::default(), &review)
+            .await
+            .expect("SelfSubjectAccessReview");
+        assert!(
+            answer.status.is_some_and(|s| s.allowed),
+            "{verb} {group}/{resource}/{subresource} {name:?} not granted"
+        );
+    }
+    // and not more than that: the operator never deletes streams
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                group: Some("image.openshift.io".into()),
+                resource: Some("imagestreams".into()),
+                verb: Some("delete".into()),
+                namespace: Some(ns.into()),
+                ..ResourceAttributes::default()
+            }),
+            ..SelfSubjectAccessReviewSpec::default()
+        },
+        ..SelfSubjectAccessReview::default()
+    };
+    let answer = Api::<SelfSubjectAccessReview>::all(account.client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("SelfSubjectAccessReview");
+    assert!(!answer.status.is_some_and(|s| s.allowed));
+}
