@@ -12,9 +12,7 @@ use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::api::rbac::v1::{
-    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
-};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -30,7 +28,7 @@ use imagestream_operator::api::ImageStream;
 use imagestream_operator::api::image_stream::ImportMode;
 use imagestream_operator::api::image_stream_import::ImageStreamImport;
 use imagestream_operator::config::{ImageConfigSpec, RegistryLocation};
-use support::{cluster, crds};
+use support::{cluster, crds, rbac};
 
 const SELECTOR_LABEL: &str = "imagestream-operator.test/admission";
 const CA_SECRET: &str = "imagestream-operator-webhook-ca";
@@ -67,7 +65,13 @@ impl Webhook {
         crds::install(&admin).await;
         let namespace = cluster::fresh_namespace(&admin, prefix).await;
         label_namespace(&admin, &namespace).await;
-        bind_admission_role(&admin, &namespace).await;
+        rbac::bind_deploy_roles(
+            &admin,
+            &namespace,
+            OPERATOR_ACCOUNT,
+            &["deploy/admission-rbac.yaml"],
+        )
+        .await;
         let account = cluster
             .service_account_client(&namespace, OPERATOR_ACCOUNT)
             .await;
@@ -213,57 +217,6 @@ async fn label_namespace(admin: &Client, namespace: &str) {
         .patch(namespace, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .expect("label the namespace");
-}
-
-/// Binds `deploy/admission-rbac.yaml` to the operator's ServiceAccount in `namespace`.
-async fn bind_admission_role(admin: &Client, namespace: &str) {
-    let yaml = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/admission-rbac.yaml"
-    ))
-    .expect("deploy/admission-rbac.yaml");
-    let documents: Vec<Value> = serde_saphyr::from_multiple(&yaml).expect("YAML documents");
-    let subject = Subject {
-        kind: "ServiceAccount".into(),
-        name: OPERATOR_ACCOUNT.into(),
-        namespace: Some(namespace.into()),
-        ..Subject::default()
-    };
-    let apply = PatchParams::apply("tests").force();
-    for document in documents {
-        match document["kind"].as_str() {
-            Some("ClusterRole") => {
-                let role: ClusterRole = serde_json::from_value(document).expect("ClusterRole");
-                let name = role.name_any();
-                Api::<ClusterRole>::all(admin.clone())
-                    .patch(&name, &apply, &Patch::Apply(&role))
-                    .await
-                    .expect("apply the ClusterRole");
-                let binding = ClusterRoleBinding {
-                    metadata: ObjectMeta {
-                        name: Some(format!("{name}-{namespace}")),
-                        ..ObjectMeta::default()
-                    },
-                    role_ref: role_ref("ClusterRole", &name),
-                    subjects: Some(vec![subject.clone()]),
-                };
-                Api::<ClusterRoleBinding>::all(admin.clone())
-                    .create(&PostParams::default(), &binding)
-                    .await
-                    .expect("bind the ClusterRole");
-            }
-            Some("Role") => {
-                let role: Role = serde_json::from_value(document).expect("Role");
-                let name = role.name_any();
-                Api::<Role>::namespaced(admin.clone(), namespace)
-                    .create(&PostParams::default(), &role)
-                    .await
-                    .expect("create the Role");
-                bind_role(admin, namespace, &name, subject.clone()).await;
-            }
-            other => panic!("unexpected kind {other:?} in deploy/admission-rbac.yaml"),
-        }
-    }
 }
 
 fn role_ref(kind: &str, name: &str) -> RoleRef {

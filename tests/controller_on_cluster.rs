@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleRef, Subject};
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -19,7 +18,7 @@ use imagestream_operator::api::image_stream::{ImageStream, TagEvent};
 use imagestream_operator::controller::{self, Options, Settings};
 use support::images::{ImageSpec, TestImage};
 use support::registry::{RegistryOptions, TestRegistry, summary};
-use support::{cluster, crds};
+use support::{cluster, crds, rbac};
 
 /// The controller for one namespace, stopped when dropped.
 struct Operator {
@@ -36,42 +35,6 @@ impl Drop for Operator {
     }
 }
 
-async fn bind_operator_role(admin: &Client, namespace: &str) {
-    let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/rbac.yaml"))
-        .expect("deploy/rbac.yaml");
-    let role: ClusterRole = serde_saphyr::from_str(&yaml).expect("a ClusterRole");
-    let roles: Api<ClusterRole> = Api::all(admin.clone());
-    roles
-        .patch(
-            "imagestream-operator",
-            &PatchParams::apply("tests").force(),
-            &Patch::Apply(&role),
-        )
-        .await
-        .expect("apply the ClusterRole");
-    let binding = ClusterRoleBinding {
-        metadata: ObjectMeta {
-            name: Some(format!("imagestream-operator-{namespace}")),
-            ..ObjectMeta::default()
-        },
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "ClusterRole".into(),
-            name: "imagestream-operator".into(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: "operator".into(),
-            namespace: Some(namespace.into()),
-            ..Subject::default()
-        }]),
-    };
-    Api::<ClusterRoleBinding>::all(admin.clone())
-        .create(&PostParams::default(), &binding)
-        .await
-        .expect("bind the ClusterRole");
-}
-
 /// A fresh namespace with the operator running in it under its ServiceAccount.
 async fn operator(prefix: &str, settings: Settings) -> (Client, String, Operator) {
     support::cluster::install_crypto_provider();
@@ -79,7 +42,7 @@ async fn operator(prefix: &str, settings: Settings) -> (Client, String, Operator
     let admin = cluster.client().await;
     crds::install(&admin).await;
     let namespace = cluster::fresh_namespace(&admin, prefix).await;
-    bind_operator_role(&admin, &namespace).await;
+    rbac::bind_deploy_roles(&admin, &namespace, "operator", &["deploy/rbac.yaml"]).await;
     let account = cluster.service_account_client(&namespace, "operator").await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let options = Options {
