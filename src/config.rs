@@ -217,8 +217,9 @@ pub struct ImageImportConfigSpec {
     /// Default: linux/amd64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_platform: Option<Platform>,
-    /// requestTimeToLive is how long processed ImageStreamImport requests are kept before the
-    /// operator removes them (a duration such as "1h"). Default: 1h.
+    /// requestTimeToLive is how long processed ImageStreamImport requests, and
+    /// ImageStreamMappings waiting for their image stream, are kept before the operator
+    /// removes them (a duration such as "1h"). Default: 1h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "duration_schema")]
     pub request_time_to_live: Option<String>,

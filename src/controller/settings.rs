@@ -28,6 +28,8 @@ pub struct Settings {
     pub registry_budgets: Vec<(String, u32)>,
     pub max_tag_history: Option<usize>,
     pub max_image_stream_bytes: usize,
+    /// How long request objects (ImageStreamMapping, ImageStreamImport) are kept before removal.
+    pub request_time_to_live: Duration,
     /// Transport settings shared by every registry client.
     pub registry: RegistryConfig,
 }
@@ -107,6 +109,7 @@ impl Settings {
             registry_budgets: budgets,
             max_tag_history: import.effective_max_tag_history(),
             max_image_stream_bytes: import.effective_max_image_stream_bytes(),
+            request_time_to_live: import.effective_request_time_to_live(),
             registry: RegistryConfig {
                 timeout: import.effective_request_timeout(),
                 max_concurrent_per_registry: import.effective_concurrency_per_registry(),
@@ -157,6 +160,7 @@ mod tests {
         assert_eq!(s.import.bulk_import_limit, Some(50));
         assert_eq!(s.max_tag_history, None);
         assert_eq!(s.max_image_stream_bytes, 1 << 20);
+        assert_eq!(s.request_time_to_live, Duration::from_secs(3600));
         assert!(s.registry.allowed.is_none());
     }
 
@@ -181,6 +185,7 @@ mod tests {
                 max_concurrent_requests: Some(2),
             }]),
             max_tag_history: Some(5),
+            request_time_to_live: Some("90s".into()),
             ..ImageImportConfigSpec::default()
         };
         let s = Settings::new(
@@ -202,6 +207,7 @@ mod tests {
         assert!(s.import.ca_bundles.contains_key("reg.example.com:5000"));
         assert!(s.registry.blocked.blocking("blocked.example.com").is_some());
         assert_eq!(s.max_tag_history, Some(5));
+        assert_eq!(s.request_time_to_live, Duration::from_secs(90));
         assert!(!s.same_transport(&Settings::default()));
     }
 }
