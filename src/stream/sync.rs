@@ -231,17 +231,8 @@ impl<'a> StatusUpdate<'a> {
                     image: imported.image.clone(),
                     generation: work.generation,
                 };
-                let before = latest(&self.status, &work.tag).cloned();
-                add_tag_event(&mut self.status, &work.tag, event);
+                self.apply_event(&work.tag, event);
                 clear_conditions(&mut self.status, &work.tag);
-                let after = latest(&self.status, &work.tag).cloned();
-                if moved(before.as_ref(), after.as_ref()) {
-                    self.moved.insert(work.tag.clone());
-                    self.changes.push(TagChange::Updated {
-                        tag: work.tag.clone(),
-                        image: imported.image.clone(),
-                    });
-                }
                 if had_condition {
                     self.changes.push(TagChange::Recovered {
                         tag: work.tag.clone(),
@@ -252,6 +243,23 @@ impl<'a> StatusUpdate<'a> {
                 self.fail(&work.tag, failure.reason, &failure.message, work.generation);
             }
         }
+    }
+
+    /// Adds `event` to `tag` with upstream's rules (semantics 3.1): items[0] rewritten in
+    /// place or a new entry. A tag that moved is reported and passed on to the tags that
+    /// follow it by [`Self::update_tracking`]. Returns whether the status changed.
+    pub fn apply_event(&mut self, tag: &str, event: TagEvent) -> bool {
+        let before = latest(&self.status, tag).cloned();
+        let image = event.image.clone();
+        let changed = add_tag_event(&mut self.status, tag, event);
+        if moved(before.as_ref(), latest(&self.status, tag)) {
+            self.moved.insert(tag.to_string());
+            self.changes.push(TagChange::Updated {
+                tag: tag.to_string(),
+                image,
+            });
+        }
+        changed
     }
 
     fn fail(&mut self, tag: &str, reason: &str, message: &str, generation: i64) {
@@ -302,16 +310,7 @@ impl<'a> StatusUpdate<'a> {
             };
             match resolved {
                 Ok(Some(event)) => {
-                    let before = latest(&self.status, &tag.name).cloned();
-                    add_tag_event(&mut self.status, &tag.name, event);
-                    let after = latest(&self.status, &tag.name).cloned();
-                    if moved(before.as_ref(), after.as_ref()) {
-                        self.moved.insert(tag.name.clone());
-                        self.changes.push(TagChange::Updated {
-                            tag: tag.name.clone(),
-                            image: after.map(|e| e.image).unwrap_or_default(),
-                        });
-                    }
+                    self.apply_event(&tag.name, event);
                 }
                 Ok(None) => {}
                 Err((reason, message)) => self.fail(&tag.name, reason, &message, generation),
@@ -544,7 +543,7 @@ pub fn guard_size(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::api::image_stream::{
         ImageStreamSpec, NamedTagEventList, ObjectReference, TagEventCondition, TagImportPolicy,
@@ -553,14 +552,16 @@ mod tests {
     use kube::api::ObjectMeta;
     use std::collections::BTreeMap;
 
-    const D1: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-    const D2: &str = "sha256:293aa25bf219f3e47472281b7e68c09bb6f315c2adf7f86a7302b85bdaa63db3";
+    pub(in crate::stream) const D1: &str =
+        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    pub(in crate::stream) const D2: &str =
+        "sha256:293aa25bf219f3e47472281b7e68c09bb6f315c2adf7f86a7302b85bdaa63db3";
 
-    fn now() -> Time {
+    pub(in crate::stream) fn now() -> Time {
         Time("2026-11-22T10:00:00Z".parse().unwrap())
     }
 
-    fn earlier() -> Time {
+    pub(in crate::stream) fn earlier() -> Time {
         Time("2026-11-20T10:00:00Z".parse().unwrap())
     }
 
@@ -581,7 +582,7 @@ mod tests {
         }
     }
 
-    fn event(reference: &str, image: &str, generation: i64) -> TagEvent {
+    pub(in crate::stream) fn event(reference: &str, image: &str, generation: i64) -> TagEvent {
         TagEvent {
             created: earlier(),
             docker_image_reference: reference.into(),
@@ -1053,5 +1054,65 @@ mod tests {
         let (kept, refused) = guard_size(&s, bigger.clone(), 1 << 20, now());
         assert!(!refused);
         assert_eq!(kept, bigger);
+    }
+    // Semantics 7.1 step 6: a mapping's event goes through 3.1, clears the tag's conditions
+    // and moves the tags that follow it; the same event with another generation only
+    // rewrites items[0].generation (a change, but no move).
+    #[test]
+    fn apply_event_adds_history_and_moves_followers() {
+        let alias = TagReference {
+            name: "alias".into(),
+            from: from(KIND_IMAGE_STREAM_TAG, "latest"),
+            generation: Some(3),
+            ..TagReference::default()
+        };
+        let mut failed = history("latest", vec![event("x@old", D2, 1)]);
+        failed.conditions = vec![condition(1)];
+        let s = stream(vec![alias], vec![failed]);
+        let mut update = StatusUpdate::new(&s, &Repositories::default(), now());
+        let pushed = TagEvent {
+            created: now(),
+            ..event(&format!("x@{D1}"), D1, 4)
+        };
+        assert!(update.apply_event("latest", pushed.clone()));
+        update.update_tracking();
+        let (status, changes) = update.finish();
+        let status = status.expect("changed");
+        let latest = status.tag("latest").unwrap();
+        assert_eq!(latest.items.len(), 2);
+        assert_eq!(latest.items[0], pushed);
+        assert!(latest.conditions.is_empty());
+        assert_eq!(status.tag("alias").unwrap().items[0].image, D1);
+        assert_eq!(status.tag("alias").unwrap().items[0].generation, 3);
+        assert_eq!(
+            changes,
+            [
+                TagChange::Updated {
+                    tag: "latest".into(),
+                    image: D1.into()
+                },
+                TagChange::Updated {
+                    tag: "alias".into(),
+                    image: D1.into()
+                }
+            ]
+        );
+
+        let s = stream(vec![], status.tags.clone());
+        let mut update = StatusUpdate::new(&s, &Repositories::default(), now());
+        assert!(!update.apply_event("latest", pushed.clone()), "identical");
+        assert!(update.apply_event(
+            "latest",
+            TagEvent {
+                generation: 5,
+                ..pushed
+            }
+        ));
+        let (status, changes) = update.finish();
+        assert_eq!(
+            status.unwrap().tag("latest").unwrap().items[0].generation,
+            5
+        );
+        assert!(changes.is_empty(), "only the generation moved");
     }
 }
