@@ -1,9 +1,10 @@
 //! ImageStream decisions without IO: spec-tag generations ([`generation`]) and tag history
 //! and import conditions ([`history`]), each as OpenShift computes them, and one controller
-//! pass over a stream ([`sync`]); the admission rules of semantics section 1
-//! ([`validation`]).
+//! pass over a stream ([`sync`]); ImageStreamMapping requests ([`mapping`]); the admission
+//! rules of semantics section 1 ([`validation`]).
 
 pub mod generation;
 pub mod history;
+pub mod mapping;
 pub mod sync;
 pub mod validation;
