@@ -16,7 +16,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
 use crate::api::image::Image;
-use crate::api::image_stream::ImageStream;
+use crate::api::image_stream::{ImageStream, ImageStreamStatus};
 use crate::import::importer::{Batch, ImageImport};
 use crate::reference::DockerImageReference;
 use crate::stream::sync::{self, StatusUpdate, TagChange, TagImport};
@@ -119,21 +119,9 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
         let (status, refused) =
             sync::guard_size(&stream, status, settings.max_image_stream_bytes, now);
         if stream.status.as_ref() != Some(&status) {
-            let mut next = (*stream).clone();
-            next.status = Some(status);
-            let api: Api<ImageStream> = Api::namespaced(ctx.client.clone(), &namespace);
-            // resourceVersion is kept: a concurrent write makes this a conflict and a retry
-            api.replace_status(
-                &name,
-                &PostParams {
-                    field_manager: Some(MANAGER.into()),
-                    ..PostParams::default()
-                },
-                &next,
-            )
-            .await
-            .map_err(Error::WriteStatus)?;
-            ctx.metrics.status_write();
+            write_status(&ctx, &stream, status)
+                .await
+                .map_err(Error::WriteStatus)?;
         }
         if refused {
             tracing::warn!(%namespace, %name, "image stream too large; history not grown");
@@ -187,21 +175,56 @@ fn scheduled_registries(stream: &ImageStream) -> Vec<String> {
     registries
 }
 
+/// Replaces the stream's status, keeping its resourceVersion: a concurrent write makes this
+/// a conflict, never a lost update.
+pub(super) async fn write_status(
+    ctx: &Context,
+    stream: &ImageStream,
+    status: ImageStreamStatus,
+) -> Result<(), kube::Error> {
+    let mut next = stream.clone();
+    next.status = Some(status);
+    let namespace = stream.namespace().unwrap_or_default();
+    Api::<ImageStream>::namespaced(ctx.client.clone(), &namespace)
+        .replace_status(
+            &stream.name_any(),
+            &PostParams {
+                field_manager: Some(MANAGER.into()),
+                ..PostParams::default()
+            },
+            &next,
+        )
+        .await?;
+    ctx.metrics.status_write();
+    Ok(())
+}
+
 /// Creates the Images an import fetched (children first); one that exists is fine (Images
-/// are immutable, the first writer wins). Manifest and config JSON are not stored.
+/// are immutable, the first writer wins).
 async fn create_images(ctx: &Context, images: Vec<&Image>) -> Result<(), Error> {
-    let api: Api<Image> = Api::all(ctx.client.clone());
     for image in images {
-        let mut image = image.clone();
-        image.spec.docker_image_manifest.clear();
-        image.spec.docker_image_config.clear();
-        match api.create(&PostParams::default(), &image).await {
-            Ok(_) => ctx.metrics.image_created(),
-            Err(kube::Error::Api(status)) if status.is_already_exists() => {}
-            Err(e) => return Err(Error::CreateImage(e)),
-        }
+        create_image(ctx, image).await.map_err(Error::CreateImage)?;
     }
     Ok(())
+}
+
+/// Creates `image` unless it exists (then nothing is changed); manifest and config JSON are
+/// not stored. Returns whether it was created.
+pub(super) async fn create_image(ctx: &Context, image: &Image) -> Result<bool, kube::Error> {
+    let mut image = image.clone();
+    image.spec.docker_image_manifest.clear();
+    image.spec.docker_image_config.clear();
+    match Api::<Image>::all(ctx.client.clone())
+        .create(&PostParams::default(), &image)
+        .await
+    {
+        Ok(_) => {
+            ctx.metrics.image_created();
+            Ok(true)
+        }
+        Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Events on transitions only: a tag moved, a new failure, a recovery.
@@ -242,7 +265,7 @@ async fn publish(ctx: &Context, stream: &ImageStream, changes: &[TagChange]) {
 }
 
 /// Event notes are limited to 1 kB.
-fn truncate(mut s: String) -> String {
+pub(super) fn truncate(mut s: String) -> String {
     if s.len() > 1000 {
         let mut end = 1000;
         while !s.is_char_boundary(end) {
