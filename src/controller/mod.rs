@@ -5,9 +5,11 @@
 //! [`run`] wires them: configuration watchers feed [`Context::set_settings`] (which rebuilds
 //! the importer only when transport settings change), a change of pull secrets re-queues the
 //! streams whose tags failed with `Unauthorized`, and the imagestream controller reconciles
-//! ([`image_stream::reconcile`]).
+//! ([`image_stream::reconcile`]); ImageStreamMappings are applied beside it
+//! ([`image_stream_mapping`]).
 
 pub mod image_stream;
+pub mod image_stream_mapping;
 pub mod schedule;
 pub mod settings;
 
@@ -415,7 +417,13 @@ pub async fn run(
             future::ready(())
         });
     // The request controllers (each stops on `shutdown`) run beside it.
-    streams_controller.await;
+    let mappings_controller = image_stream_mapping::run(
+        client.clone(),
+        options.watch_namespace.as_deref(),
+        ctx.clone(),
+        shutdown.clone(),
+    );
+    future::join(streams_controller, mappings_controller).await;
     drop(keep_open);
     tokio_images.abort();
     if let Some(t) = tokio_config {
