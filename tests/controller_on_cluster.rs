@@ -8,68 +8,17 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use imagestream_operator::api::image::Image;
-use imagestream_operator::api::image_stream::{ImageStream, TagEvent};
-use imagestream_operator::controller::{self, Options, Settings};
+use imagestream_operator::api::image_stream::ImageStream;
+use imagestream_operator::controller::Settings;
 use support::images::{ImageSpec, TestImage};
+use support::operator::{create_stream, items, start as operator};
 use support::registry::{RegistryOptions, TestRegistry, summary};
-use support::{cluster, crds, rbac};
-
-/// The controller for one namespace, stopped when dropped.
-struct Operator {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task.abort();
-    }
-}
-
-/// A fresh namespace with the operator running in it under its ServiceAccount.
-async fn operator(prefix: &str, settings: Settings) -> (Client, String, Operator) {
-    support::cluster::install_crypto_provider();
-    let cluster = cluster::cluster().await;
-    let admin = cluster.client().await;
-    crds::install(&admin).await;
-    let namespace = cluster::fresh_namespace(&admin, prefix).await;
-    rbac::bind_deploy_roles(&admin, &namespace, "operator", &["deploy/rbac.yaml"]).await;
-    let account = cluster.service_account_client(&namespace, "operator").await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let options = Options {
-        watch_namespace: Some(namespace.clone()),
-        settings: Some(settings),
-        concurrency: 4,
-        ..Options::default()
-    };
-    let client = account.client.clone();
-    let task = tokio::spawn(async move {
-        let _account = account; // keeps the token's kubeconfig alive
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        if let Err(e) = controller::run(client, options, shutdown).await {
-            panic!("controller stopped: {e}");
-        }
-    });
-    (
-        admin,
-        namespace,
-        Operator {
-            stop: Some(stop),
-            task,
-        },
-    )
-}
 
 fn fast_schedule() -> Settings {
     Settings {
@@ -77,19 +26,6 @@ fn fast_schedule() -> Settings {
         scheduled_per_minute: None,
         ..Settings::default()
     }
-}
-
-async fn create_stream(api: &Api<ImageStream>, name: &str, tags: serde_json::Value) {
-    let stream: ImageStream = serde_json::from_value(json!({
-        "apiVersion": "image.openshift.io/v1",
-        "kind": "ImageStream",
-        "metadata": { "name": name },
-        "spec": { "tags": tags },
-    }))
-    .expect("stream");
-    api.create(&PostParams::default(), &stream)
-        .await
-        .expect("create stream");
 }
 
 fn tag(name: &str, from: &str, generation: i64, scheduled: bool) -> serde_json::Value {
@@ -122,14 +58,6 @@ async fn wait_for(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn items<'a>(stream: &'a ImageStream, tag: &str) -> &'a [TagEvent] {
-    stream
-        .status
-        .as_ref()
-        .and_then(|s| s.tag(tag))
-        .map_or(&[][..], |t| &t.items[..])
 }
 
 fn condition(stream: &ImageStream, tag: &str) -> Option<(String, String, i64)> {

@@ -5,5 +5,6 @@ pub mod cluster;
 pub mod crds;
 pub mod fault_registry;
 pub mod images;
+pub mod operator;
 pub mod rbac;
 pub mod registry;
