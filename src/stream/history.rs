@@ -6,8 +6,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::image_stream::{
-    IMPORT_SUCCESS, ImageStreamSpec, ImageStreamStatus, KIND_IMAGE_STREAM_TAG, NamedTagEventList,
-    TagEvent, TagEventCondition,
+    IMPORT_SUCCESS, ImageStream, ImageStreamSpec, ImageStreamStatus, KIND_DOCKER_IMAGE,
+    KIND_IMAGE_STREAM_TAG, NamedTagEventList, TagEvent, TagEventCondition, TagReferencePolicyType,
 };
 
 /// The status entry of `tag`, created (empty) when absent, keeping the list sorted by tag.
@@ -77,6 +77,34 @@ pub fn add_tag_event(status: &mut ImageStreamStatus, tag: &str, next: TagEvent) 
         entry.conditions.clear();
     }
     changed
+}
+
+/// How a tag's history changed between two versions of it (upstream's `tagsChanged` helper,
+/// semantics 3.4): `changed` when items[0] differs in any field or appeared or went away,
+/// `deleted` when the history became empty. Tracking tags follow a change that is not a
+/// deletion.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HistoryChange {
+    pub changed: bool,
+    pub deleted: bool,
+}
+
+pub fn history_changed(old: &[TagEvent], new: &[TagEvent]) -> HistoryChange {
+    match (old.first(), new.first()) {
+        (None, None) => HistoryChange::default(),
+        (Some(_), None) => HistoryChange {
+            changed: true,
+            deleted: true,
+        },
+        (None, Some(_)) => HistoryChange {
+            changed: true,
+            deleted: false,
+        },
+        (Some(o), Some(n)) => HistoryChange {
+            changed: o != n,
+            deleted: false,
+        },
+    }
 }
 
 /// Upstream's `UpdateTrackingTags`: every spec tag that follows `updated` in the same stream
@@ -185,6 +213,117 @@ pub fn observed_generation(status: Option<&ImageStreamStatus>, tag: &str) -> i64
         .find(|c| c.type_ == IMPORT_SUCCESS)
         .map_or(0, |c| c.generation);
     event.max(condition)
+}
+
+/// Where a tag can be pulled from (library-go `ResolveRecentPullSpecForTag` and
+/// `ResolveNewestPullSpecForTag`, semantics 3.3), for the views and for tools.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullSpec {
+    pub pull_spec: String,
+    /// The spec tag asks for a newer generation than the pull spec answers.
+    pub has_newer: bool,
+    /// The pull spec comes from the tag's history.
+    pub has_status: bool,
+    /// Nothing is known about the tag yet: the pull spec is `<repository>:<tag>`.
+    pub is_tag_empty: bool,
+}
+
+/// Why a tag has no pull spec.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PullSpecError {
+    #[error("image stream does not have a valid docker image repository")]
+    NoStreamRepository,
+    #[error("the tag has not been imported yet; wait for the status to report a pull spec")]
+    WaitForPullSpec,
+}
+
+impl PullSpecError {
+    /// Stable reason for conditions, Events and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PullSpecError::NoStreamRepository => "NoStreamRepository",
+            PullSpecError::WaitForPullSpec => "WaitForPullSpec",
+        }
+    }
+}
+
+/// Which answer a caller wants when the spec tag is ahead of its history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullSpecMode {
+    /// The current history entry, flagged `has_newer` (`ResolveRecentPullSpecForTag`).
+    Recent,
+    /// Only what the spec asks for: a Source-policy DockerImage tag's own pull spec, else
+    /// [`PullSpecError::WaitForPullSpec`] (`ResolveNewestPullSpecForTag`).
+    Newest,
+}
+
+/// The pull spec of `tag` in `stream`. `default_external` prefers the public repository.
+/// With a Local reference policy and a known image, the stream's own repository is used
+/// by digest.
+pub fn pull_spec_for_tag(
+    stream: &ImageStream,
+    tag: &str,
+    default_external: bool,
+    mode: PullSpecMode,
+) -> Result<PullSpec, PullSpecError> {
+    let spec_tag = stream.spec.tag(tag);
+    let status = stream.status.clone().unwrap_or_default();
+    let repository = if default_external && !status.public_docker_image_repository.is_empty() {
+        status.public_docker_image_repository.as_str()
+    } else {
+        status.docker_image_repository.as_str()
+    };
+    let source_docker_image = spec_tag.and_then(|t| {
+        let from = t.from.as_ref()?;
+        (from.kind == KIND_DOCKER_IMAGE
+            && t.reference_policy.type_ != TagReferencePolicyType::Local)
+            .then(|| from.name.clone())
+    });
+    let Some(event) = latest(&status, tag) else {
+        if let Some(pull_spec) = source_docker_image {
+            return Ok(PullSpec {
+                pull_spec,
+                has_newer: false,
+                has_status: false,
+                is_tag_empty: false,
+            });
+        }
+        if repository.is_empty() {
+            return Err(PullSpecError::NoStreamRepository);
+        }
+        return Ok(PullSpec {
+            pull_spec: format!("{repository}:{tag}"),
+            has_newer: false,
+            has_status: false,
+            is_tag_empty: true,
+        });
+    };
+    let has_newer = spec_tag
+        .and_then(|t| t.generation)
+        .is_some_and(|g| g > event.generation);
+    if has_newer && mode == PullSpecMode::Newest {
+        return match source_docker_image {
+            Some(pull_spec) => Ok(PullSpec {
+                pull_spec,
+                has_newer: false,
+                has_status: false,
+                is_tag_empty: false,
+            }),
+            None => Err(PullSpecError::WaitForPullSpec),
+        };
+    }
+    let local = spec_tag.is_some_and(|t| t.reference_policy.type_ == TagReferencePolicyType::Local);
+    let pull_spec = if local && !repository.is_empty() && !event.image.is_empty() {
+        format!("{repository}@{}", event.image)
+    } else {
+        event.docker_image_reference.clone()
+    };
+    Ok(PullSpec {
+        pull_spec,
+        has_newer,
+        has_status: true,
+        is_tag_empty: false,
+    })
 }
 
 #[cfg(test)]
@@ -419,5 +558,232 @@ mod tests {
         }
         let tags: Vec<_> = status.tags.iter().map(|t| t.tag.as_str()).collect();
         assert_eq!(tags, ["a", "b", "c"]);
+    }
+
+    // 10.1 case 23 (TestTagsChangedHelper)
+    #[test]
+    fn test_tags_changed_helper() {
+        let a = event("a@d1", D1, 1);
+        let b = event("a@d2", D2, 1);
+        let unchanged = HistoryChange::default();
+        assert_eq!(history_changed(&[], &[]), unchanged);
+        assert_eq!(
+            history_changed(&[], std::slice::from_ref(&a)),
+            HistoryChange {
+                changed: true,
+                deleted: false
+            }
+        );
+        assert_eq!(
+            history_changed(std::slice::from_ref(&a), &[]),
+            HistoryChange {
+                changed: true,
+                deleted: true
+            }
+        );
+        assert_eq!(
+            history_changed(std::slice::from_ref(&a), std::slice::from_ref(&b)),
+            HistoryChange {
+                changed: true,
+                deleted: false
+            }
+        );
+        assert_eq!(
+            history_changed(&[a.clone(), b.clone()], &[a.clone()]),
+            unchanged,
+            "only items[0] counts"
+        );
+    }
+
+    // 10.7 case 92 (library-go TestResolvePullSpecForTag), every upstream row.
+    #[test]
+    fn test_resolve_pull_spec_for_tag() {
+        use crate::api::image_stream::{ImageStreamSpec, TagReferencePolicy};
+        use kube::api::ObjectMeta;
+        const SHA: &str = "sha256:13897c84ca5715a68feafcce9acf779f35806f42d1fcd37e8a2a5706c075252d";
+        let stream =
+            |tags: Vec<TagReference>, internal: &str, public: &str, items: Vec<TagEvent>| {
+                ImageStream {
+                    metadata: ObjectMeta {
+                        name: Some("stream1".into()),
+                        namespace: Some("test".into()),
+                        ..ObjectMeta::default()
+                    },
+                    spec: ImageStreamSpec {
+                        tags,
+                        ..ImageStreamSpec::default()
+                    },
+                    status: Some(ImageStreamStatus {
+                        docker_image_repository: internal.into(),
+                        public_docker_image_repository: public.into(),
+                        tags: if items.is_empty() {
+                            vec![]
+                        } else {
+                            vec![NamedTagEventList {
+                                tag: "1".into(),
+                                items,
+                                conditions: vec![],
+                            }]
+                        },
+                    }),
+                }
+            };
+        let spec_tag =
+            |policy: TagReferencePolicyType, kind: &str, name: &str, g: Option<i64>| TagReference {
+                name: "1".into(),
+                reference_policy: TagReferencePolicy { type_: policy },
+                from: (!kind.is_empty()).then(|| ObjectReference {
+                    kind: kind.into(),
+                    name: name.into(),
+                    ..ObjectReference::default()
+                }),
+                generation: g,
+                ..TagReference::default()
+            };
+        let spec = |pull_spec: &str, has_newer, has_status, is_tag_empty| PullSpec {
+            pull_spec: pull_spec.into(),
+            has_newer,
+            has_status,
+            is_tag_empty,
+        };
+        let recent = PullSpecMode::Recent;
+        let internal = "registry.test.svc/test/stream1";
+        let public = "registry.test.public/test/stream1";
+        let source = TagReferencePolicyType::Source;
+        let local = TagReferencePolicyType::Local;
+
+        // no status and no repository
+        let bare = stream(vec![], "", "", vec![]);
+        assert_eq!(
+            pull_spec_for_tag(&bare, "empty", false, recent),
+            Err(PullSpecError::NoStreamRepository)
+        );
+        // repository only: <repo>:<tag>, the public one when default_external
+        let s = stream(vec![], internal, "", vec![]);
+        let want = spec(&format!("{internal}:empty"), false, false, true);
+        assert_eq!(
+            pull_spec_for_tag(&s, "empty", false, recent),
+            Ok(want.clone())
+        );
+        assert_eq!(pull_spec_for_tag(&s, "empty", true, recent), Ok(want));
+        let s = stream(vec![], internal, public, vec![]);
+        assert_eq!(
+            pull_spec_for_tag(&s, "empty", true, recent),
+            Ok(spec(&format!("{public}:empty"), false, false, true))
+        );
+        // spec tags that cannot answer without status
+        for t in [
+            spec_tag(source, "", "", None),
+            spec_tag(source, "ImageStreamTag", "other", None),
+            spec_tag(local, "ImageStreamTag", "test", None),
+            spec_tag(local, "DockerImage", "quay.io/test/first:tag", None),
+        ] {
+            let s = stream(vec![t.clone()], internal, "", vec![]);
+            assert_eq!(
+                pull_spec_for_tag(&s, "1", false, recent),
+                Ok(spec(&format!("{internal}:1"), false, false, true)),
+                "{t:?}"
+            );
+        }
+        // a Source-policy DockerImage tag without status: its own pull spec
+        let s = stream(
+            vec![spec_tag(
+                source,
+                "DockerImage",
+                "quay.io/test/first:tag",
+                None,
+            )],
+            internal,
+            "",
+            vec![],
+        );
+        assert_eq!(
+            pull_spec_for_tag(&s, "1", false, recent),
+            Ok(spec("quay.io/test/first:tag", false, false, false))
+        );
+        // S=5 > E=4: recent answers the older entry with has_newer; newest the spec's pull spec
+        let older = event("quay.io/test/first:older", "", 4);
+        let s = stream(
+            vec![spec_tag(
+                source,
+                "DockerImage",
+                "quay.io/test/first:tag",
+                Some(5),
+            )],
+            internal,
+            "",
+            vec![older.clone()],
+        );
+        assert_eq!(
+            pull_spec_for_tag(&s, "1", false, recent),
+            Ok(spec("quay.io/test/first:older", true, true, false))
+        );
+        assert_eq!(
+            pull_spec_for_tag(&s, "1", false, PullSpecMode::Newest),
+            Ok(spec("quay.io/test/first:tag", false, false, false))
+        );
+        // ... and newest has nothing to offer for a tag that is not a Source DockerImage
+        let s = stream(
+            vec![spec_tag(
+                local,
+                "DockerImage",
+                "quay.io/test/first:tag",
+                Some(5),
+            )],
+            internal,
+            "",
+            vec![older.clone()],
+        );
+        assert_eq!(
+            pull_spec_for_tag(&s, "1", false, PullSpecMode::Newest),
+            Err(PullSpecError::WaitForPullSpec)
+        );
+        // same generation; spec older than history (a pushed image)
+        let s = stream(
+            vec![spec_tag(
+                source,
+                "DockerImage",
+                "quay.io/test/first:tag",
+                Some(4),
+            )],
+            internal,
+            "",
+            vec![older],
+        );
+        assert_eq!(
+            pull_spec_for_tag(&s, "1", false, recent),
+            Ok(spec("quay.io/test/first:older", false, true, false))
+        );
+        let s = stream(
+            vec![spec_tag(
+                source,
+                "DockerImage",
+                "quay.io/test/first:tag",
+                Some(4),
+            )],
+            internal,
+            "",
+            vec![event("quay.io/test/first:newer", "", 5)],
+        );
+        assert_eq!(
+            pull_spec_for_tag(&s, "1", false, recent),
+            Ok(spec("quay.io/test/first:newer", false, true, false))
+        );
+        // Local policy with a known image: the stream's repository by digest
+        let s = stream(
+            vec![spec_tag(
+                local,
+                "DockerImage",
+                "quay.io/test/first:tag",
+                Some(4),
+            )],
+            internal,
+            "",
+            vec![event("quay.io/test/first:newer", SHA, 5)],
+        );
+        assert_eq!(
+            pull_spec_for_tag(&s, "1", false, recent),
+            Ok(spec(&format!("{internal}@{SHA}"), false, true, false))
+        );
     }
 }

@@ -24,7 +24,7 @@ use crate::reference::{DockerImageReference, digest_or_image_match};
 
 use super::generation::{importable, needs_import};
 use super::history::{
-    add_tag_event, clear_conditions, drop_empty_tags, latest, observed_generation,
+    add_tag_event, clear_conditions, drop_empty_tags, history_changed, latest, observed_generation,
     set_failure_condition, update_tracking_tags,
 };
 
@@ -196,7 +196,7 @@ pub struct StatusUpdate<'a> {
     status: ImageStreamStatus,
     now: Time,
     changes: Vec<TagChange>,
-    /// Tags whose items[0] changed, for tracking tags.
+    /// Tags whose items[0] changed (upstream's `tagsChanged`), for tracking tags.
     moved: BTreeSet<String>,
 }
 
@@ -252,8 +252,15 @@ impl<'a> StatusUpdate<'a> {
         let before = latest(&self.status, tag).cloned();
         let image = event.image.clone();
         let changed = add_tag_event(&mut self.status, tag, event);
-        if moved(before.as_ref(), latest(&self.status, tag)) {
+        let after = latest(&self.status, tag);
+        let history = history_changed(
+            before.as_slice(),
+            after.map(std::slice::from_ref).unwrap_or_default(),
+        );
+        if history.changed && !history.deleted {
             self.moved.insert(tag.to_string());
+        }
+        if points_elsewhere(before.as_ref(), after) {
             self.changes.push(TagChange::Updated {
                 tag: tag.to_string(),
                 image,
@@ -490,8 +497,8 @@ impl<'a> StatusUpdate<'a> {
     }
 }
 
-/// Whether items[0] now names another pull spec or image.
-fn moved(before: Option<&TagEvent>, after: Option<&TagEvent>) -> bool {
+/// Whether items[0] now names another pull spec or image (a generation alone is no news).
+fn points_elsewhere(before: Option<&TagEvent>, after: Option<&TagEvent>) -> bool {
     match (before, after) {
         (None, Some(_)) => true,
         (Some(b), Some(a)) => {
@@ -933,6 +940,166 @@ pub(super) mod tests {
             "registry:5000/ns/stream:t1"
         );
         assert_eq!(status.tag("t2").unwrap().items[0].image, "");
+    }
+
+    fn resolved(s: &ImageStream) -> (Option<ImageStreamStatus>, Vec<TagChange>) {
+        let mut update = StatusUpdate::new(s, &Repositories::default(), now());
+        update.resolve_references(&|_: &str, _: &str| None);
+        update.update_tracking();
+        update.finish()
+    }
+
+    // 10.1 case 11 ("empty tag ignored on create"): a tag without `from` gets no status.
+    #[test]
+    fn test_tags_changed_empty_tag_ignored_on_create() {
+        let s = stream(
+            vec![TagReference {
+                name: "t1".into(),
+                generation: Some(1),
+                ..TagReference::default()
+            }],
+            vec![],
+        );
+        assert_eq!(resolved(&s), (None, vec![]));
+    }
+
+    // 10.1 case 12 ("tag to missing ignored on create"): a DockerImage tag waits for its
+    // import; resolving writes nothing for it.
+    #[test]
+    fn test_tags_changed_tag_to_missing_ignored_on_create() {
+        let s = stream(vec![docker("t1", "t2", Some(1))], vec![]);
+        assert_eq!(resolved(&s), (None, vec![]));
+    }
+
+    // 10.1 case 14 ("single tag update, preserves history"): t1 added beside t2.
+    #[test]
+    fn test_tags_changed_single_tag_update_preserves_history() {
+        let t2_history = history(
+            "t2",
+            vec![event(&format!("registry:5000/ns/stream@{D1}"), D1, 1)],
+        );
+        let mut t1 = docker("t1", "registry:5000/ns/stream:v1image1", Some(2));
+        t1.reference = true;
+        let s = stream(vec![t1], vec![t2_history.clone()]);
+        let status = resolved(&s).0.expect("t1 added");
+        assert_eq!(status.tag("t2"), Some(&t2_history));
+        let t1 = &status.tag("t1").unwrap().items;
+        assert_eq!(t1.len(), 1);
+        assert_eq!(
+            (t1[0].docker_image_reference.as_str(), t1[0].image.as_str()),
+            ("registry:5000/ns/stream:v1image1", "")
+        );
+    }
+
+    // 10.1 case 15 ("no-op"): non-reference DockerImage tags, nothing pending: no write.
+    #[test]
+    fn test_tags_changed_no_op() {
+        let s = stream(
+            vec![docker("t1", "t1", Some(1)), docker("t2", "t2", Some(1))],
+            vec![
+                history(
+                    "t1",
+                    vec![event("registry:5000/ns/stream:v1image1", "v1image1", 1)],
+                ),
+                history(
+                    "t2",
+                    vec![event(&format!("registry:5000/ns/stream@{D1}"), D1, 1)],
+                ),
+            ],
+        );
+        assert_eq!(resolved(&s), (None, vec![]));
+    }
+
+    // 10.1 case 16 ("new tag copies existing history"): t1 becomes a reference to the pull
+    // spec it already had (image cleared in place), t2 is new, t3 flips to a reference of
+    // another pull spec (a new entry).
+    #[test]
+    fn test_tags_changed_new_tag_copies_existing_history() {
+        let reference = |name: &str, pull: &str| {
+            let mut t = docker(name, pull, Some(2));
+            t.reference = true;
+            t
+        };
+        let odd = format!("@{D1}");
+        let s = stream(
+            vec![
+                reference("t1", "registry:5000/ns/stream:v1image1"),
+                reference("t2", "registry:5000/ns/stream:v1image1"),
+                reference("t3", &odd),
+            ],
+            vec![
+                history(
+                    "t1",
+                    vec![event("registry:5000/ns/stream:v1image1", "v1image1", 1)],
+                ),
+                history(
+                    "t3",
+                    vec![event(&format!("registry:5000/ns/stream@{D1}"), D1, 1)],
+                ),
+            ],
+        );
+        let status = resolved(&s).0.expect("changed");
+        let refs = |tag: &str| -> Vec<(String, String)> {
+            status
+                .tag(tag)
+                .unwrap()
+                .items
+                .iter()
+                .map(|e| (e.docker_image_reference.clone(), e.image.clone()))
+                .collect()
+        };
+        let pair = |r: &str, i: &str| (r.to_string(), i.to_string());
+        assert_eq!(refs("t1"), [pair("registry:5000/ns/stream:v1image1", "")]);
+        assert_eq!(refs("t2"), [pair("registry:5000/ns/stream:v1image1", "")]);
+        assert_eq!(
+            refs("t3"),
+            [
+                pair(&odd, ""),
+                pair(&format!("registry:5000/ns/stream@{D1}"), D1)
+            ]
+        );
+    }
+
+    // 10.1 case 18 ("tag changes and referenced tag should react"): t1 moves to an
+    // ImageStreamImage and t2, which tracks t1, follows in the same pass.
+    #[test]
+    fn test_tags_changed_tag_changes_and_referenced_tag_should_react() {
+        let at = |d: &str| format!("registry:5000/ns/stream@{d}");
+        let s = stream(
+            vec![
+                TagReference {
+                    name: "t1".into(),
+                    from: from(KIND_IMAGE_STREAM_IMAGE, &format!("stream@{D1}")),
+                    generation: Some(2),
+                    ..TagReference::default()
+                },
+                TagReference {
+                    name: "t2".into(),
+                    from: from(KIND_IMAGE_STREAM_TAG, "stream:t1"),
+                    generation: Some(1),
+                    ..TagReference::default()
+                },
+            ],
+            vec![
+                history("other", vec![event(&at(D2), D2, 1), event(&at(D1), D1, 1)]),
+                history("t1", vec![event(&at(D2), D2, 1)]),
+                history("t2", vec![event(&at(D2), D2, 1)]),
+            ],
+        );
+        let (status, changes) = resolved(&s);
+        let status = status.expect("changed");
+        for tag in ["t1", "t2"] {
+            let images: Vec<&str> = status
+                .tag(tag)
+                .unwrap()
+                .items
+                .iter()
+                .map(|e| e.image.as_str())
+                .collect();
+            assert_eq!(images, [D1, D2], "{tag}");
+        }
+        assert_eq!(status.tag("other"), s.status.as_ref().unwrap().tag("other"));
+        assert_eq!(changes.len(), 2, "{changes:?}");
     }
 
     // 10.1 case 17 and 3.4: a same-stream ImageStreamTag copies the source's event, and
