@@ -8,6 +8,10 @@
 //! registry with a budget, from that registry's; without one the check waits for the next
 //! token rather than being dropped. Upstream uses rotating buckets instead of due times; the
 //! spread and the budgets are the behaviour that matters.
+//!
+//! A stream that is deleted is never reconciled again, so it cannot remove itself: entries
+//! not asked about for two intervals are forgotten (upstream drops a stream that is not in
+//! its cache when its bucket comes round).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -61,9 +65,17 @@ impl Budget {
 #[derive(Debug)]
 pub struct Schedule {
     interval: Duration,
-    due: HashMap<String, Instant>,
+    due: HashMap<String, Entry>,
+    swept: Instant,
     cluster: Option<Budget>,
     registries: Vec<(String, Budget)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    due: Instant,
+    /// When the stream was last asked about.
+    seen: Instant,
 }
 
 /// What to do about one stream now.
@@ -85,6 +97,7 @@ impl Schedule {
         Schedule {
             interval: interval.max(Duration::from_secs(1)),
             due: HashMap::new(),
+            swept: now,
             cluster: per_minute.map(|n| Budget::new(n, now)),
             registries: registry_budgets
                 .iter()
@@ -109,11 +122,15 @@ impl Schedule {
 
     /// Decides for the stream `uid` whose scheduled tags pull from `registries`.
     pub fn decide(&mut self, uid: &str, registries: &[String], now: Instant) -> Decision {
-        let due = match self.due.get(uid) {
-            Some(due) => *due,
+        self.sweep(now);
+        let due = match self.due.get_mut(uid) {
+            Some(entry) => {
+                entry.seen = now;
+                entry.due
+            }
             None => {
                 let due = self.first_due(uid, now);
-                self.due.insert(uid.to_string(), due);
+                self.due.insert(uid.to_string(), Entry { due, seen: now });
                 due
             }
         };
@@ -135,11 +152,27 @@ impl Schedule {
                 return Decision::Wait(wait);
             }
         }
-        let next = now + self.interval;
-        self.due.insert(uid.to_string(), next);
+        self.due.insert(
+            uid.to_string(),
+            Entry {
+                due: now + self.interval,
+                seen: now,
+            },
+        );
         Decision::CheckNow {
             next_in: self.interval,
         }
+    }
+
+    /// Forgets, once an interval, the streams nobody asked about for two intervals.
+    fn sweep(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.swept) < self.interval {
+            return;
+        }
+        self.swept = now;
+        let stale = 2 * self.interval;
+        self.due
+            .retain(|_, entry| now.saturating_duration_since(entry.seen) < stale);
     }
 
     /// Forgets a stream (deleted, or no scheduled tags any more).
@@ -262,5 +295,69 @@ mod tests {
             })
             .count();
         assert_eq!((hub_checks, quay_checks), (2, 10));
+    }
+
+    // 10.6 case 87 (TestScheduledImport), adapted to due times: a scheduled stream is
+    // enqueued without a check; when its time comes it is checked once and kept; a stream
+    // nobody asks about any more (deleted, so never reconciled) is forgotten after two
+    // intervals; removal (no scheduled tags) forgets it at once. Disabling scheduled imports
+    // drops the whole schedule (`Context::set_settings`).
+    #[test]
+    fn test_scheduled_import() {
+        let t0 = Instant::now();
+        let interval = 15 * MINUTE;
+        let mut s = Schedule::new(interval, None, &[], t0);
+        assert!(matches!(s.decide("live", &[], t0), Decision::Wait(_)));
+        assert!(matches!(s.decide("gone", &[], t0), Decision::Wait(_)));
+        assert_eq!(s.len(), 2, "enqueued, nothing checked");
+
+        // the live stream is reconciled at its due times; the deleted one never again
+        let mut checks = 0;
+        let mut at = t0;
+        while at < t0 + 3 * interval {
+            at += MINUTE;
+            if matches!(s.decide("live", &[], at), Decision::CheckNow { .. }) {
+                checks += 1;
+            }
+        }
+        assert_eq!(checks, 3, "one check per interval");
+        assert_eq!(s.len(), 1, "the deleted stream was forgotten");
+        assert!(matches!(
+            s.decide("live", &[], at),
+            Decision::Wait(_) | Decision::CheckNow { .. }
+        ));
+        s.remove("live");
+        assert!(s.is_empty());
+    }
+
+    // 10.6 case 89 (TestSchedulerAddAndDelay), adapted: upstream's buckets become due times.
+    // Successive adds are spread over the interval (not all in the first bucket); a check
+    // moves the stream a whole interval on (upstream's `Delay` to the last bucket); a
+    // removed stream added again starts with the same spread offset.
+    #[test]
+    fn test_scheduler_add_and_delay() {
+        let t0 = Instant::now();
+        let interval = 15 * MINUTE;
+        let mut s = Schedule::new(interval, None, &[], t0);
+        let offsets: Vec<Duration> = (0..5)
+            .map(|i| match s.decide(&format!("s{i}"), &[], t0) {
+                Decision::Wait(d) => d,
+                Decision::CheckNow { .. } => Duration::ZERO,
+            })
+            .collect();
+        assert!(offsets.iter().all(|d| *d < interval));
+        let mut distinct = offsets.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 5, "{offsets:?}");
+
+        let due = t0 + offsets[0];
+        assert_eq!(
+            s.decide("s0", &[], due),
+            Decision::CheckNow { next_in: interval }
+        );
+        assert_eq!(s.decide("s0", &[], due), Decision::Wait(interval));
+        s.remove("s0");
+        assert_eq!(s.decide("s0", &[], t0), Decision::Wait(offsets[0]));
     }
 }
