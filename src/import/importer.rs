@@ -218,6 +218,8 @@ pub type ImageResult = Result<Imported, Failure>;
 pub struct RepositoryResult {
     /// The imported tags in priority order, or why the repository could not be listed.
     pub images: Result<Vec<ImageResult>, Failure>,
+    /// The tag of each entry of `images` (a failed entry names no tag of its own).
+    pub tags: Vec<String>,
     /// Tags beyond the bulk limit, not imported.
     pub additional_tags: Vec<String>,
 }
@@ -389,12 +391,14 @@ impl Importer {
                     repository_tags = vec![None; tags.len()];
                     repository = Some(RepositoryResult {
                         images: Ok(Vec::new()),
+                        tags,
                         additional_tags: additional,
                     });
                 }
                 Err(failure) => {
                     repository = Some(RepositoryResult {
                         images: Err(failure),
+                        tags: Vec::new(),
                         additional_tags: Vec::new(),
                     })
                 }
@@ -810,7 +814,8 @@ mod tests {
             })
         };
         let bad = || Err(Failure::new("NotFound", "gone".into()));
-        let result = |images| RepositoryResult {
+        let result = |images: Vec<ImageResult>| RepositoryResult {
+            tags: (0..images.len()).map(|i| format!("t{i}")).collect(),
             images: Ok(images),
             additional_tags: vec![],
         };
