@@ -46,6 +46,8 @@ const SECRET_TYPES: [&str; 2] = ["kubernetes.io/dockerconfigjson", "kubernetes.i
 pub enum Error {
     #[error("writing the image stream status: {0}")]
     WriteStatus(#[source] kube::Error),
+    #[error("writing the image stream: {0}")]
+    WriteStream(#[source] kube::Error),
     #[error("creating an Image: {0}")]
     CreateImage(#[source] kube::Error),
     #[error("the {0} cache did not become ready: {1}")]
@@ -56,6 +58,7 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::WriteStatus(_) => "StatusWriteFailed",
+            Error::WriteStream(_) => "StreamWriteFailed",
             Error::CreateImage(_) => "ImageCreateFailed",
             Error::CacheNotReady(..) => "CacheNotReady",
         }
