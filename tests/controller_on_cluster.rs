@@ -272,3 +272,103 @@ async fn unauthorized_tags_retry_when_pull_secrets_change() {
     assert_eq!(items(&stream, "v1")[0].image, digest);
     assert_eq!(condition(&stream, "v1"), None);
 }
+
+/// `spec.dockerImageRepository` (semantics 2.6, 5.6): the repository's tags are imported into
+/// status tags with E = G and the `dockerRepositoryCheck` annotation is set, after which the
+/// repository is left alone (no requests, no writes); removing the annotation imports it
+/// again, and a moved tag becomes a new history entry. A repository that cannot be listed
+/// gets a Warning Event and no annotation.
+#[tokio::test]
+async fn docker_image_repository_is_imported_once() {
+    use imagestream_operator::api::image_stream::DOCKER_IMAGE_REPOSITORY_CHECK_ANNOTATION as CHECK;
+    use k8s_openapi::api::events::v1::Event;
+    use kube::api::ListParams;
+
+    let reg = RegistryOptions::plain().start();
+    let latest = push(&reg, "whole", "latest", 731).await;
+    let v1 = push(&reg, "whole", "v1", 732).await;
+    let (admin, ns, _operator) = operator("is-repository", Settings::default()).await;
+    let api: Api<ImageStream> = Api::namespaced(admin.clone(), &ns);
+    let create = |name: &str, repository: String| {
+        serde_json::from_value::<ImageStream>(json!({
+            "apiVersion": "image.openshift.io/v1",
+            "kind": "ImageStream",
+            "metadata": {
+                "name": name,
+                "annotations": { "openshift.io/image.insecureRepository": "true" },
+            },
+            "spec": { "dockerImageRepository": repository },
+        }))
+        .expect("stream")
+    };
+    api.create(
+        &PostParams::default(),
+        &create("whole", format!("{}/whole", reg.addr())),
+    )
+    .await
+    .expect("create stream");
+    let checked = |s: &ImageStream| s.annotations().contains_key(CHECK);
+    let stream = wait_for(&api, "whole", 30, |s| {
+        checked(s) && items(s, "latest").len() == 1 && items(s, "v1").len() == 1
+    })
+    .await;
+    assert_eq!(items(&stream, "latest")[0].image, latest);
+    assert_eq!(items(&stream, "v1")[0].image, v1);
+    assert_eq!(
+        items(&stream, "v1")[0].docker_image_reference,
+        format!("{}/whole@{v1}", reg.addr())
+    );
+    assert_eq!(items(&stream, "v1")[0].generation, 1, "E = G");
+    assert!(stream.spec.tags.is_empty(), "the spec is not written");
+
+    // checked: nothing more is asked of the registry and nothing written
+    let mark = reg.mark();
+    let rv = stream.resource_version();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(api.get("whole").await.unwrap().resource_version(), rv);
+    let requests = summary(&reg.requests_since_async(mark).await);
+    assert!(requests.is_empty(), "{requests:#?}");
+
+    // the annotation removed: imported again; v1 moved meanwhile
+    let v1_moved = push(&reg, "whole", "v1", 733).await;
+    let unmark = json!({ "metadata": { "annotations": { CHECK: null } } });
+    api.patch("whole", &PatchParams::default(), &Patch::Merge(&unmark))
+        .await
+        .expect("remove the annotation");
+    let stream = wait_for(&api, "whole", 30, |s| {
+        checked(s) && items(s, "v1").len() == 2
+    })
+    .await;
+    assert_eq!(items(&stream, "v1")[0].image, v1_moved);
+    assert_eq!(items(&stream, "latest").len(), 1, "unchanged tag kept");
+
+    // a repository that does not exist: a Warning Event, no annotation
+    api.create(
+        &PostParams::default(),
+        &create("nothing", format!("{}/nothing", reg.addr())),
+    )
+    .await
+    .expect("create stream");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let note = loop {
+        let found: Vec<Event> = Api::<Event>::namespaced(admin.clone(), &ns)
+            .list(&ListParams::default())
+            .await
+            .expect("list events")
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some("RepositoryImportFailed")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("nothing")
+            })
+            .collect();
+        if let Some(e) = found.first() {
+            break e.note.clone().unwrap_or_default();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no Warning Event");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(note.contains("/nothing"), "{note}");
+    assert!(note.contains("NotFound"), "{note}");
+    assert!(!checked(&api.get("nothing").await.unwrap()));
+}

@@ -4,20 +4,28 @@
 //! Failed imports are not retried in a loop: the failure is recorded with C = S and the tag
 //! waits for a spec change, its next scheduled check, or (for `Unauthorized`) a change of the
 //! namespace's pull secrets.
+//!
+//! `spec.dockerImageRepository` is imported whole (up to the bulk limit) until the stream
+//! carries the `openshift.io/image.dockerRepositoryCheck` annotation, which is set once the
+//! repository was listed, as upstream. Its tags become status tags. A repository that cannot
+//! be listed leaves the annotation unset, says why in a Warning Event and is tried again
+//! after ten minutes.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
 use crate::api::image::Image;
-use crate::api::image_stream::{ImageStream, ImageStreamStatus};
-use crate::import::importer::{Batch, ImageImport};
+use crate::api::image_stream::{
+    DOCKER_IMAGE_REPOSITORY_CHECK_ANNOTATION, ImageStream, ImageStreamStatus,
+};
+use crate::import::importer::{Batch, Failure, ImageImport};
 use crate::reference::DockerImageReference;
 use crate::stream::sync::{self, StatusUpdate, TagChange, TagImport};
 
@@ -72,7 +80,10 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
 
     let now = Time(jiff::Timestamp::now());
     let mut update = StatusUpdate::new(&stream, &settings.repositories, now.clone());
-    if !work.is_empty() {
+    let repository = sync::repository_import(&stream, settings.default_mode);
+    // Some(Ok) once spec.dockerImageRepository was listed, Some(Err) when it could not be.
+    let mut repository_outcome = None;
+    if !work.is_empty() || repository.is_some() {
         let batch = Batch {
             images: work
                 .iter()
@@ -84,7 +95,7 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
                     current_image: w.current_image.clone(),
                 })
                 .collect(),
-            repository: None,
+            repository,
         };
         let importer = ctx.importer();
         let result = importer
@@ -102,10 +113,19 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
                 .import(r.as_ref().map(|i| i.unchanged).map_err(|f| f.reason));
             update.apply_import(w, r);
         }
-        if work
-            .iter()
-            .zip(&result.images)
-            .any(|(_, r)| r.as_ref().err().is_some_and(|f| f.reason == "Unauthorized"))
+        if let Some(listed) = &result.repository {
+            for r in listed.images.iter().flatten() {
+                ctx.metrics
+                    .import(r.as_ref().map(|i| i.unchanged).map_err(|f| f.reason));
+            }
+            update.apply_repository(listed);
+            repository_outcome = Some(listed.images.as_ref().map(|_| ()).map_err(Clone::clone));
+        }
+        let unauthorized = |r: &crate::import::importer::ImageResult| {
+            r.as_ref().err().is_some_and(|f| f.reason == "Unauthorized")
+        };
+        if result.images.iter().any(unauthorized)
+            || matches!(&repository_outcome, Some(Err(f)) if f.reason == "Unauthorized")
         {
             ctx.remember_credentials(&uid, keyring.id());
         }
@@ -116,8 +136,12 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
     let (status, changes) = update.finish();
 
     if let Some(status) = status {
-        let (status, refused) =
-            sync::guard_size(&stream, status, settings.max_image_stream_bytes, now);
+        let (status, refused) = sync::guard_size(
+            &stream,
+            status,
+            settings.max_image_stream_bytes,
+            now.clone(),
+        );
         if stream.status.as_ref() != Some(&status) {
             write_status(&ctx, &stream, status)
                 .await
@@ -128,12 +152,75 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
         }
     }
     publish(&ctx, &stream, &changes).await;
+    match repository_outcome {
+        Some(Ok(())) => mark_repository_checked(&ctx, &stream, &now)
+            .await
+            .map_err(Error::WriteStream)?,
+        Some(Err(failure)) => {
+            // tried again later (or when the pull secrets change, for Unauthorized)
+            repository_failed(&ctx, &stream, &failure).await;
+            requeue = Some(requeue.map_or(REPOSITORY_RETRY, |r| r.min(REPOSITORY_RETRY)));
+        }
+        None => {}
+    }
     tracing::debug!(
         %namespace, %name, imports = work.len(), changes = changes.len(),
         elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "reconciled"
     );
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// How long a repository that could not be listed waits before the next attempt.
+const REPOSITORY_RETRY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Records that `spec.dockerImageRepository` was imported, as upstream does, with the
+/// `openshift.io/image.dockerRepositoryCheck` annotation: a merge patch of that one key (the
+/// spec is not touched, so the generation does not move, and nothing a user wrote meanwhile
+/// is lost).
+async fn mark_repository_checked(
+    ctx: &Context,
+    stream: &ImageStream,
+    now: &Time,
+) -> Result<(), kube::Error> {
+    let api =
+        Api::<ImageStream>::namespaced(ctx.client.clone(), &stream.namespace().unwrap_or_default());
+    let stamp = now.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let patch = serde_json::json!({
+        "metadata": {
+            "annotations": { (DOCKER_IMAGE_REPOSITORY_CHECK_ANNOTATION): stamp },
+        }
+    });
+    match api
+        .patch(
+            &stream.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A repository that could not be listed has no tag to hold a condition: a Warning Event
+/// says why.
+async fn repository_failed(ctx: &Context, stream: &ImageStream, failure: &Failure) {
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "RepositoryImportFailed".into(),
+        note: Some(truncate(format!(
+            "repository {}: {}: {}",
+            stream.spec.docker_image_repository, failure.reason, failure.message
+        ))),
+        action: "Import".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &stream.object_ref(&())).await {
+        tracing::warn!(error = %e, "publishing an event failed");
+    }
 }
 
 /// Tags whose last import failed with `Unauthorized` are tried again once the namespace's

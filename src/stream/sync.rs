@@ -9,17 +9,18 @@
 //! Generations follow design rule 4: an attempt for spec generation S writes E = S on
 //! success and C = S on failure; the spec is never written.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::image_stream::{
-    IMPORTER_PREFER_ARCH_ANNOTATION, IMPORTER_PREFER_OS_ANNOTATION, INSECURE_REPOSITORY_ANNOTATION,
-    ImageStream, ImageStreamStatus, ImportMode, KIND_DOCKER_IMAGE, KIND_IMAGE_STREAM_IMAGE,
-    KIND_IMAGE_STREAM_TAG, TagEvent, TagReference,
+    DOCKER_IMAGE_REPOSITORY_CHECK_ANNOTATION, IMPORTER_PREFER_ARCH_ANNOTATION,
+    IMPORTER_PREFER_OS_ANNOTATION, INSECURE_REPOSITORY_ANNOTATION, ImageStream, ImageStreamStatus,
+    ImportMode, KIND_DOCKER_IMAGE, KIND_IMAGE_STREAM_IMAGE, KIND_IMAGE_STREAM_TAG, TagEvent,
+    TagReference,
 };
 use crate::import::engine::Mode;
-use crate::import::importer::{ImageResult, Preference};
+use crate::import::importer::{ImageResult, Preference, RepositoryImport, RepositoryResult};
 use crate::reference::{DockerImageReference, digest_or_image_match};
 
 use super::generation::{importable, needs_import};
@@ -125,19 +126,6 @@ pub fn import_for(stream: &ImageStream, t: &TagReference, default_mode: Mode) ->
         return None;
     }
     let from = t.from.as_ref()?;
-    let insecure_stream = stream
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(INSECURE_REPOSITORY_ANNOTATION))
-        .is_some_and(|v| v == "true");
-    let annotation = |key: &str| {
-        t.annotations
-            .as_ref()
-            .and_then(|a| a.get(key))
-            .filter(|v| !v.is_empty())
-            .cloned()
-    };
     Some(TagImport {
         tag: t.name.clone(),
         generation: t.generation.unwrap_or(0),
@@ -147,14 +135,73 @@ pub fn import_for(stream: &ImageStream, t: &TagReference, default_mode: Mode) ->
             ImportMode::Legacy => Mode::Legacy,
             ImportMode::PreserveOriginal => Mode::PreserveOriginal,
         },
-        insecure: t.import_policy.insecure || insecure_stream,
-        prefer: Preference {
-            arch: annotation(IMPORTER_PREFER_ARCH_ANNOTATION),
-            os: annotation(IMPORTER_PREFER_OS_ANNOTATION),
-        },
+        insecure: t.import_policy.insecure || insecure_stream(stream),
+        prefer: preference(t),
         current_image: latest_event(stream, &t.name)
             .map(|e| e.image.clone())
             .filter(|i| !i.is_empty()),
+    })
+}
+
+/// The stream's `openshift.io/image.insecureRepository` annotation.
+fn insecure_stream(stream: &ImageStream) -> bool {
+    stream
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(INSECURE_REPOSITORY_ANNOTATION))
+        .is_some_and(|v| v == "true")
+}
+
+/// A spec tag's platform preference annotations (semantics 5.3).
+fn preference(t: &TagReference) -> Preference {
+    let annotation = |key: &str| {
+        t.annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
+    Preference {
+        arch: annotation(IMPORTER_PREFER_ARCH_ANNOTATION),
+        os: annotation(IMPORTER_PREFER_OS_ANNOTATION),
+    }
+}
+
+/// The repository import `spec.dockerImageRepository` asks for (semantics 2.6, a "full"
+/// import): only while the stream lacks the `openshift.io/image.dockerRepositoryCheck`
+/// annotation, which the controller sets once the repository was listed, so a stream that
+/// carries it imports nothing for its repository (conformance case 83). Removing the
+/// annotation imports the repository again.
+pub fn repository_import(stream: &ImageStream, default_mode: Mode) -> Option<RepositoryImport> {
+    let from = stream.spec.docker_image_repository.trim();
+    let checked = stream
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(DOCKER_IMAGE_REPOSITORY_CHECK_ANNOTATION))
+        .is_some_and(|v| !v.is_empty());
+    if from.is_empty() || checked {
+        return None;
+    }
+    let current: BTreeMap<String, String> = stream
+        .status
+        .iter()
+        .flat_map(|s| &s.tags)
+        .filter_map(|t| Some((t.tag.clone(), t.items.first()?.image.clone())))
+        .filter(|(_, image)| !image.is_empty())
+        .collect();
+    Some(RepositoryImport {
+        from: from.to_string(),
+        mode: default_mode,
+        insecure: insecure_stream(stream),
+        prefer: stream
+            .spec
+            .tags
+            .iter()
+            .map(|t| (t.name.clone(), preference(t)))
+            .collect(),
+        current,
     })
 }
 
@@ -242,6 +289,32 @@ impl<'a> StatusUpdate<'a> {
             Err(failure) => {
                 self.fail(&work.tag, failure.reason, &failure.message, work.generation);
             }
+        }
+    }
+
+    /// Applies a repository import (semantics 5.6) to the status: every listed tag gets its
+    /// event (E = the stream's generation) or its failure condition. Tags the spec names are
+    /// imported from their own `from` and left alone here (deviation: upstream writes the
+    /// repository's tags into the spec; the operator never writes a stream's spec, so they
+    /// are status tags, as pushed tags are). A repository that could not be listed changes
+    /// nothing.
+    pub fn apply_repository(&mut self, result: &RepositoryResult) {
+        let Ok(images) = &result.images else { return };
+        let generation = self.stream.metadata.generation.unwrap_or(0);
+        for (tag, image) in result.tags.iter().zip(images) {
+            if self.stream.spec.tag(tag).is_some() {
+                continue;
+            }
+            let work = TagImport {
+                tag: tag.clone(),
+                generation,
+                from: self.stream.spec.docker_image_repository.clone(),
+                mode: Mode::Legacy,
+                insecure: false,
+                prefer: Preference::default(),
+                current_image: None,
+            };
+            self.apply_import(&work, image);
         }
     }
 
@@ -674,6 +747,118 @@ pub(super) mod tests {
             external.for_stream(&s).1,
             "registry-default.external.url/somerepo"
         );
+    }
+
+    // 10.6 case 83 (TestHandleImageStream): the check annotation (whatever it holds) and no
+    // tags: nothing to import, with or without spec.dockerImageRepository. Without the
+    // annotation the repository is imported (semantics 2.6, "full").
+    #[test]
+    fn test_handle_image_stream_checked_without_tags_imports_nothing() {
+        for repository in ["", "test/other"] {
+            for value in ["2026-11-22T10:00:00Z", "garbage"] {
+                let mut s = stream(vec![], vec![]);
+                s.spec.docker_image_repository = repository.into();
+                s.metadata.annotations = Some(BTreeMap::from([(
+                    DOCKER_IMAGE_REPOSITORY_CHECK_ANNOTATION.to_string(),
+                    value.to_string(),
+                )]));
+                assert!(imports(&s, false, Mode::Legacy).is_empty());
+                assert!(imports(&s, true, Mode::Legacy).is_empty());
+                assert!(
+                    repository_import(&s, Mode::Legacy).is_none(),
+                    "{repository} {value}"
+                );
+            }
+        }
+        let mut s = stream(
+            vec![TagReference {
+                name: "v1".into(),
+                annotations: Some(BTreeMap::from([(
+                    IMPORTER_PREFER_ARCH_ANNOTATION.to_string(),
+                    "arm64".to_string(),
+                )])),
+                ..TagReference::default()
+            }],
+            vec![history("latest", vec![event("test/other@x", D1, 1)])],
+        );
+        s.spec.docker_image_repository = "test/other".into();
+        s.metadata.annotations = Some(BTreeMap::from([(
+            INSECURE_REPOSITORY_ANNOTATION.to_string(),
+            "true".to_string(),
+        )]));
+        let repo = repository_import(&s, Mode::PreserveOriginal).expect("full import");
+        assert_eq!(repo.from, "test/other");
+        assert_eq!(repo.mode, Mode::PreserveOriginal);
+        assert!(repo.insecure);
+        assert_eq!(repo.current.get("latest").map(String::as_str), Some(D1));
+        assert_eq!(repo.prefer["v1"].arch.as_deref(), Some("arm64"));
+    }
+
+    // Semantics 5.6 applied to a stream: listed tags become status tags with E = G, a
+    // failed tag gets its condition, spec tags are left to their own import, and a
+    // repository that could not be listed changes nothing.
+    #[test]
+    fn repository_results_become_status_tags() {
+        let mut s = stream(
+            vec![docker("pinned", "elsewhere/x:1", Some(2))],
+            vec![history("v1", vec![event("test/other@old", D2, 1)])],
+        );
+        s.spec.docker_image_repository = "test/other".into();
+        s.metadata.generation = Some(3);
+        if let Some(status) = &mut s.status {
+            status.docker_image_repository = "test/other".into();
+        }
+        let imported = |tag: &str, image: &str| -> ImageResult {
+            Ok(Imported {
+                tag: tag.into(),
+                image: image.into(),
+                reference: format!("test/other@{image}"),
+                unchanged: false,
+            })
+        };
+        let result = RepositoryResult {
+            images: Ok(vec![
+                imported("latest", D1),
+                imported("v1", D1),
+                imported("pinned", D2),
+                Err(Failure {
+                    reason: "NotFound",
+                    code: 404,
+                    message: "gone".into(),
+                }),
+            ]),
+            tags: vec!["latest".into(), "v1".into(), "pinned".into(), "v2".into()],
+            additional_tags: vec![],
+        };
+        let mut update = StatusUpdate::new(&s, &Repositories::default(), now());
+        update.apply_repository(&result);
+        let (status, changes) = update.finish();
+        let status = status.expect("changed");
+        let latest = &status.tag("latest").unwrap().items;
+        assert_eq!(latest.len(), 1);
+        assert_eq!(latest[0].docker_image_reference, format!("test/other@{D1}"));
+        assert_eq!(latest[0].generation, 3);
+        let v1 = &status.tag("v1").unwrap().items;
+        assert_eq!(v1.len(), 2, "a new image is a new entry");
+        assert!(
+            status.tag("pinned").is_none(),
+            "spec tags import their own from"
+        );
+        assert_eq!(status.tag("v2").unwrap().conditions[0].reason, "NotFound");
+        assert_eq!(changes.len(), 3, "{changes:?}");
+
+        let unlisted = RepositoryResult {
+            images: Err(Failure {
+                reason: "Unauthorized",
+                code: 401,
+                message: "no".into(),
+            }),
+            tags: vec![],
+            additional_tags: vec![],
+        };
+        let mut update = StatusUpdate::new(&s, &Repositories::default(), now());
+        update.apply_repository(&unlisted);
+        assert_eq!(update.finish(), (None, vec![]));
     }
 
     // 10.6 case 84 (TestHandleImageStream): reference tags and other kinds are not imported.
