@@ -589,7 +589,7 @@ mod tests {
             }
         );
         assert_eq!(
-            history_changed(&[a.clone(), b.clone()], &[a.clone()]),
+            history_changed(&[a.clone(), b.clone()], std::slice::from_ref(&a)),
             unchanged,
             "only items[0] counts"
         );
