@@ -1,0 +1,801 @@
+//! ImageStreamImport requests decided without IO (semantics 5.2 to 5.6): what to fetch, the
+//! request's status, and, for `import: true`, the stream's next spec and status.
+//!
+//! An applied import is the one place the operator writes a stream's spec (design.md
+//! section 4, rule 5), in two writes: the spec first, then the status. A tag that changed
+//! is sent with S = G + 1, the generation the apiserver gives the next spec (the mutating
+//! webhook assigns the same number, or keeps the stored S for a tag it does not count as
+//! changed); its event then records E = the S that was stored. So S never runs ahead of
+//! what was observed and the imagestream controller does not import the tag again.
+//! Upstream resets S to 0 in the same write instead; the generations differ, the history
+//! does not.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::image::Image;
+use crate::api::image_stream::{
+    IMPORTER_PREFER_ARCH_ANNOTATION, IMPORTER_PREFER_OS_ANNOTATION, ImageStream, ImageStreamSpec,
+    ImageStreamStatus, ImportMode, KIND_DOCKER_IMAGE, ObjectReference, TagImportPolicy,
+    TagReference, TagReferencePolicy, TagReferencePolicyType,
+};
+use crate::api::image_stream_import::{
+    ImageImportStatus, ImageStreamImport, ImageStreamImportStatus, MetaStatus,
+    RepositoryImportStatus, STATUS_FAILURE, STATUS_SUCCESS,
+};
+use crate::import::engine::Mode;
+use crate::import::importer::{
+    Batch, BatchResult, Failure, ImageImport, ImageResult, Preference, RepositoryImport,
+};
+use crate::reference::DockerImageReference;
+
+use super::history::latest;
+use super::sync::{Repositories, StatusUpdate, TagChange, TagImport};
+
+/// What the request asks the registry for. Platform preferences come from the stream's spec
+/// tag named by `to` (or by the source tag), as upstream.
+pub fn batch(isi: &ImageStreamImport, stream: Option<&ImageStream>, default_mode: Mode) -> Batch {
+    let spec_tag = |name: &str| stream.and_then(|s| s.spec.tag(name));
+    let images = isi
+        .spec
+        .images
+        .iter()
+        .map(|image| {
+            let target = image
+                .to
+                .as_ref()
+                .map(|t| t.name.clone())
+                .unwrap_or_else(|| source_tag(&image.from.name));
+            ImageImport {
+                from: image.from.name.clone(),
+                mode: mode(&image.import_policy, default_mode),
+                insecure: image.import_policy.insecure,
+                prefer: spec_tag(&target).map(preference).unwrap_or_default(),
+                current_image: None,
+            }
+        })
+        .collect();
+    let repository = isi.spec.repository.as_ref().map(|r| RepositoryImport {
+        from: r.from.name.clone(),
+        mode: mode(&r.import_policy, default_mode),
+        insecure: r.import_policy.insecure,
+        prefer: stream
+            .iter()
+            .flat_map(|s| &s.spec.tags)
+            .map(|t| (t.name.clone(), preference(t)))
+            .collect(),
+        current: BTreeMap::new(),
+    });
+    Batch { images, repository }
+}
+
+fn mode(policy: &TagImportPolicy, default_mode: Mode) -> Mode {
+    match policy.import_mode {
+        ImportMode::Unset => default_mode,
+        ImportMode::Legacy => Mode::Legacy,
+        ImportMode::PreserveOriginal => Mode::PreserveOriginal,
+    }
+}
+
+fn preference(t: &TagReference) -> Preference {
+    let annotation = |key: &str| {
+        t.annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
+    Preference {
+        arch: annotation(IMPORTER_PREFER_ARCH_ANNOTATION),
+        os: annotation(IMPORTER_PREFER_OS_ANNOTATION),
+    }
+}
+
+/// The tag a pull spec names (`latest` when it names none), empty for a digest.
+fn source_tag(from: &str) -> String {
+    match DockerImageReference::parse(from) {
+        Ok(r) if !r.id.is_empty() => String::new(),
+        Ok(r) if !r.tag.is_empty() => r.tag,
+        _ => "latest".to_string(),
+    }
+}
+
+/// The request's status (semantics 5.3, 5.6): one entry per image, the repository's
+/// outcome, and the Images found. `image` looks Images up by digest (the ones this import
+/// fetched are in the result; the others already exist). Manifest and config JSON are kept
+/// only for a preview that asked for them (5.2 step 9; an applied import stores Images
+/// without them, so it returns none either, as upstream).
+pub fn import_status(
+    isi: &ImageStreamImport,
+    result: &BatchResult,
+    image: &impl Fn(&str) -> Option<Image>,
+) -> ImageStreamImportStatus {
+    let keep = |include: bool| include && !isi.spec.import;
+    let lookup = |digest: &str| {
+        result
+            .new_images
+            .get(digest)
+            .cloned()
+            .or_else(|| image(digest))
+    };
+    let images = isi
+        .spec
+        .images
+        .iter()
+        .zip(&result.images)
+        .map(|(spec, r)| {
+            let tag = match r {
+                Ok(imported) => imported.tag.clone(),
+                Err(_) => source_tag(&spec.from.name),
+            };
+            entry(r, tag, keep(spec.include_manifest), &lookup)
+        })
+        .collect();
+    let repository = isi.spec.repository.as_ref().and_then(|spec| {
+        let listed = result.repository.as_ref()?;
+        let status = match listed.failure() {
+            None => success(),
+            Some(f) => failure(&f),
+        };
+        let images = match &listed.images {
+            Ok(images) => listed
+                .tags
+                .iter()
+                .zip(images)
+                .map(|(tag, r)| entry(r, tag.clone(), keep(spec.include_manifest), &lookup))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        Some(RepositoryImportStatus {
+            status,
+            images,
+            additional_tags: listed.additional_tags.clone(),
+        })
+    });
+    ImageStreamImportStatus {
+        import: None,
+        repository,
+        images,
+    }
+}
+
+fn success() -> MetaStatus {
+    MetaStatus {
+        status: STATUS_SUCCESS.into(),
+        ..MetaStatus::default()
+    }
+}
+
+fn failure(f: &Failure) -> MetaStatus {
+    MetaStatus {
+        status: STATUS_FAILURE.into(),
+        reason: f.reason.into(),
+        message: f.message.clone(),
+        code: i32::from(f.code),
+        ..MetaStatus::default()
+    }
+}
+
+fn entry(
+    result: &ImageResult,
+    tag: String,
+    include_manifest: bool,
+    lookup: &impl Fn(&str) -> Option<Image>,
+) -> ImageImportStatus {
+    let imported = match result {
+        Ok(imported) => imported,
+        Err(f) => {
+            return ImageImportStatus {
+                status: failure(f),
+                tag,
+                ..ImageImportStatus::default()
+            };
+        }
+    };
+    let repository = imported
+        .reference
+        .split_once('@')
+        .map_or(imported.reference.as_str(), |(r, _)| r);
+    let shown = |digest: &str, reference: String| {
+        lookup(digest).map(|mut image| {
+            image.spec.docker_image_reference = reference;
+            if !include_manifest {
+                image.spec.docker_image_manifest.clear();
+                image.spec.docker_image_config.clear();
+            }
+            image
+        })
+    };
+    let image = shown(&imported.image, imported.reference.clone());
+    let manifests = image
+        .iter()
+        .flat_map(|i| &i.spec.docker_image_manifests)
+        .filter_map(|m| shown(&m.digest, format!("{repository}@{}", m.digest)))
+        .collect();
+    ImageImportStatus {
+        status: success(),
+        image,
+        tag,
+        manifests,
+    }
+}
+
+/// One result to apply to a tag of the stream.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub tag: String,
+    /// The pull spec as the request wrote it (`<repository>:<tag>` for repository tags).
+    pub from: String,
+    pub import_policy: TagImportPolicy,
+    pub reference_policy: TagReferencePolicy,
+    pub result: ImageResult,
+}
+
+/// The results an `import: true` request applies, in upstream's order: the repository's
+/// tags, then the images with a `to` (an image without one is skipped, 5.4).
+pub fn applied(isi: &ImageStreamImport, result: &BatchResult) -> Vec<Applied> {
+    let mut out = Vec::new();
+    if let (Some(spec), Some(listed)) = (&isi.spec.repository, &result.repository)
+        && let Ok(images) = &listed.images
+    {
+        for (tag, r) in listed.tags.iter().zip(images) {
+            out.push(Applied {
+                tag: tag.clone(),
+                from: format!("{}:{tag}", spec.from.name),
+                import_policy: spec.import_policy.clone(),
+                reference_policy: spec.reference_policy.clone(),
+                result: r.clone(),
+            });
+        }
+    }
+    for (spec, r) in isi.spec.images.iter().zip(&result.images) {
+        let Some(to) = spec.to.as_ref().filter(|t| !t.name.is_empty()) else {
+            continue;
+        };
+        out.push(Applied {
+            tag: to.name.clone(),
+            from: spec.from.name.clone(),
+            import_policy: spec.import_policy.clone(),
+            reference_policy: spec.reference_policy.clone(),
+            result: r.clone(),
+        });
+    }
+    out
+}
+
+/// The stream's next spec for an applied import (semantics 5.4): a tag whose import
+/// succeeded is rewritten when it "changed" (no history, no generation, another image or
+/// pull spec, or S ahead of items[0]), with the request's pull spec and import policy, and
+/// the request's reference policy only when the tag has none; a failed tag is created when
+/// missing; every applied tag takes the request's import policy. `stream` is `None` when
+/// the stream does not exist yet.
+pub fn next_spec(stream: Option<&ImageStream>, applied: &[Applied]) -> ImageStreamSpec {
+    let mut spec = stream.map(|s| s.spec.clone()).unwrap_or_default();
+    let status = stream.and_then(|s| s.status.as_ref());
+    // the generation the next spec gets: 1 on create, G + 1 when it differs
+    let next = stream.map_or(1, |s| s.metadata.generation.unwrap_or(0) + 1);
+    for a in applied {
+        let index = match spec.tags.iter().position(|t| t.name == a.tag) {
+            Some(i) => i,
+            None => {
+                spec.tags.push(TagReference {
+                    name: a.tag.clone(),
+                    ..TagReference::default()
+                });
+                spec.tags.len() - 1
+            }
+        };
+        let current = status.and_then(|s| latest(s, &a.tag));
+        let tag = &mut spec.tags[index];
+        let changed = match &a.result {
+            Ok(imported) => {
+                current.is_none_or(|e| {
+                    e.docker_image_reference != imported.reference
+                        || e.image != imported.image
+                        || tag.generation.is_some_and(|s| s > e.generation)
+                }) || tag.generation.is_none()
+                    || tag.from.is_none()
+            }
+            // a failed import only creates the tag it names
+            Err(_) => tag.from.is_none(),
+        };
+        if changed {
+            tag.from = Some(ObjectReference {
+                kind: KIND_DOCKER_IMAGE.into(),
+                name: a.from.clone(),
+                ..ObjectReference::default()
+            });
+            tag.generation = Some(next);
+            if tag.reference_policy.type_ == TagReferencePolicyType::Unset {
+                tag.reference_policy = a.reference_policy.clone();
+            }
+        }
+        tag.import_policy = a.import_policy.clone();
+    }
+    spec.tags.sort_by(|a, b| a.name.cmp(&b.name));
+    spec
+}
+
+/// The stream's next status once its spec was written (`stream` as stored): each applied
+/// result with E (or C) = the tag's stored S, then the tags that follow them. `None` when
+/// nothing changed.
+pub fn next_status(
+    stream: &ImageStream,
+    applied: &[Applied],
+    repositories: &Repositories,
+    max_tag_history: Option<usize>,
+    now: Time,
+) -> (Option<ImageStreamStatus>, Vec<TagChange>) {
+    let mut update = StatusUpdate::new(stream, repositories, now);
+    let fallback = stream.metadata.generation.unwrap_or(0);
+    for a in applied {
+        let generation = stream
+            .spec
+            .tag(&a.tag)
+            .and_then(|t| t.generation)
+            .unwrap_or(fallback);
+        let work = TagImport {
+            tag: a.tag.clone(),
+            generation,
+            from: a.from.clone(),
+            mode: Mode::Legacy,
+            insecure: false,
+            prefer: Preference::default(),
+            current_image: None,
+        };
+        update.apply_import(&work, &a.result);
+    }
+    update.update_tracking();
+    update.cap_history(max_tag_history);
+    update.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::image_stream::{NamedTagEventList, TagEvent};
+    use crate::api::image_stream_import::{
+        ImageImportSpec, ImageStreamImportSpec, LocalObjectReference, RepositoryImportSpec,
+    };
+    use crate::import::importer::{Imported, RepositoryResult};
+    use kube::api::ObjectMeta;
+
+    const D1: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const D2: &str = "sha256:293aa25bf219f3e47472281b7e68c09bb6f315c2adf7f86a7302b85bdaa63db3";
+
+    fn now() -> Time {
+        Time("2026-11-22T10:00:00Z".parse().unwrap())
+    }
+
+    fn request(import: bool, images: Vec<(&str, Option<&str>)>) -> ImageStreamImport {
+        ImageStreamImport {
+            metadata: ObjectMeta {
+                name: Some("app".into()),
+                namespace: Some("ns".into()),
+                ..ObjectMeta::default()
+            },
+            spec: ImageStreamImportSpec {
+                import,
+                repository: None,
+                images: images
+                    .into_iter()
+                    .map(|(from, to)| ImageImportSpec {
+                        from: ObjectReference {
+                            kind: KIND_DOCKER_IMAGE.into(),
+                            name: from.into(),
+                            ..ObjectReference::default()
+                        },
+                        to: to.map(|t| LocalObjectReference { name: t.into() }),
+                        reference_policy: TagReferencePolicy {
+                            type_: TagReferencePolicyType::Local,
+                        },
+                        ..ImageImportSpec::default()
+                    })
+                    .collect(),
+            },
+            status: None,
+        }
+    }
+
+    fn ok(reference: &str, image: &str, tag: &str) -> ImageResult {
+        Ok(Imported {
+            tag: tag.into(),
+            image: image.into(),
+            reference: format!("{reference}@{image}"),
+            unchanged: false,
+        })
+    }
+
+    fn image(digest: &str, manifests: &[&str]) -> Image {
+        let mut i = Image::default();
+        i.metadata.name = Some(crate::names::image(digest));
+        i.spec.docker_image_reference = format!("elsewhere@{digest}");
+        i.spec.docker_image_manifest = "{}".into();
+        i.spec.docker_image_manifests = manifests
+            .iter()
+            .map(|d| crate::api::image::ImageManifest {
+                digest: (*d).into(),
+                ..Default::default()
+            })
+            .collect();
+        i
+    }
+
+    fn stream(tags: Vec<TagReference>, status: Vec<(&str, TagEvent)>, g: i64) -> ImageStream {
+        let mut s = ImageStream::default();
+        s.metadata.name = Some("app".into());
+        s.metadata.namespace = Some("ns".into());
+        s.metadata.generation = Some(g);
+        s.spec.tags = tags;
+        s.status = Some(ImageStreamStatus {
+            tags: status
+                .into_iter()
+                .map(|(tag, e)| NamedTagEventList {
+                    tag: tag.into(),
+                    items: vec![e],
+                    conditions: vec![],
+                })
+                .collect(),
+            ..ImageStreamStatus::default()
+        });
+        s
+    }
+
+    fn docker_tag(name: &str, from: &str, s: i64, policy: TagReferencePolicyType) -> TagReference {
+        TagReference {
+            name: name.into(),
+            from: Some(ObjectReference {
+                kind: KIND_DOCKER_IMAGE.into(),
+                name: from.into(),
+                ..ObjectReference::default()
+            }),
+            generation: Some(s),
+            reference_policy: TagReferencePolicy { type_: policy },
+            ..TagReference::default()
+        }
+    }
+
+    fn event(reference: &str, image: &str, generation: i64) -> TagEvent {
+        TagEvent {
+            created: Time("2026-11-01T00:00:00Z".parse().unwrap()),
+            docker_image_reference: reference.into(),
+            image: image.into(),
+            generation,
+        }
+    }
+
+    fn result(images: Vec<ImageResult>) -> BatchResult {
+        BatchResult {
+            images,
+            ..BatchResult::default()
+        }
+    }
+
+    /// Writes the spec as the apiserver would (generation + 1 when it differs) and applies.
+    fn apply(
+        isi: &ImageStreamImport,
+        s: Option<&ImageStream>,
+        r: &BatchResult,
+    ) -> (ImageStream, Option<ImageStreamStatus>) {
+        let applied = applied(isi, r);
+        let spec = next_spec(s, &applied);
+        let mut stored = s.cloned().unwrap_or_else(|| {
+            let mut n = ImageStream::default();
+            n.metadata.name = Some("app".into());
+            n.metadata.namespace = Some("ns".into());
+            n
+        });
+        if s.is_none_or(|s| s.spec != spec) {
+            stored.metadata.generation = Some(stored.metadata.generation.unwrap_or(0) + 1);
+        }
+        stored.spec = spec;
+        let (status, _) = next_status(&stored, &applied, &Repositories::default(), None, now());
+        (stored, status)
+    }
+
+    // 10.3 case 44 (TestImportSuccessful "reference differs"): a new image is prepended with
+    // E = the new S; the tag's Source policy is kept.
+    #[test]
+    fn test_import_successful_reference_differs() {
+        let s = stream(
+            vec![docker_tag(
+                "tag",
+                "registry.com/namespace/image:tag",
+                1,
+                TagReferencePolicyType::Source,
+            )],
+            vec![(
+                "tag",
+                event(&format!("registry.com/namespace/image@{D2}"), D2, 1),
+            )],
+            1,
+        );
+        let isi = request(
+            true,
+            vec![("registry.com/namespace/image:tag", Some("tag"))],
+        );
+        let r = result(vec![ok("registry.com/namespace/image", D1, "tag")]);
+        let (stored, status) = apply(&isi, Some(&s), &r);
+        let tag = stored.spec.tag("tag").unwrap();
+        assert_eq!(tag.generation, Some(2));
+        assert_eq!(tag.reference_policy.type_, TagReferencePolicyType::Source);
+        let status = status.unwrap();
+        let items = &status.tag("tag").unwrap().items;
+        assert_eq!(items.len(), 2);
+        assert_eq!(
+            (items[0].image.as_str(), items[0].generation),
+            (D1, 2),
+            "E = S"
+        );
+        assert_eq!(
+            items[0].docker_image_reference,
+            format!("registry.com/namespace/image@{D1}")
+        );
+    }
+
+    // 10.3 case 45 ("image differs"): items[0] names another image; the tag had no
+    // reference policy, so it takes the request's (Local).
+    #[test]
+    fn test_import_successful_image_differs() {
+        let s = stream(
+            vec![docker_tag(
+                "tag",
+                "registry.com/namespace/image:othertag",
+                1,
+                TagReferencePolicyType::Unset,
+            )],
+            vec![(
+                "tag",
+                event("registry.com/namespace/image:othertag", "non-image", 1),
+            )],
+            1,
+        );
+        let isi = request(
+            true,
+            vec![("registry.com/namespace/image:tag", Some("tag"))],
+        );
+        let r = result(vec![ok("registry.com/namespace/image", D1, "tag")]);
+        let (stored, status) = apply(&isi, Some(&s), &r);
+        let tag = stored.spec.tag("tag").unwrap();
+        assert_eq!(tag.reference_policy.type_, TagReferencePolicyType::Local);
+        assert_eq!(
+            tag.from.as_ref().unwrap().name,
+            "registry.com/namespace/image:tag"
+        );
+        assert_eq!(status.unwrap().tag("tag").unwrap().items.len(), 2);
+    }
+
+    // 10.3 case 46 ("empty status"): an event is created; an existing Source policy stays.
+    #[test]
+    fn test_import_successful_empty_status() {
+        let s = stream(
+            vec![docker_tag(
+                "tag",
+                "registry.com/namespace/image:tag",
+                1,
+                TagReferencePolicyType::Source,
+            )],
+            vec![],
+            1,
+        );
+        let isi = request(
+            true,
+            vec![("registry.com/namespace/image:tag", Some("tag"))],
+        );
+        let r = result(vec![ok("registry.com/namespace/image", D1, "tag")]);
+        let (stored, status) = apply(&isi, Some(&s), &r);
+        assert_eq!(
+            stored.spec.tag("tag").unwrap().reference_policy.type_,
+            TagReferencePolicyType::Source
+        );
+        let status = status.unwrap();
+        let items = &status.tag("tag").unwrap().items;
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].image, D1);
+    }
+
+    // Applying the same image again changes nothing: no spec change, no status write.
+    #[test]
+    fn the_same_image_again_writes_nothing() {
+        let s = stream(
+            vec![docker_tag(
+                "tag",
+                "registry.com/namespace/image:tag",
+                1,
+                TagReferencePolicyType::Source,
+            )],
+            vec![(
+                "tag",
+                event(&format!("registry.com/namespace/image@{D1}"), D1, 1),
+            )],
+            1,
+        );
+        let isi = request(
+            true,
+            vec![("registry.com/namespace/image:tag", Some("tag"))],
+        );
+        let r = result(vec![ok("registry.com/namespace/image", D1, "tag")]);
+        let applied = applied(&isi, &r);
+        assert_eq!(next_spec(Some(&s), &applied), s.spec);
+        let (status, changes) = next_status(&s, &applied, &Repositories::default(), None, now());
+        assert_eq!((status, changes), (None, vec![]));
+    }
+
+    // Semantics 5.2 step 4 and 5.4: applied to a missing stream, the stream is created with
+    // spec tags for `to` (S = 1 = E); an image without `to` is not applied; a failure creates
+    // its tag and records the condition with C = S.
+    #[test]
+    fn applied_to_a_missing_stream_creates_it() {
+        let isi = request(
+            true,
+            vec![
+                ("quay.io/a/b:v1", Some("v1")),
+                ("quay.io/a/b:v2", None),
+                ("quay.io/a/b:gone", Some("gone")),
+            ],
+        );
+        let r = result(vec![
+            ok("quay.io/a/b", D1, "v1"),
+            ok("quay.io/a/b", D2, "v2"),
+            Err(Failure {
+                reason: "NotFound",
+                code: 404,
+                message: "no such tag".into(),
+            }),
+        ]);
+        let (stored, status) = apply(&isi, None, &r);
+        let names: Vec<&str> = stored.spec.tags.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["gone", "v1"]);
+        assert_eq!(stored.spec.tag("v1").unwrap().generation, Some(1));
+        let status = status.unwrap();
+        assert_eq!(status.tag("v1").unwrap().items[0].generation, 1);
+        assert!(status.tag("v2").is_none());
+        let c = &status.tag("gone").unwrap().conditions[0];
+        assert_eq!((c.reason.as_str(), c.generation), ("NotFound", 1));
+    }
+
+    // 10.3 case 48 and 5.7 (TestImportSuccessfulWithSubmanifests): the status shows the list
+    // Image and its children, each with the request's repository, without manifest JSON
+    // unless a preview asked for it.
+    #[test]
+    fn test_import_successful_with_submanifests_status() {
+        let mut isi = request(false, vec![("quay.io/a/b:multi", Some("multi"))]);
+        let list = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+        let mut r = result(vec![ok("quay.io/a/b", list, "multi")]);
+        r.new_images
+            .insert(list.to_string(), image(list, &[D1, D2]));
+        r.new_images.insert(D1.to_string(), image(D1, &[]));
+        let known = |d: &str| (d == D2).then(|| image(D2, &[]));
+        let status = import_status(&isi, &r, &known);
+        let entry = &status.images[0];
+        assert_eq!(entry.status.status, STATUS_SUCCESS);
+        assert_eq!(entry.tag, "multi");
+        let shown = entry.image.as_ref().unwrap();
+        assert_eq!(
+            shown.spec.docker_image_reference,
+            format!("quay.io/a/b@{list}")
+        );
+        assert!(shown.spec.docker_image_manifest.is_empty());
+        let children: Vec<&str> = entry
+            .manifests
+            .iter()
+            .map(|m| m.spec.docker_image_reference.as_str())
+            .collect();
+        assert_eq!(
+            children,
+            [format!("quay.io/a/b@{D1}"), format!("quay.io/a/b@{D2}")]
+        );
+
+        isi.spec.images[0].include_manifest = true;
+        let status = import_status(&isi, &r, &known);
+        assert_eq!(
+            status.images[0]
+                .image
+                .as_ref()
+                .unwrap()
+                .spec
+                .docker_image_manifest,
+            "{}"
+        );
+        isi.spec.import = true;
+        let status = import_status(&isi, &r, &known);
+        assert!(
+            status.images[0]
+                .image
+                .as_ref()
+                .unwrap()
+                .spec
+                .docker_image_manifest
+                .is_empty(),
+            "applied imports return no manifests (upstream quirk)"
+        );
+    }
+
+    // 5.3 and 5.9: failures carry reason, message and code, and the tag the pull spec names.
+    #[test]
+    fn failures_in_the_status() {
+        let isi = request(
+            false,
+            vec![("quay.io/a/b", None), (&format!("x@{D1}"), None)],
+        );
+        let gone = Failure {
+            reason: "NotFound",
+            code: 404,
+            message: "gone".into(),
+        };
+        let r = result(vec![Err(gone.clone()), Err(gone)]);
+        let status = import_status(&isi, &r, &|_: &str| None);
+        let first = &status.images[0];
+        assert_eq!(
+            (
+                first.status.status.as_str(),
+                first.status.reason.as_str(),
+                first.status.code,
+                first.tag.as_str()
+            ),
+            (STATUS_FAILURE, "NotFound", 404, "latest")
+        );
+        assert_eq!(status.images[1].tag, "", "a digest names no tag");
+    }
+
+    // 5.6: a repository import's status and what it applies (`<repo>:<tag>`).
+    #[test]
+    fn repository_import_status_and_application() {
+        let mut isi = request(true, vec![]);
+        isi.spec.repository = Some(RepositoryImportSpec {
+            from: ObjectReference {
+                kind: KIND_DOCKER_IMAGE.into(),
+                name: "quay.io/a/b".into(),
+                ..ObjectReference::default()
+            },
+            ..RepositoryImportSpec::default()
+        });
+        let mut r = result(vec![]);
+        r.repository = Some(RepositoryResult {
+            images: Ok(vec![
+                ok("quay.io/a/b", D1, "latest"),
+                Err(Failure {
+                    reason: "NotFound",
+                    code: 404,
+                    message: "gone".into(),
+                }),
+            ]),
+            tags: vec!["latest".into(), "v1".into()],
+            additional_tags: vec!["v2".into()],
+        });
+        let status = import_status(&isi, &r, &|_: &str| None);
+        let repo = status.repository.unwrap();
+        assert_eq!(repo.status.reason, "ImportFailed");
+        assert_eq!(repo.additional_tags, ["v2"]);
+        assert_eq!(repo.images[1].tag, "v1");
+        let applied = applied(&isi, &r);
+        assert_eq!(applied[0].from, "quay.io/a/b:latest");
+        let (stored, status) = apply(&isi, None, &r);
+        assert_eq!(stored.spec.tags.len(), 2);
+        let status = status.unwrap();
+        assert_eq!(status.tag("latest").unwrap().items[0].image, D1);
+        assert_eq!(status.tag("v1").unwrap().conditions[0].reason, "NotFound");
+    }
+
+    // 5.3: the source tag's platform preference reaches the importer.
+    #[test]
+    fn preferences_come_from_the_target_spec_tag() {
+        let mut t = docker_tag("v1", "x", 1, TagReferencePolicyType::Source);
+        t.annotations = Some(BTreeMap::from([(
+            IMPORTER_PREFER_ARCH_ANNOTATION.to_string(),
+            "arm64".to_string(),
+        )]));
+        let s = stream(vec![t], vec![], 1);
+        let isi = request(
+            false,
+            vec![("quay.io/a/b:v1", None), ("quay.io/a/b:v2", Some("v1"))],
+        );
+        let b = batch(&isi, Some(&s), Mode::Legacy);
+        assert_eq!(b.images[0].prefer.arch.as_deref(), Some("arm64"));
+        assert_eq!(b.images[1].prefer.arch.as_deref(), Some("arm64"));
+        let b = batch(&isi, None, Mode::PreserveOriginal);
+        assert_eq!(b.images[0].prefer, Preference::default());
+        assert_eq!(b.images[0].mode, Mode::PreserveOriginal);
+    }
+}
