@@ -5,10 +5,11 @@
 //! [`run`] wires them: configuration watchers feed [`Context::set_settings`] (which rebuilds
 //! the importer only when transport settings change), a change of pull secrets re-queues the
 //! streams whose tags failed with `Unauthorized`, and the imagestream controller reconciles
-//! ([`image_stream::reconcile`]); ImageStreamMappings are applied beside it
-//! ([`image_stream_mapping`]).
+//! ([`image_stream::reconcile`]); ImageStreamImports ([`image_stream_import`]) and
+//! ImageStreamMappings ([`image_stream_mapping`]) are processed beside it.
 
 pub mod image_stream;
+pub mod image_stream_import;
 pub mod image_stream_mapping;
 pub mod schedule;
 pub mod settings;
@@ -426,7 +427,13 @@ pub async fn run(
         ctx.clone(),
         shutdown.clone(),
     );
-    future::join(streams_controller, mappings_controller).await;
+    let imports_controller = image_stream_import::run(
+        client.clone(),
+        options.watch_namespace.as_deref(),
+        ctx.clone(),
+        shutdown.clone(),
+    );
+    future::join3(streams_controller, mappings_controller, imports_controller).await;
     drop(keep_open);
     tokio_images.abort();
     if let Some(t) = tokio_config {
