@@ -243,8 +243,8 @@ pub fn applied(isi: &ImageStreamImport, result: &BatchResult) -> Vec<Applied> {
             out.push(Applied {
                 tag: tag.clone(),
                 from: format!("{}:{tag}", spec.from.name),
-                import_policy: spec.import_policy.clone(),
-                reference_policy: spec.reference_policy.clone(),
+                import_policy: spec.import_policy,
+                reference_policy: spec.reference_policy,
                 result: r.clone(),
             });
         }
@@ -256,8 +256,8 @@ pub fn applied(isi: &ImageStreamImport, result: &BatchResult) -> Vec<Applied> {
         out.push(Applied {
             tag: to.name.clone(),
             from: spec.from.name.clone(),
-            import_policy: spec.import_policy.clone(),
-            reference_policy: spec.reference_policy.clone(),
+            import_policy: spec.import_policy,
+            reference_policy: spec.reference_policy,
             result: r.clone(),
         });
     }
@@ -308,10 +308,10 @@ pub fn next_spec(stream: Option<&ImageStream>, applied: &[Applied]) -> ImageStre
             });
             tag.generation = Some(next);
             if tag.reference_policy.type_ == TagReferencePolicyType::Unset {
-                tag.reference_policy = a.reference_policy.clone();
+                tag.reference_policy = a.reference_policy;
             }
         }
-        tag.import_policy = a.import_policy.clone();
+        tag.import_policy = a.import_policy;
     }
     spec.tags.sort_by(|a, b| a.name.cmp(&b.name));
     spec
