@@ -215,7 +215,11 @@ async fn repository_import_and_expiry() {
     let repository = status.repository.expect("status.repository");
     assert_eq!(repository.status.status, "Success");
     let tags: Vec<&str> = repository.images.iter().map(|i| i.tag.as_str()).collect();
-    assert_eq!(tags, ["latest", "1.1"], "latest first, then newest versions");
+    assert_eq!(
+        tags,
+        ["latest", "1.1"],
+        "latest first, then newest versions"
+    );
     assert_eq!(repository.additional_tags, ["1.0"]);
 
     let stream = streams.get("many").await.expect("stream");
