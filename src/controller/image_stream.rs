@@ -111,7 +111,7 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
         for (w, r) in work.iter().zip(&result.images) {
             ctx.metrics
                 .import(r.as_ref().map(|i| i.unchanged).map_err(|f| f.reason));
-            update.apply_import(w, r);
+            update.apply_import(&w.tag, w.generation, r);
         }
         if let Some(listed) = &result.repository {
             for r in listed.images.iter().flatten() {

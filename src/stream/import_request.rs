@@ -16,9 +16,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::image::Image;
 use crate::api::image_stream::{
-    IMPORTER_PREFER_ARCH_ANNOTATION, IMPORTER_PREFER_OS_ANNOTATION, ImageStream, ImageStreamSpec,
-    ImageStreamStatus, ImportMode, KIND_DOCKER_IMAGE, ObjectReference, TagImportPolicy,
-    TagReference, TagReferencePolicy, TagReferencePolicyType,
+    ImageStream, ImageStreamSpec, ImageStreamStatus, KIND_DOCKER_IMAGE, ObjectReference,
+    TagImportPolicy, TagReference, TagReferencePolicy, TagReferencePolicyType,
 };
 use crate::api::image_stream_import::{
     ImageImportStatus, ImageStreamImport, ImageStreamImportStatus, MetaStatus,
@@ -26,12 +25,12 @@ use crate::api::image_stream_import::{
 };
 use crate::import::engine::Mode;
 use crate::import::importer::{
-    Batch, BatchResult, Failure, ImageImport, ImageResult, Preference, RepositoryImport,
+    Batch, BatchResult, Failure, ImageImport, ImageResult, RepositoryImport,
 };
 use crate::reference::DockerImageReference;
 
 use super::history::latest;
-use super::sync::{Repositories, StatusUpdate, TagChange, TagImport};
+use super::sync::{Repositories, StatusUpdate, TagChange, import_mode, preference};
 
 /// What the request asks the registry for. Platform preferences come from the stream's spec
 /// tag named by `to` (or by the source tag), as upstream.
@@ -49,7 +48,7 @@ pub fn batch(isi: &ImageStreamImport, stream: Option<&ImageStream>, default_mode
                 .unwrap_or_else(|| source_tag(&image.from.name));
             ImageImport {
                 from: image.from.name.clone(),
-                mode: mode(&image.import_policy, default_mode),
+                mode: import_mode(image.import_policy.import_mode, default_mode),
                 insecure: image.import_policy.insecure,
                 prefer: spec_tag(&target).map(preference).unwrap_or_default(),
                 current_image: None,
@@ -58,7 +57,7 @@ pub fn batch(isi: &ImageStreamImport, stream: Option<&ImageStream>, default_mode
         .collect();
     let repository = isi.spec.repository.as_ref().map(|r| RepositoryImport {
         from: r.from.name.clone(),
-        mode: mode(&r.import_policy, default_mode),
+        mode: import_mode(r.import_policy.import_mode, default_mode),
         insecure: r.import_policy.insecure,
         prefer: stream
             .iter()
@@ -68,28 +67,6 @@ pub fn batch(isi: &ImageStreamImport, stream: Option<&ImageStream>, default_mode
         current: BTreeMap::new(),
     });
     Batch { images, repository }
-}
-
-fn mode(policy: &TagImportPolicy, default_mode: Mode) -> Mode {
-    match policy.import_mode {
-        ImportMode::Unset => default_mode,
-        ImportMode::Legacy => Mode::Legacy,
-        ImportMode::PreserveOriginal => Mode::PreserveOriginal,
-    }
-}
-
-fn preference(t: &TagReference) -> Preference {
-    let annotation = |key: &str| {
-        t.annotations
-            .as_ref()
-            .and_then(|a| a.get(key))
-            .filter(|v| !v.is_empty())
-            .cloned()
-    };
-    Preference {
-        arch: annotation(IMPORTER_PREFER_ARCH_ANNOTATION),
-        os: annotation(IMPORTER_PREFER_OS_ANNOTATION),
-    }
 }
 
 /// The tag a pull spec names (`latest` when it names none), empty for a digest.
@@ -335,16 +312,7 @@ pub fn next_status(
             .tag(&a.tag)
             .and_then(|t| t.generation)
             .unwrap_or(fallback);
-        let work = TagImport {
-            tag: a.tag.clone(),
-            generation,
-            from: a.from.clone(),
-            mode: Mode::Legacy,
-            insecure: false,
-            prefer: Preference::default(),
-            current_image: None,
-        };
-        update.apply_import(&work, &a.result);
+        update.apply_import(&a.tag, generation, &a.result);
     }
     update.update_tracking();
     update.cap_history(max_tag_history);
@@ -354,10 +322,11 @@ pub fn next_status(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::image_stream::{NamedTagEventList, TagEvent};
+    use crate::api::image_stream::{IMPORTER_PREFER_ARCH_ANNOTATION, NamedTagEventList, TagEvent};
     use crate::api::image_stream_import::{
         ImageImportSpec, ImageStreamImportSpec, LocalObjectReference, RepositoryImportSpec,
     };
+    use crate::import::importer::Preference;
     use crate::import::importer::{Imported, RepositoryResult};
     use kube::api::ObjectMeta;
 

@@ -130,11 +130,7 @@ pub fn import_for(stream: &ImageStream, t: &TagReference, default_mode: Mode) ->
         tag: t.name.clone(),
         generation: t.generation.unwrap_or(0),
         from: from.name.clone(),
-        mode: match t.import_policy.import_mode {
-            ImportMode::Unset => default_mode,
-            ImportMode::Legacy => Mode::Legacy,
-            ImportMode::PreserveOriginal => Mode::PreserveOriginal,
-        },
+        mode: import_mode(t.import_policy.import_mode, default_mode),
         insecure: t.import_policy.insecure || insecure_stream(stream),
         prefer: preference(t),
         current_image: latest_event(stream, &t.name)
@@ -153,8 +149,17 @@ fn insecure_stream(stream: &ImageStream) -> bool {
         .is_some_and(|v| v == "true")
 }
 
+/// The import mode a policy asks for (the cluster's default when unset).
+pub fn import_mode(mode: ImportMode, default_mode: Mode) -> Mode {
+    match mode {
+        ImportMode::Unset => default_mode,
+        ImportMode::Legacy => Mode::Legacy,
+        ImportMode::PreserveOriginal => Mode::PreserveOriginal,
+    }
+}
+
 /// A spec tag's platform preference annotations (semantics 5.3).
-fn preference(t: &TagReference) -> Preference {
+pub fn preference(t: &TagReference) -> Preference {
     let annotation = |key: &str| {
         t.annotations
             .as_ref()
@@ -264,11 +269,12 @@ impl<'a> StatusUpdate<'a> {
         }
     }
 
-    /// Applies one import result (semantics 5.4 with design rule 4).
-    pub fn apply_import(&mut self, work: &TagImport, result: &ImageResult) {
+    /// Applies one import result for the spec generation `generation` to `tag` (semantics
+    /// 5.4 with design rule 4: E = S on success, C = S on failure).
+    pub fn apply_import(&mut self, tag: &str, generation: i64, result: &ImageResult) {
         let had_condition = self
             .status
-            .tag(&work.tag)
+            .tag(tag)
             .is_some_and(|t| !t.conditions.is_empty());
         match result {
             Ok(imported) => {
@@ -276,18 +282,18 @@ impl<'a> StatusUpdate<'a> {
                     created: self.now.clone(),
                     docker_image_reference: imported.reference.clone(),
                     image: imported.image.clone(),
-                    generation: work.generation,
+                    generation,
                 };
-                self.apply_event(&work.tag, event);
-                clear_conditions(&mut self.status, &work.tag);
+                self.apply_event(tag, event);
+                clear_conditions(&mut self.status, tag);
                 if had_condition {
                     self.changes.push(TagChange::Recovered {
-                        tag: work.tag.clone(),
+                        tag: tag.to_string(),
                     });
                 }
             }
             Err(failure) => {
-                self.fail(&work.tag, failure.reason, &failure.message, work.generation);
+                self.fail(tag, failure.reason, &failure.message, generation);
             }
         }
     }
@@ -302,19 +308,9 @@ impl<'a> StatusUpdate<'a> {
         let Ok(images) = &result.images else { return };
         let generation = self.stream.metadata.generation.unwrap_or(0);
         for (tag, image) in result.tags.iter().zip(images) {
-            if self.stream.spec.tag(tag).is_some() {
-                continue;
+            if self.stream.spec.tag(tag).is_none() {
+                self.apply_import(tag, generation, image);
             }
-            let work = TagImport {
-                tag: tag.clone(),
-                generation,
-                from: self.stream.spec.docker_image_repository.clone(),
-                mode: Mode::Legacy,
-                insecure: false,
-                prefer: Preference::default(),
-                current_image: None,
-            };
-            self.apply_import(&work, image);
         }
     }
 
@@ -990,18 +986,6 @@ pub(super) mod tests {
         assert!(work.iter().all(|w| w.insecure));
     }
 
-    fn work(tag: &str, generation: i64) -> TagImport {
-        TagImport {
-            tag: tag.into(),
-            generation,
-            from: "nginx".into(),
-            mode: Mode::Legacy,
-            insecure: false,
-            prefer: Preference::default(),
-            current_image: None,
-        }
-    }
-
     // 10.3 case 44 ("reference differs"): a new image is prepended with E = S.
     #[test]
     fn test_import_successful_reference_differs() {
@@ -1010,7 +994,7 @@ pub(super) mod tests {
             vec![history("latest", vec![event("nginx@old", D2, 1)])],
         );
         let mut update = StatusUpdate::new(&s, &Repositories::default(), now());
-        update.apply_import(&work("latest", 2), &ok("latest", D1));
+        update.apply_import("latest", 2, &ok("latest", D1));
         let (status, changes) = update.finish();
         let status = status.expect("changed");
         let items = &status.tag("latest").unwrap().items;
@@ -1044,7 +1028,7 @@ pub(super) mod tests {
             )],
         );
         let mut update = StatusUpdate::new(&s, &Repositories::default(), now());
-        update.apply_import(&work("latest", 2), &ok("latest", D1));
+        update.apply_import("latest", 2, &ok("latest", D1));
         let (status, changes) = update.finish();
         let items = status.expect("generation moved").tags[0].items.clone();
         assert_eq!(items.len(), 1);
@@ -1065,7 +1049,7 @@ pub(super) mod tests {
             )],
         );
         let mut update = StatusUpdate::new(&s, &Repositories::default(), now());
-        update.apply_import(&work("latest", 2), &ok("latest", D1));
+        update.apply_import("latest", 2, &ok("latest", D1));
         assert_eq!(update.finish(), (None, vec![]));
     }
 
@@ -1080,7 +1064,7 @@ pub(super) mod tests {
             code: 500,
             message: String::new(),
         };
-        update.apply_import(&work("mytag", 3), &Err(failure.clone()));
+        update.apply_import("mytag", 3, &Err(failure.clone()));
         let (status, changes) = update.finish();
         let status = status.expect("condition written");
         let c = &status.tag("mytag").unwrap().conditions[0];
@@ -1092,7 +1076,7 @@ pub(super) mod tests {
 
         let failed = stream(vec![docker("mytag", "nginx", Some(3))], status.tags.clone());
         let mut again = StatusUpdate::new(&failed, &Repositories::default(), now());
-        again.apply_import(&work("mytag", 3), &Err(failure));
+        again.apply_import("mytag", 3, &Err(failure));
         assert_eq!(
             again.finish(),
             (None, vec![]),
@@ -1100,7 +1084,7 @@ pub(super) mod tests {
         );
 
         let mut recover = StatusUpdate::new(&failed, &Repositories::default(), now());
-        recover.apply_import(&work("mytag", 3), &ok("mytag", D1));
+        recover.apply_import("mytag", 3, &ok("mytag", D1));
         let (status, changes) = recover.finish();
         assert!(status.unwrap().tag("mytag").unwrap().conditions.is_empty());
         assert!(changes.contains(&TagChange::Recovered {
@@ -1310,7 +1294,7 @@ pub(super) mod tests {
         // the source moves: the alias follows in the same pass
         let s2 = stream(s.spec.tags.clone(), status.tags.clone());
         let mut update = StatusUpdate::new(&s2, &Repositories::default(), now());
-        update.apply_import(&work("other", 1), &ok("other", D2));
+        update.apply_import("other", 1, &ok("other", D2));
         update.update_tracking();
         let (status, changes) = update.finish();
         assert_eq!(status.unwrap().tag("t1").unwrap().items[0].image, D2);
