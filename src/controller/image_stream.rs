@@ -157,7 +157,7 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
             .await
             .map_err(Error::WriteStream)?,
         Some(Err(failure)) => {
-            // tried again later (or when the pull secrets change, for Unauthorized)
+            // tried again after REPOSITORY_RETRY (a pull-secret change re-queues only tags)
             repository_failed(&ctx, &stream, &failure).await;
             requeue = Some(requeue.map_or(REPOSITORY_RETRY, |r| r.min(REPOSITORY_RETRY)));
         }
