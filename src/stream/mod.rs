@@ -1,12 +1,13 @@
 //! ImageStream decisions without IO: spec-tag generations ([`generation`]) and tag history
 //! and import conditions ([`history`]), each as OpenShift computes them, and one controller
 //! pass over a stream ([`sync`]); ImageStreamImport requests ([`import_request`]) and
-//! ImageStreamMapping requests ([`mapping`]); the admission rules of semantics section 1
-//! ([`validation`]).
+//! ImageStreamMapping requests ([`mapping`]); LimitRange limits ([`limits`]); the admission
+//! rules of semantics section 1 ([`validation`]).
 
 pub mod generation;
 pub mod history;
 pub mod import_request;
+pub mod limits;
 pub mod mapping;
 pub mod sync;
 pub mod validation;
