@@ -16,7 +16,7 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::admission::{self, AdmissionSettings, KubeAuthorizer, Webhooks};
+use crate::admission::{self, AdmissionSettings, KubeAuthorizer, KubeLimitRanges, Webhooks};
 use crate::config::{ImageConfig, SINGLETON_NAME};
 use crate::controller;
 
@@ -67,10 +67,10 @@ pub async fn run(
         return controllers.await;
     };
     let (settings, settings_rx) = watch::channel(Arc::new(AdmissionSettings::default()));
-    let webhooks = Arc::new(Webhooks::new(
-        KubeAuthorizer::new(client.clone()),
-        settings_rx,
-    ));
+    let webhooks = Arc::new(
+        Webhooks::new(KubeAuthorizer::new(client.clone()), settings_rx)
+            .with_limit_ranges(KubeLimitRanges::new(client.clone())),
+    );
     let server = admission::serve(
         client.clone(),
         web.listener,

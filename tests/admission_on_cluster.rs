@@ -21,8 +21,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
 use imagestream_operator::admission::{
-    self, AdmissionSettings, CertPolicy, Endpoint, Hook, KubeAuthorizer, Options, Registration,
-    SecretRef, Webhooks,
+    self, AdmissionSettings, CertPolicy, Endpoint, Hook, KubeAuthorizer, KubeLimitRanges, Options,
+    Registration, SecretRef, Webhooks,
 };
 use imagestream_operator::api::ImageStream;
 use imagestream_operator::api::image_stream::ImportMode;
@@ -76,10 +76,13 @@ impl Webhook {
             .service_account_client(&namespace, OPERATOR_ACCOUNT)
             .await;
         let (settings, _) = watch::channel(Arc::new(AdmissionSettings::default()));
-        let webhooks = Arc::new(Webhooks::new(
-            KubeAuthorizer::new(account.client.clone()),
-            settings.subscribe(),
-        ));
+        let webhooks = Arc::new(
+            Webhooks::new(
+                KubeAuthorizer::new(account.client.clone()),
+                settings.subscribe(),
+            )
+            .with_limit_ranges(KubeLimitRanges::new(account.client.clone())),
+        );
         let options = Options {
             ca_secret: SecretRef {
                 namespace: namespace.clone(),
@@ -609,6 +612,56 @@ async fn invalid_streams_and_forbidden_registries_are_rejected_with_upstreams_me
         .create(&PostParams::default(), &isi)
         .await
         .expect("admin may create Images, so any registry");
+    webhook.finish().await;
+}
+
+/// 10.1 case 24 against the apiserver: with a LimitRange of `openshift.io/image-tags` = 1 in
+/// the namespace, a stream with two distinct references is refused with upstream's text, one
+/// with a single reference is stored, and an update that adds a second is refused too (read
+/// under the operator's admission RBAC).
+#[tokio::test]
+async fn limit_ranges_cap_the_references_a_stream_may_add() {
+    use k8s_openapi::api::core::v1::LimitRange;
+    let webhook = Webhook::start("adm-limits").await;
+    let range: LimitRange = serde_json::from_value(json!({
+        "metadata": { "name": "streams" },
+        "spec": { "limits": [{
+            "type": "openshift.io/ImageStream",
+            "max": { "openshift.io/image-tags": "1" },
+        }] },
+    }))
+    .unwrap();
+    Api::<LimitRange>::namespaced(webhook.admin.clone(), &webhook.namespace)
+        .create(&PostParams::default(), &range)
+        .await
+        .expect("create the LimitRange");
+    let api = webhook.streams();
+    let two = json!([docker("a", "quay.io/a/b:1"), docker("b", "quay.io/a/b:2")]);
+    let status = api_error(
+        api.create(&PostParams::default(), &stream("two", two))
+            .await,
+    );
+    assert_eq!(status.code, 422, "{status:?}");
+    assert!(
+        status.message.ends_with(
+            "imageStream: Forbidden: requested usage of openshift.io/image-tags exceeds the maximum limit per openshift.io/ImageStream (2 > 1)"
+        ),
+        "{}",
+        status.message
+    );
+    api.create(
+        &PostParams::default(),
+        &stream("one", json!([docker("a", "quay.io/a/b:1")])),
+    )
+    .await
+    .expect("one reference is within the limit");
+    let add =
+        json!({ "spec": { "tags": [docker("a", "quay.io/a/b:1"), docker("b", "quay.io/a/b:2")] } });
+    let status = api_error(
+        api.patch("one", &PatchParams::default(), &Patch::Merge(&add))
+            .await,
+    );
+    assert_eq!(status.code, 422, "{status:?}");
     webhook.finish().await;
 }
 

@@ -372,3 +372,56 @@ async fn docker_image_repository_is_imported_once() {
     assert!(note.contains("NotFound"), "{note}");
     assert!(!checked(&api.get("nothing").await.unwrap()));
 }
+
+/// Semantics 4 "limit exceeded" with 7.8: under a LimitRange of `openshift.io/images` = 1, a
+/// stream whose import would hold two images keeps its status and gets a `LimitExceeded`
+/// condition on each tag the import would have added; a stream within the limit imports.
+#[tokio::test]
+async fn limit_ranges_refuse_imports_past_them() {
+    use k8s_openapi::api::core::v1::LimitRange;
+    let reg = RegistryOptions::plain().start();
+    push(&reg, "limited", "a", 741).await;
+    push(&reg, "limited", "b", 742).await;
+    let (admin, ns, _operator) = operator("is-limits", Settings::default()).await;
+    let range: LimitRange = serde_json::from_value(json!({
+        "metadata": { "name": "streams" },
+        "spec": { "limits": [{
+            "type": "openshift.io/ImageStream",
+            "max": { "openshift.io/images": "1" },
+        }] },
+    }))
+    .unwrap();
+    Api::<LimitRange>::namespaced(admin.clone(), &ns)
+        .create(&PostParams::default(), &range)
+        .await
+        .expect("create the LimitRange");
+    let api: Api<ImageStream> = Api::namespaced(admin.clone(), &ns);
+
+    create_stream(
+        &api,
+        "two",
+        json!([
+            tag("a", &reg.image_ref("limited", "a"), 1, false),
+            tag("b", &reg.image_ref("limited", "b"), 1, false),
+        ]),
+    )
+    .await;
+    let stream = wait_for(&api, "two", 30, |s| {
+        condition(s, "a").is_some() && condition(s, "b").is_some()
+    })
+    .await;
+    for t in ["a", "b"] {
+        let (reason, message, _) = condition(&stream, t).unwrap();
+        assert_eq!(reason, "LimitExceeded");
+        assert!(message.ends_with("(2 > 1)"), "{message}");
+        assert!(items(&stream, t).is_empty(), "nothing imported");
+    }
+
+    create_stream(
+        &api,
+        "one",
+        json!([tag("a", &reg.image_ref("limited", "a"), 1, false)]),
+    )
+    .await;
+    wait_for(&api, "one", 30, |s| items(s, "a").len() == 1).await;
+}

@@ -262,3 +262,46 @@ async fn expired_and_invalid_mappings_are_removed() {
         r#"removed after 4s without being applied: imagestreams.image.openshift.io "never" not found"#
     );
 }
+
+/// Semantics 7.8: under a LimitRange of `openshift.io/images` = 1, a mapping that would give
+/// the stream a second image is refused (a `LimitExceeded` Warning Event, the mapping removed,
+/// the stream unchanged); the same image again is within the limit.
+#[tokio::test]
+async fn a_mapping_past_the_image_limit_is_refused() {
+    use k8s_openapi::api::core::v1::LimitRange;
+    let (admin, ns, _operator) = operator("ism-limits", with_registry()).await;
+    let range: LimitRange = serde_json::from_value(json!({
+        "metadata": { "name": "streams" },
+        "spec": { "limits": [{
+            "type": "openshift.io/ImageStream",
+            "max": { "openshift.io/images": "1" },
+        }] },
+    }))
+    .unwrap();
+    Api::<LimitRange>::namespaced(admin.clone(), &ns)
+        .create(&PostParams::default(), &range)
+        .await
+        .expect("create the LimitRange");
+    let streams: Api<ImageStream> = Api::namespaced(admin.clone(), &ns);
+    let mappings: Api<ImageStreamMapping> = Api::namespaced(admin.clone(), &ns);
+    create_stream(&streams, "app", json!([])).await;
+
+    create_mapping(&mappings, "app", "v1", D1, "").await;
+    eventually(30, "the first mapping applied", || gone(&mappings, "app")).await;
+    assert_eq!(items(&streams.get("app").await.unwrap(), "v1").len(), 1);
+
+    create_mapping(&mappings, "app", "v2", D2, "").await;
+    eventually(30, "the second mapping removed", || gone(&mappings, "app")).await;
+    let refused = events(&admin, &ns, "ImageStreamMapping", "app", "LimitExceeded").await;
+    let note = refused[0].note.clone().unwrap_or_default();
+    assert_eq!(
+        note,
+        "requested usage of openshift.io/images exceeds the maximum limit per openshift.io/ImageStream (2 > 1)"
+    );
+    let stream = streams.get("app").await.unwrap();
+    assert!(items(&stream, "v2").is_empty(), "nothing written");
+
+    create_mapping(&mappings, "app", "v2", D1, "").await;
+    eventually(30, "the same image mapped again", || gone(&mappings, "app")).await;
+    assert_eq!(items(&streams.get("app").await.unwrap(), "v2")[0].image, D1);
+}

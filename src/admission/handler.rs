@@ -9,6 +9,7 @@ use kube::core::admission::AdmissionResponse;
 use tokio::sync::watch;
 
 use super::access::Authorizer;
+use super::limit_ranges::{LimitRangeSource, NoLimitRanges};
 use super::review::{self, ReviewError};
 use super::{AdmissionSettings, imagestream, imagestreamimport};
 
@@ -86,6 +87,7 @@ struct Counters {
 pub struct Webhooks {
     settings: watch::Receiver<Arc<AdmissionSettings>>,
     authorizer: Box<dyn Authorizer>,
+    limits: Box<dyn LimitRangeSource>,
     counters: [Counters; 3],
 }
 
@@ -98,8 +100,15 @@ impl Webhooks {
         Webhooks {
             settings,
             authorizer: Box::new(authorizer),
+            limits: Box::new(NoLimitRanges),
             counters: Default::default(),
         }
+    }
+
+    /// Enforces the LimitRanges `source` reads (none without it).
+    pub fn with_limit_ranges(mut self, source: impl LimitRangeSource + 'static) -> Webhooks {
+        self.limits = Box::new(source);
+        self
     }
 
     /// Answers one AdmissionReview body with an AdmissionReview body.
@@ -116,7 +125,13 @@ impl Webhooks {
                     Hook::MutateImageStreams => imagestream::mutate(&request, &settings)
                         .map(|patch| review::allow_patched(&request, patch)),
                     Hook::ValidateImageStreams => {
-                        imagestream::validate(&request, &settings, self.authorizer.as_ref()).await
+                        imagestream::validate(
+                            &request,
+                            &settings,
+                            self.authorizer.as_ref(),
+                            self.limits.as_ref(),
+                        )
+                        .await
                     }
                     Hook::ValidateImageStreamImports => {
                         imagestreamimport::validate(&request, &settings, self.authorizer.as_ref())

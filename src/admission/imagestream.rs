@@ -24,10 +24,12 @@ use serde_json::Value;
 
 use super::AdmissionSettings;
 use super::access::{self, Authorizer};
+use super::limit_ranges::LimitRangeSource;
 use super::review::{self, Request, ReviewError};
 use crate::api::GROUP;
 use crate::api::image_stream::{ImageStream, ImageStreamSpec, ImportMode, TagReferencePolicyType};
 use crate::stream::generation::{assign_on_create, assign_on_update};
+use crate::stream::limits::{Limits, exceeded, usage};
 use crate::stream::validation::{
     self, FieldError, ValidationContext, forbidden_reference_errors, subject_access_review_denial,
 };
@@ -120,6 +122,7 @@ pub async fn validate(
     request: &Request,
     settings: &AdmissionSettings,
     authorizer: &dyn Authorizer,
+    limit_ranges: &dyn LimitRangeSource,
 ) -> Result<AdmissionResponse, ReviewError> {
     review::expect_kind(request, GROUP, KIND)?;
     if !matches!(request.operation, Operation::Create | Operation::Update) {
@@ -141,11 +144,41 @@ pub async fn validate(
         None => validation::validate_image_stream(&stream, &ctx),
     };
     errors.extend(cross_namespace_errors(request, &stream, old.as_ref(), authorizer).await);
+    errors.extend(limit_errors(&stream, old.as_ref(), limit_ranges).await);
     Ok(if errors.is_empty() {
         review::allow(request)
     } else {
         review::invalid(request, GROUP, KIND, &errors)
     })
+}
+
+/// A Forbidden error on `imageStream` when the write grows the stream past a LimitRange
+/// (semantics 7.8, case 24). Limits that cannot be read fail the write, as upstream does
+/// until its informer has synced.
+async fn limit_errors(
+    stream: &ImageStream,
+    old: Option<&ImageStream>,
+    source: &dyn LimitRangeSource,
+) -> Vec<FieldError> {
+    let namespace = stream.metadata.namespace.as_deref().unwrap_or_default();
+    let ranges = match source.limit_ranges(namespace).await {
+        Ok(ranges) => ranges,
+        Err(e) => {
+            tracing::warn!(%namespace, error = %e, "reading LimitRanges failed");
+            return vec![FieldError::forbidden(
+                "imageStream",
+                format!("the namespace's limits could not be read: {e}"),
+            )];
+        }
+    };
+    let limits = Limits::from_ranges(&ranges);
+    if limits.is_unlimited() {
+        return Vec::new();
+    }
+    exceeded(&limits, usage(stream), old.map(usage))
+        .map(|message| FieldError::forbidden("imageStream", message))
+        .into_iter()
+        .collect()
 }
 
 /// Forbidden errors for the streams in other namespaces the requesting user may not read.
@@ -188,6 +221,7 @@ async fn cross_namespace_errors(
 mod tests {
     use super::*;
     use crate::admission::access::Decision;
+    use crate::admission::limit_ranges::NoLimitRanges;
     use crate::admission::review::tests::review_body;
     use futures::future::BoxFuture;
     use k8s_openapi::api::authentication::v1::UserInfo;
@@ -411,7 +445,9 @@ mod tests {
             review::parse(&review_body("CREATE", "ImageStream", object, Value::Null)).unwrap();
         let settings = AdmissionSettings::default();
         let denying = FakeAuthorizer::default();
-        let response = validate(&request, &settings, &denying).await.unwrap();
+        let response = validate(&request, &settings, &denying, &NoLimitRanges)
+            .await
+            .unwrap();
         assert!(!response.allowed);
         assert_eq!(response.result.code, 422);
         assert_eq!(
@@ -434,7 +470,7 @@ mod tests {
             ..FakeAuthorizer::default()
         };
         assert!(
-            validate(&request, &settings, &allowing)
+            validate(&request, &settings, &allowing, &NoLimitRanges)
                 .await
                 .unwrap()
                 .allowed
@@ -450,6 +486,7 @@ mod tests {
             &request,
             &AdmissionSettings::default(),
             &FakeAuthorizer::default(),
+            &NoLimitRanges,
         )
         .await
         .unwrap();
@@ -460,6 +497,97 @@ mod tests {
             ),
             "{}",
             response.result.message
+        );
+    }
+
+    struct Ranges(Result<Vec<k8s_openapi::api::core::v1::LimitRange>, u16>);
+
+    impl LimitRangeSource for Ranges {
+        fn limit_ranges<'a>(
+            &'a self,
+            namespace: &'a str,
+        ) -> BoxFuture<'a, Result<Vec<k8s_openapi::api::core::v1::LimitRange>, kube::Error>>
+        {
+            assert_eq!(namespace, "ns");
+            let answer = self.0.clone().map_err(|code| {
+                kube::Error::Api(Box::new(
+                    kube::core::Status::failure("no", "Forbidden").with_code(code),
+                ))
+            });
+            Box::pin(async move { answer })
+        }
+    }
+
+    fn image_tags_limit(max: &str) -> Ranges {
+        Ranges(Ok(vec![
+            serde_json::from_value(json!({
+                "metadata": { "name": "images", "namespace": "ns" },
+                "spec": { "limits": [{
+                    "type": "openshift.io/ImageStream",
+                    "max": { "openshift.io/image-tags": max },
+                }] },
+            }))
+            .unwrap(),
+        ]))
+    }
+
+    // 10.1 case 24 through the webhook: a create over `openshift.io/image-tags` is refused on
+    // `imageStream` with upstream's text; an update that does not add a reference passes;
+    // limits that cannot be read refuse the write.
+    #[tokio::test]
+    async fn limit_ranges_refuse_streams_that_grow_past_them() {
+        let object = stream(json!([docker("a", "nginx")]), None);
+        let create = review::parse(&review_body(
+            "CREATE",
+            "ImageStream",
+            object.clone(),
+            Value::Null,
+        ))
+        .unwrap();
+        let settings = AdmissionSettings::default();
+        let authorizer = FakeAuthorizer::default();
+        let response = validate(&create, &settings, &authorizer, &image_tags_limit("0"))
+            .await
+            .unwrap();
+        assert!(!response.allowed);
+        assert!(
+            response.result.message.contains(
+                "imageStream: Forbidden: requested usage of openshift.io/image-tags exceeds the maximum limit per openshift.io/ImageStream (1 > 0)"
+            ),
+            "{}",
+            response.result.message
+        );
+        let allowed = validate(&create, &settings, &authorizer, &image_tags_limit("1"))
+            .await
+            .unwrap();
+        assert!(allowed.allowed);
+
+        let update = review::parse(&review_body(
+            "UPDATE",
+            "ImageStream",
+            object.clone(),
+            object,
+        ))
+        .unwrap();
+        let unchanged = validate(&update, &settings, &authorizer, &image_tags_limit("0"))
+            .await
+            .unwrap();
+        assert!(
+            unchanged.allowed,
+            "an existing excess that does not grow passes"
+        );
+
+        let unreadable = validate(&create, &settings, &authorizer, &Ranges(Err(403)))
+            .await
+            .unwrap();
+        assert!(!unreadable.allowed);
+        assert!(
+            unreadable
+                .result
+                .message
+                .contains("the namespace's limits could not be read"),
+            "{}",
+            unreadable.result.message
         );
     }
 }

@@ -10,7 +10,7 @@
 //!   [`review`]: AdmissionReview decoding and responses.
 //! - [`imagestream`]: mutation (defaults, order, generations) and validation of ImageStreams;
 //!   [`imagestreamimport`]: validation of ImageStreamImports; [`access`]: the
-//!   SubjectAccessReviews for the requesting user.
+//!   SubjectAccessReviews for the requesting user; [`limit_ranges`]: the namespace's limits.
 //! - [`certs`]: the self-managed CA (a Secret) and serving certificates;
 //!   [`registration`]: the webhook configurations carrying the CA bundle.
 //!
@@ -22,6 +22,7 @@ pub mod certs;
 pub mod handler;
 pub mod imagestream;
 pub mod imagestreamimport;
+pub mod limit_ranges;
 pub mod registration;
 pub mod review;
 pub mod server;
@@ -45,6 +46,7 @@ pub use handler::{
     Hook, HookCounts, MUTATE_IMAGE_STREAMS_PATH, VALIDATE_IMAGE_STREAM_IMPORTS_PATH,
     VALIDATE_IMAGE_STREAMS_PATH, Webhooks,
 };
+pub use limit_ranges::{KubeLimitRanges, LimitRangeSource};
 pub use registration::{Endpoint, Registration};
 
 /// Port the webhook server listens on in a cluster (the Service maps 443 to it).

@@ -15,8 +15,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
+use k8s_openapi::api::core::v1::LimitRange;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -27,6 +28,7 @@ use crate::api::image_stream::{
 };
 use crate::import::importer::{Batch, Failure, ImageImport};
 use crate::reference::DockerImageReference;
+use crate::stream::limits;
 use crate::stream::sync::{self, StatusUpdate, TagChange, TagImport};
 
 use super::schedule::Decision;
@@ -41,6 +43,10 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
     }
     let namespace = stream.namespace().unwrap_or_default();
     let name = stream.name_any();
+    if ctx.is_applying(&namespace, &name) {
+        // an ImageStreamImport is writing it; its status write brings the stream back
+        return Ok(Action::requeue(std::time::Duration::from_secs(1)));
+    }
     let uid = stream.uid().unwrap_or_default();
     let settings = ctx.settings();
     let started = Instant::now();
@@ -142,6 +148,12 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
             settings.max_image_stream_bytes,
             now.clone(),
         );
+        let (status, limited) = guard_limits(&ctx, &stream, status, now.clone())
+            .await
+            .map_err(Error::ReadLimitRanges)?;
+        if limited {
+            tracing::warn!(%namespace, %name, "a LimitRange refused the stream's new images");
+        }
         if stream.status.as_ref() != Some(&status) {
             write_status(&ctx, &stream, status)
                 .await
@@ -260,6 +272,36 @@ fn scheduled_registries(stream: &ImageStream) -> Vec<String> {
     registries.sort();
     registries.dedup();
     registries
+}
+
+/// `next`, or the stored status with `LimitExceeded` conditions when it adds images past the
+/// namespace's `openshift.io/images` limit (semantics 4 and 7.8). Returns whether the limit
+/// refused it.
+pub(super) async fn guard_limits(
+    ctx: &Context,
+    stream: &ImageStream,
+    next: ImageStreamStatus,
+    now: Time,
+) -> Result<(ImageStreamStatus, bool), kube::Error> {
+    let limits = image_limits(ctx, stream, &next).await?;
+    Ok(limits::guard_status(stream, next, &limits, now))
+}
+
+/// The namespace's limits, read only when `next` holds more images than the stored status
+/// (no limit can refuse a status that does not grow).
+pub(super) async fn image_limits(
+    ctx: &Context,
+    stream: &ImageStream,
+    next: &ImageStreamStatus,
+) -> Result<limits::Limits, kube::Error> {
+    if limits::status_images(Some(next)) <= limits::status_images(stream.status.as_ref()) {
+        return Ok(limits::Limits::default());
+    }
+    let ranges =
+        Api::<LimitRange>::namespaced(ctx.client.clone(), &stream.namespace().unwrap_or_default())
+            .list(&ListParams::default())
+            .await?;
+    Ok(limits::Limits::from_ranges(&ranges.items))
 }
 
 /// Replaces the stream's status, keeping its resourceVersion: a concurrent write makes this

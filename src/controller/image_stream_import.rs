@@ -29,7 +29,7 @@ use crate::stream::import_request::{self, Applied};
 use crate::stream::mapping::remaining;
 use crate::stream::sync::guard_size;
 
-use super::image_stream::{create_image, truncate, write_status};
+use super::image_stream::{create_image, guard_limits, truncate, write_status};
 use super::{Context, scoped};
 
 /// Stream writes per request when each conflicts.
@@ -50,6 +50,8 @@ pub enum Error {
     WriteStatus(#[source] kube::Error),
     #[error("removing the expired request: {0}")]
     Remove(#[source] kube::Error),
+    #[error("reading the namespace's LimitRanges: {0}")]
+    ReadLimitRanges(#[source] kube::Error),
 }
 
 impl Error {
@@ -61,6 +63,7 @@ impl Error {
             Error::WriteStreamStatus(_) => "StreamStatusWriteFailed",
             Error::WriteStatus(_) => "StatusWriteFailed",
             Error::Remove(_) => "RemoveFailed",
+            Error::ReadLimitRanges(_) => "LimitRangeReadFailed",
         }
     }
 }
@@ -165,7 +168,16 @@ async fn process(isi: &ImageStreamImport, ctx: &Context) -> Result<ImageStreamIm
     if isi.spec.import {
         create_images(ctx, &result).await?;
         let applied = import_request::applied(isi, &result);
-        let stream = apply(ctx, &streams, &isi.name_any(), found, &applied, now).await?;
+        let stream = apply(
+            ctx,
+            &streams,
+            &namespace,
+            &isi.name_any(),
+            found,
+            &applied,
+            now,
+        )
+        .await?;
         status.import = Some(stream);
     }
     Ok(status)
@@ -182,12 +194,14 @@ async fn create_images(ctx: &Context, result: &BatchResult) -> Result<(), Error>
 async fn apply(
     ctx: &Context,
     streams: &Api<ImageStream>,
+    namespace: &str,
     name: &str,
     mut found: Option<ImageStream>,
     applied: &[Applied],
     now: Time,
 ) -> Result<ImageStream, Error> {
     let settings = ctx.settings();
+    let _applying = ctx.applying(namespace, name);
     let mut writes = 0;
     loop {
         writes += 1;
@@ -231,6 +245,9 @@ async fn apply(
             settings.max_image_stream_bytes,
             now.clone(),
         );
+        let (status, _) = guard_limits(ctx, &stored, status, now.clone())
+            .await
+            .map_err(Error::ReadLimitRanges)?;
         match write_status(ctx, &stored, status.clone()).await {
             Ok(()) => {
                 let mut result = stored;

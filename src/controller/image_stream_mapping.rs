@@ -31,10 +31,11 @@ use kube::{Client, Resource, ResourceExt};
 use crate::api::image::Image;
 use crate::api::image_stream::ImageStream;
 use crate::api::image_stream_mapping::ImageStreamMapping;
+use crate::stream::limits::images_exceeded;
 use crate::stream::mapping::{self, Limits, Plan, Refusal};
 use crate::stream::sync::TagChange;
 
-use super::image_stream::{create_image, truncate, write_status};
+use super::image_stream::{create_image, image_limits, truncate, write_status};
 use super::{Context, scoped};
 
 /// Status writes per mapping when each conflicts (upstream retries with back-off too).
@@ -55,6 +56,10 @@ pub enum Error {
     WriteStatus(#[source] kube::Error),
     #[error("removing the applied mapping: {0}")]
     Remove(#[source] kube::Error),
+    #[error("reading the namespace's LimitRanges: {0}")]
+    ReadLimitRanges(#[source] kube::Error),
+    #[error("{0}")]
+    LimitExceeded(String),
 }
 
 /// What becomes of a mapping after a failure.
@@ -77,13 +82,15 @@ impl Error {
             Error::ReadImage(_) => "ImageReadFailed",
             Error::WriteStatus(_) => "StatusWriteFailed",
             Error::Remove(_) => "RemoveFailed",
+            Error::ReadLimitRanges(_) => "LimitRangeReadFailed",
+            Error::LimitExceeded(_) => "LimitExceeded",
         }
     }
 
     fn disposition(&self) -> Disposition {
         match self {
             Error::Refused(Refusal::StreamNotFound { .. }) => Disposition::Wait,
-            Error::Refused(_) => Disposition::Remove,
+            Error::Refused(_) | Error::LimitExceeded(_) => Disposition::Remove,
             // the apiserver refuses what it was given: retrying sends the same
             Error::CreateImage(kube::Error::Api(s)) | Error::WriteStatus(kube::Error::Api(s))
                 if s.is_invalid() || s.code == 400 =>
@@ -230,6 +237,13 @@ async fn apply(mapping: &ImageStreamMapping, ctx: &Context) -> Result<(), Error>
             now,
         );
         if let Some(status) = next.status {
+            // a LimitRange refuses the mapping, as upstream's status write would
+            let limits = image_limits(ctx, &stream, &status)
+                .await
+                .map_err(Error::ReadLimitRanges)?;
+            if let Some(message) = images_exceeded(&limits, stream.status.as_ref(), &status) {
+                return Err(Error::LimitExceeded(message));
+            }
             writes += 1;
             match write_status(ctx, &stream, status).await {
                 Ok(()) => {}

@@ -14,7 +14,7 @@ pub mod image_stream_mapping;
 pub mod schedule;
 pub mod settings;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -49,6 +49,8 @@ pub enum Error {
     WriteStatus(#[source] kube::Error),
     #[error("writing the image stream: {0}")]
     WriteStream(#[source] kube::Error),
+    #[error("reading the namespace's LimitRanges: {0}")]
+    ReadLimitRanges(#[source] kube::Error),
     #[error("creating an Image: {0}")]
     CreateImage(#[source] kube::Error),
     #[error("the {0} cache did not become ready: {1}")]
@@ -60,6 +62,7 @@ impl Error {
         match self {
             Error::WriteStatus(_) => "StatusWriteFailed",
             Error::WriteStream(_) => "StreamWriteFailed",
+            Error::ReadLimitRanges(_) => "LimitRangeReadFailed",
             Error::CreateImage(_) => "ImageCreateFailed",
             Error::CacheNotReady(..) => "CacheNotReady",
         }
@@ -121,6 +124,26 @@ pub struct Context {
     secrets: Vec<Store<Secret>>,
     /// The keyring a stream's `Unauthorized` failures were seen with, by stream UID.
     credentials: Mutex<HashMap<String, CredentialSetId>>,
+    /// Streams (`namespace/name`) an ImageStreamImport is writing: between its spec and its
+    /// status write the tags look unimported, and the imagestream controller must not fetch
+    /// them a second time.
+    applying: Mutex<HashSet<String>>,
+}
+
+/// Marks a stream as being written by a request until dropped.
+pub(crate) struct Applying<'a> {
+    ctx: &'a Context,
+    key: String,
+}
+
+impl Drop for Applying<'_> {
+    fn drop(&mut self) {
+        self.ctx
+            .applying
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
+    }
 }
 
 /// Client cache size and idle time of the importer.
@@ -153,6 +176,7 @@ impl Context {
             settings: RwLock::new(Arc::new(settings)),
             importer: RwLock::new(Arc::new(importer)),
             schedule: Mutex::new(schedule),
+            applying: Mutex::default(),
             streams,
             images,
             secrets,
@@ -218,6 +242,24 @@ impl Context {
         {
             s.remove(uid);
         }
+    }
+
+    /// Marks `namespace/name` as being written by a request (see [`Context::is_applying`]).
+    pub(crate) fn applying(&self, namespace: &str, name: &str) -> Applying<'_> {
+        let key = format!("{namespace}/{name}");
+        self.applying
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.clone());
+        Applying { ctx: self, key }
+    }
+
+    /// Whether a request is writing the stream right now.
+    fn is_applying(&self, namespace: &str, name: &str) -> bool {
+        self.applying
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&format!("{namespace}/{name}"))
     }
 
     /// The pull secrets of `namespace` as a keyring.

@@ -93,7 +93,8 @@ pub fn usage(stream: &ImageStream) -> Usage {
     }
 }
 
-fn status_images(status: Option<&ImageStreamStatus>) -> i64 {
+/// Unique image names in a status (`openshift.io/images`).
+pub fn status_images(status: Option<&ImageStreamStatus>) -> i64 {
     let images: BTreeSet<&str> = status
         .iter()
         .flat_map(|s| &s.tags)
@@ -167,6 +168,23 @@ pub fn exceeded(limits: &Limits, next: Usage, old: Option<Usage>) -> Option<Stri
     (!messages.is_empty()).then(|| messages.join(", "))
 }
 
+/// The message when `next` holds more images than `before` and more than `limits.images`.
+pub fn images_exceeded(
+    limits: &Limits,
+    before: Option<&ImageStreamStatus>,
+    next: &ImageStreamStatus,
+) -> Option<String> {
+    let only_images = Limits {
+        images: limits.images,
+        image_tags: None,
+    };
+    let images = |status| Usage {
+        images: status_images(status),
+        image_tags: 0,
+    };
+    exceeded(&only_images, images(Some(next)), Some(images(before)))
+}
+
 /// The status a controller may write under `limits` (semantics 4, "limit exceeded"): `next`
 /// when it stays within them, otherwise the stored status with a `LimitExceeded` failure
 /// condition on every tag that would have grown. Returns whether the limit refused it.
@@ -176,22 +194,7 @@ pub fn guard_status(
     limits: &Limits,
     now: Time,
 ) -> (ImageStreamStatus, bool) {
-    let before = status_images(stream.status.as_ref());
-    let after = status_images(Some(&next));
-    let Some(message) = exceeded(
-        &Limits {
-            images: limits.images,
-            image_tags: None,
-        },
-        Usage {
-            images: after,
-            image_tags: 0,
-        },
-        Some(Usage {
-            images: before,
-            image_tags: 0,
-        }),
-    ) else {
+    let Some(message) = images_exceeded(limits, stream.status.as_ref(), &next) else {
         return (next, false);
     };
     let stored = stream.status.clone().unwrap_or_default();
