@@ -27,8 +27,10 @@
 //!   text, not upstream's). `""` is accepted: upstream defaults it before validating, here the
 //!   mutating webhook does.
 //! - ImageStreamLayers (case 42): only the operator writes them.
-//! - Limit ranges (case 24) and the tag-event resolution of semantics 3.2 (referenced streams
-//!   must exist, ImageStreamImage prefixes must be unique): they need reads.
+//! - Limit ranges (case 24): [`crate::stream::limits`], applied by the webhook with the
+//!   namespace's LimitRanges. The tag-event resolution of semantics 3.2 (referenced streams
+//!   must exist, ImageStreamImage prefixes must be unique) needs reads: the controller
+//!   resolves and reports it (design rule 6).
 //!
 //! Deviations from upstream, each for a reason:
 //! - Errors are reported as plain field errors. Upstream wraps the cross-namespace errors
