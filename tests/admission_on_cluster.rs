@@ -636,11 +636,21 @@ async fn limit_ranges_cap_the_references_a_stream_may_add() {
         .await
         .expect("create the LimitRange");
     let api = webhook.streams();
-    let two = json!([docker("a", "quay.io/a/b:1"), docker("b", "quay.io/a/b:2")]);
-    let status = api_error(
-        api.create(&PostParams::default(), &stream("two", two))
-            .await,
+    let two = stream(
+        "two",
+        json!([docker("a", "quay.io/a/b:1"), docker("b", "quay.io/a/b:2")]),
     );
+    // the webhook's cache sees the new LimitRange within moments (dry runs write nothing)
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api.create(&dry_run, &two).await.is_ok() {
+        assert!(Instant::now() < deadline, "the limit never applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = api_error(api.create(&PostParams::default(), &two).await);
     assert_eq!(status.code, 422, "{status:?}");
     assert!(
         status.message.ends_with(

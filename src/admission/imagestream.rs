@@ -153,23 +153,19 @@ pub async fn validate(
 }
 
 /// A Forbidden error on `imageStream` when the write grows the stream past a LimitRange
-/// (semantics 7.8, case 24). Limits that cannot be read fail the write, as upstream does
-/// until its informer has synced.
+/// (semantics 7.8, case 24); while the limits are not loaded yet the write is refused, with
+/// upstream's words.
 async fn limit_errors(
     stream: &ImageStream,
     old: Option<&ImageStream>,
     source: &dyn LimitRangeSource,
 ) -> Vec<FieldError> {
     let namespace = stream.metadata.namespace.as_deref().unwrap_or_default();
-    let ranges = match source.limit_ranges(namespace).await {
-        Ok(ranges) => ranges,
-        Err(e) => {
-            tracing::warn!(%namespace, error = %e, "reading LimitRanges failed");
-            return vec![FieldError::forbidden(
-                "imageStream",
-                format!("the namespace's limits could not be read: {e}"),
-            )];
-        }
+    let Some(ranges) = source.limit_ranges(namespace).await else {
+        return vec![FieldError::forbidden(
+            "imageStream",
+            "the server is still loading limit information",
+        )];
     };
     let limits = Limits::from_ranges(&ranges);
     if limits.is_unlimited() {
@@ -500,26 +496,21 @@ mod tests {
         );
     }
 
-    struct Ranges(Result<Vec<k8s_openapi::api::core::v1::LimitRange>, u16>);
+    struct Ranges(Option<Vec<k8s_openapi::api::core::v1::LimitRange>>);
 
     impl LimitRangeSource for Ranges {
         fn limit_ranges<'a>(
             &'a self,
             namespace: &'a str,
-        ) -> BoxFuture<'a, Result<Vec<k8s_openapi::api::core::v1::LimitRange>, kube::Error>>
-        {
+        ) -> BoxFuture<'a, Option<Vec<k8s_openapi::api::core::v1::LimitRange>>> {
             assert_eq!(namespace, "ns");
-            let answer = self.0.clone().map_err(|code| {
-                kube::Error::Api(Box::new(
-                    kube::core::Status::failure("no", "Forbidden").with_code(code),
-                ))
-            });
+            let answer = self.0.clone();
             Box::pin(async move { answer })
         }
     }
 
     fn image_tags_limit(max: &str) -> Ranges {
-        Ranges(Ok(vec![
+        Ranges(Some(vec![
             serde_json::from_value(json!({
                 "metadata": { "name": "images", "namespace": "ns" },
                 "spec": { "limits": [{
@@ -533,7 +524,7 @@ mod tests {
 
     // 10.1 case 24 through the webhook: a create over `openshift.io/image-tags` is refused on
     // `imageStream` with upstream's text; an update that does not add a reference passes;
-    // limits that cannot be read refuse the write.
+    // limits not loaded yet refuse the write.
     #[tokio::test]
     async fn limit_ranges_refuse_streams_that_grow_past_them() {
         let object = stream(json!([docker("a", "nginx")]), None);
@@ -577,7 +568,7 @@ mod tests {
             "an existing excess that does not grow passes"
         );
 
-        let unreadable = validate(&create, &settings, &authorizer, &Ranges(Err(403)))
+        let unreadable = validate(&create, &settings, &authorizer, &Ranges(None))
             .await
             .unwrap();
         assert!(!unreadable.allowed);
@@ -585,7 +576,7 @@ mod tests {
             unreadable
                 .result
                 .message
-                .contains("the namespace's limits could not be read"),
+                .contains("imageStream: Forbidden: the server is still loading limit information"),
             "{}",
             unreadable.result.message
         );

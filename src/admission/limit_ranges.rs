@@ -1,43 +1,68 @@
-//! The namespace's LimitRanges, read for each ImageStream write the validating webhook judges
-//! (semantics 7.8): [`LimitRangeSource`] is a trait so the handlers can be tested without an
-//! apiserver. Upstream reads them from an informer; one list per write keeps the webhook
-//! stateless, and a stream write is rare next to the reads it serves.
+//! The namespace's LimitRanges for the validating webhook (semantics 7.8). As upstream, they
+//! come from a cache of every LimitRange (a reflector), so judging a stream write costs no
+//! request; until the cache has loaded, writes are refused as upstream refuses them.
+//! [`LimitRangeSource`] is a trait so the handlers can be tested without an apiserver.
 
-use futures::future::BoxFuture;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::{self, BoxFuture};
 use k8s_openapi::api::core::v1::LimitRange;
-use kube::Client;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
 
-/// The LimitRanges of a namespace.
+/// How long a review waits for the cache after a start before refusing.
+const LOAD_WAIT: Duration = Duration::from_secs(5);
+
+/// The LimitRanges of a namespace, or `None` while they are not known yet.
 pub trait LimitRangeSource: Send + Sync {
-    fn limit_ranges<'a>(
-        &'a self,
-        namespace: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<LimitRange>, kube::Error>>;
+    fn limit_ranges<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Option<Vec<LimitRange>>>;
 }
 
-/// Through the operator's client (needs `list limitranges`).
-#[derive(Clone)]
+/// Every LimitRange of the cluster, watched through the operator's client (needs `list` and
+/// `watch limitranges`). The watch stops when this is dropped.
 pub struct KubeLimitRanges {
-    client: Client,
+    store: Store<LimitRange>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl KubeLimitRanges {
+    /// Starts the watch (on the current tokio runtime).
     pub fn new(client: Client) -> Self {
-        KubeLimitRanges { client }
+        let (store, writer) = reflector::store();
+        let task = tokio::spawn(
+            watcher(Api::<LimitRange>::all(client), watcher::Config::default())
+                .default_backoff()
+                .reflect(writer)
+                .for_each(|_| future::ready(())),
+        );
+        KubeLimitRanges { store, task }
+    }
+}
+
+impl Drop for KubeLimitRanges {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
 impl LimitRangeSource for KubeLimitRanges {
-    fn limit_ranges<'a>(
-        &'a self,
-        namespace: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<LimitRange>, kube::Error>> {
+    fn limit_ranges<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Option<Vec<LimitRange>>> {
         Box::pin(async move {
-            Api::<LimitRange>::namespaced(self.client.clone(), namespace)
-                .list(&ListParams::default())
+            tokio::time::timeout(LOAD_WAIT, self.store.wait_until_ready())
                 .await
-                .map(|list| list.items)
+                .ok()?
+                .ok()?;
+            Some(
+                self.store
+                    .state()
+                    .iter()
+                    .filter(|r| r.namespace().as_deref() == Some(namespace))
+                    .map(|r| (**r).clone())
+                    .collect(),
+            )
         })
     }
 }
@@ -46,10 +71,7 @@ impl LimitRangeSource for KubeLimitRanges {
 pub struct NoLimitRanges;
 
 impl LimitRangeSource for NoLimitRanges {
-    fn limit_ranges<'a>(
-        &'a self,
-        _namespace: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<LimitRange>, kube::Error>> {
-        Box::pin(async { Ok(Vec::new()) })
+    fn limit_ranges<'a>(&'a self, _namespace: &'a str) -> BoxFuture<'a, Option<Vec<LimitRange>>> {
+        Box::pin(async { Some(Vec::new()) })
     }
 }
