@@ -1,16 +1,18 @@
 //! ImageStreamImport requests decided without IO (semantics 5.2 to 5.6): what to fetch, the
-//! request's status, and, for `import: true`, the stream's next spec and status.
+//! request's status, and, for `import: true`, the Images to create and the stream's next
+//! spec and status.
 //!
 //! An applied import is the one place the operator writes a stream's spec (design.md
 //! section 4, rule 5), in two writes: the spec first, then the status. A tag that changed
 //! is sent with S = G + 1, the generation the apiserver gives the next spec (the mutating
 //! webhook assigns the same number, or keeps the stored S for a tag it does not count as
-//! changed); its event then records E = the S that was stored. So S never runs ahead of
-//! what was observed and the imagestream controller does not import the tag again.
-//! Upstream resets S to 0 in the same write instead; the generations differ, the history
+//! changed). The status is then decided from the stream *as the spec write stored it*: each
+//! event records E = that stored S (a condition C = S). So S never runs ahead of what was
+//! observed and the imagestream controller does not import the tag again. Upstream resets S
+//! to 0 in the same write instead and records E = G + 1; the generations differ, the history
 //! does not.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -29,7 +31,8 @@ use crate::import::importer::{
 };
 use crate::reference::DockerImageReference;
 
-use super::history::latest;
+use super::history::{latest, set_failure_condition};
+use super::limits::REASON_LIMIT_EXCEEDED;
 use super::sync::{Repositories, StatusUpdate, TagChange, import_mode, preference};
 
 /// What the request asks the registry for. Platform preferences come from the stream's spec
@@ -206,6 +209,8 @@ pub struct Applied {
     pub from: String,
     pub import_policy: TagImportPolicy,
     pub reference_policy: TagReferencePolicy,
+    /// A tag of `spec.repository`: a failure only records its condition (5.4).
+    pub from_repository: bool,
     pub result: ImageResult,
 }
 
@@ -222,6 +227,7 @@ pub fn applied(isi: &ImageStreamImport, result: &BatchResult) -> Vec<Applied> {
                 from: format!("{}:{tag}", spec.from.name),
                 import_policy: spec.import_policy,
                 reference_policy: spec.reference_policy,
+                from_repository: true,
                 result: r.clone(),
             });
         }
@@ -235,68 +241,108 @@ pub fn applied(isi: &ImageStreamImport, result: &BatchResult) -> Vec<Applied> {
             from: spec.from.name.clone(),
             import_policy: spec.import_policy,
             reference_policy: spec.reference_policy,
+            from_repository: false,
             result: r.clone(),
         });
     }
     out
 }
 
+/// The Images an applied import creates (5.4 step 4, conformance 10.3 case 48): the ones
+/// this import fetched that an applied success names, each list's children before the list,
+/// each Image once. Images of entries without `to` and of previews are not created, as
+/// upstream; Images that already existed are not in the result.
+pub fn images_to_create<'a>(result: &'a BatchResult, applied: &[Applied]) -> Vec<&'a Image> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for a in applied {
+        let Ok(imported) = &a.result else { continue };
+        let Some(image) = result.new_images.get(&imported.image) else {
+            continue;
+        };
+        let children = image
+            .spec
+            .docker_image_manifests
+            .iter()
+            .filter_map(|m| result.new_images.get_key_value(&m.digest));
+        for (digest, image) in children.chain(result.new_images.get_key_value(&imported.image)) {
+            if seen.insert(digest.as_str()) {
+                out.push(image);
+            }
+        }
+    }
+    out
+}
+
 /// The stream's next spec for an applied import (semantics 5.4): a tag whose import
-/// succeeded is rewritten when it "changed" (no history, no generation, another image or
-/// pull spec, or S ahead of items[0]), with the request's pull spec and import policy, and
-/// the request's reference policy only when the tag has none; a failed tag is created when
-/// missing; every applied tag takes the request's import policy. `stream` is `None` when
-/// the stream does not exist yet.
+/// succeeded is rewritten when it "changed" (new, no history, no generation, another image
+/// or pull spec, or S ahead of items[0]) with the request's pull spec and import policy, and
+/// the request's reference policy only when the tag has none; an unchanged one takes the
+/// request's import policy. A failed image creates its tag when missing (an existing tag is
+/// left alone); a failed repository tag changes no spec. `stream` is `None` when the stream
+/// does not exist yet.
 pub fn next_spec(stream: Option<&ImageStream>, applied: &[Applied]) -> ImageStreamSpec {
     let mut spec = stream.map(|s| s.spec.clone()).unwrap_or_default();
     let status = stream.and_then(|s| s.status.as_ref());
     // the generation the next spec gets: 1 on create, G + 1 when it differs
     let next = stream.map_or(1, |s| s.metadata.generation.unwrap_or(0) + 1);
     for a in applied {
-        let index = match spec.tags.iter().position(|t| t.name == a.tag) {
-            Some(i) => i,
-            None => {
-                spec.tags.push(TagReference {
+        let existing = spec.tags.iter().position(|t| t.name == a.tag);
+        match (&a.result, existing) {
+            (Err(_), _) if a.from_repository => {}
+            (Err(_), Some(_)) => {}
+            (Err(_), None) => {
+                let mut tag = TagReference {
                     name: a.tag.clone(),
                     ..TagReference::default()
-                });
-                spec.tags.len() - 1
+                };
+                reset(&mut tag, a, next);
+                spec.tags.push(tag);
             }
-        };
-        let current = status.and_then(|s| latest(s, &a.tag));
-        let tag = &mut spec.tags[index];
-        let changed = match &a.result {
-            Ok(imported) => {
-                current.is_none_or(|e| {
+            (Ok(imported), Some(index)) => {
+                let tag = &mut spec.tags[index];
+                let changed = status.and_then(|s| latest(s, &a.tag)).is_none_or(|e| {
                     e.docker_image_reference != imported.reference
                         || e.image != imported.image
-                        || tag.generation.is_some_and(|s| s > e.generation)
-                }) || tag.generation.is_none()
-                    || tag.from.is_none()
+                        || tag.generation.is_none_or(|s| s > e.generation)
+                });
+                if changed {
+                    reset(tag, a, next);
+                }
+                tag.import_policy = a.import_policy;
             }
-            // a failed import only creates the tag it names
-            Err(_) => tag.from.is_none(),
-        };
-        if changed {
-            tag.from = Some(ObjectReference {
-                kind: KIND_DOCKER_IMAGE.into(),
-                name: a.from.clone(),
-                ..ObjectReference::default()
-            });
-            tag.generation = Some(next);
-            if tag.reference_policy.type_ == TagReferencePolicyType::Unset {
-                tag.reference_policy = a.reference_policy;
+            (Ok(_), None) => {
+                let mut tag = TagReference {
+                    name: a.tag.clone(),
+                    ..TagReference::default()
+                };
+                reset(&mut tag, a, next);
+                spec.tags.push(tag);
             }
         }
-        tag.import_policy = a.import_policy;
     }
     spec.tags.sort_by(|a, b| a.name.cmp(&b.name));
     spec
 }
 
+/// Upstream's `ensureSpecTag` with reset: the request's pull spec and import policy, S for
+/// the next generation, and the request's reference policy unless the tag has one.
+fn reset(tag: &mut TagReference, a: &Applied, next: i64) {
+    tag.from = Some(ObjectReference {
+        kind: KIND_DOCKER_IMAGE.into(),
+        name: a.from.clone(),
+        ..ObjectReference::default()
+    });
+    tag.generation = Some(next);
+    tag.import_policy = a.import_policy;
+    if tag.reference_policy.type_ == TagReferencePolicyType::Unset {
+        tag.reference_policy = a.reference_policy;
+    }
+}
+
 /// The stream's next status once its spec was written (`stream` as stored): each applied
-/// result with E (or C) = the tag's stored S, then the tags that follow them. `None` when
-/// nothing changed.
+/// result with E (or C) = the tag's stored S (the stream's G for a tag without one, a
+/// failed repository tag), then the tags that follow them. `None` when nothing changed.
 pub fn next_status(
     stream: &ImageStream,
     applied: &[Applied],
@@ -305,18 +351,48 @@ pub fn next_status(
     now: Time,
 ) -> (Option<ImageStreamStatus>, Vec<TagChange>) {
     let mut update = StatusUpdate::new(stream, repositories, now);
-    let fallback = stream.metadata.generation.unwrap_or(0);
     for a in applied {
-        let generation = stream
-            .spec
-            .tag(&a.tag)
-            .and_then(|t| t.generation)
-            .unwrap_or(fallback);
-        update.apply_import(&a.tag, generation, &a.result);
+        update.apply_import(&a.tag, generation_of(stream, &a.tag), &a.result);
     }
     update.update_tracking();
     update.cap_history(max_tag_history);
     update.finish()
+}
+
+fn generation_of(stream: &ImageStream, tag: &str) -> i64 {
+    stream
+        .spec
+        .tag(tag)
+        .and_then(|t| t.generation)
+        .unwrap_or_else(|| stream.metadata.generation.unwrap_or(0))
+}
+
+/// What is recorded when a LimitRange refuses the spec write (semantics 4, upstream's
+/// `recordLimitExceededStatus`): the stored status with a `LimitExceeded` condition carrying
+/// the refusal on every applied tag the stream has no status for yet. `None` when that
+/// changes nothing.
+pub fn limit_refused_status(
+    stream: &ImageStream,
+    applied: &[Applied],
+    message: &str,
+    now: Time,
+) -> Option<ImageStreamStatus> {
+    let stored = stream.status.clone().unwrap_or_default();
+    let mut status = stored.clone();
+    for a in applied {
+        if stored.tag(&a.tag).is_none() {
+            let generation = generation_of(stream, &a.tag);
+            set_failure_condition(
+                &mut status,
+                &a.tag,
+                REASON_LIMIT_EXCEEDED,
+                message,
+                generation,
+                now.clone(),
+            );
+        }
+    }
+    (status != stored).then_some(status)
 }
 
 #[cfg(test)]
@@ -564,6 +640,36 @@ mod tests {
         assert_eq!(items[0].image, D1);
     }
 
+    // 10.3 case 47 ("only generation differ"): S ahead of items[0] with the same image
+    // collapses into items[0] with E = S; `created` is kept, no new item.
+    #[test]
+    fn test_import_successful_only_generation_differ() {
+        let reference = format!("registry.com/namespace/image@{D1}");
+        let s = stream(
+            vec![docker_tag(
+                "tag",
+                "registry.com/namespace/image:tag",
+                2,
+                TagReferencePolicyType::Source,
+            )],
+            vec![("tag", event(&reference, D1, 1))],
+            2,
+        );
+        let isi = request(
+            true,
+            vec![("registry.com/namespace/image:tag", Some("tag"))],
+        );
+        let r = result(vec![ok("registry.com/namespace/image", D1, "tag")]);
+        let (stored, status) = apply(&isi, Some(&s), &r);
+        let items = status.unwrap().tag("tag").unwrap().items.clone();
+        assert_eq!(items.len(), 1);
+        assert_eq!(
+            Some(items[0].generation),
+            stored.spec.tag("tag").unwrap().generation
+        );
+        assert_eq!(items[0].created, event(&reference, D1, 1).created);
+    }
+
     // Applying the same image again changes nothing: no spec change, no status write.
     #[test]
     fn the_same_image_again_writes_nothing() {
@@ -741,10 +847,154 @@ mod tests {
         let applied = applied(&isi, &r);
         assert_eq!(applied[0].from, "quay.io/a/b:latest");
         let (stored, status) = apply(&isi, None, &r);
-        assert_eq!(stored.spec.tags.len(), 2);
+        let names: Vec<&str> = stored.spec.tags.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["latest"],
+            "a failed repository tag gets no spec tag"
+        );
         let status = status.unwrap();
         assert_eq!(status.tag("latest").unwrap().items[0].image, D1);
-        assert_eq!(status.tag("v1").unwrap().conditions[0].reason, "NotFound");
+        let c = &status.tag("v1").unwrap().conditions[0];
+        assert_eq!((c.reason.as_str(), c.generation), ("NotFound", 1), "C = G");
+    }
+
+    // 10.3 case 48 (TestImportSuccessfulWithSubmanifests): a PreserveOriginal list with two
+    // children is three creates, children first; the same image applied twice in one request
+    // is created once; an image without `to` is not created.
+    #[test]
+    fn test_import_successful_with_submanifests() {
+        let list = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+        let other = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+        let isi = request(
+            true,
+            vec![
+                ("quay.io/a/b:multi", Some("multi")),
+                ("quay.io/a/b:multi", Some("again")),
+                ("quay.io/a/b:other", None),
+            ],
+        );
+        let mut r = result(vec![
+            ok("quay.io/a/b", list, "multi"),
+            ok("quay.io/a/b", list, "multi"),
+            ok("quay.io/a/b", other, "other"),
+        ]);
+        // the list sorts before its children by digest: the order comes from the list
+        r.new_images = BTreeMap::from([
+            (list.to_string(), image(list, &[D2, D1])),
+            (D1.to_string(), image(D1, &[])),
+            (D2.to_string(), image(D2, &[])),
+            (other.to_string(), image(other, &[])),
+        ]);
+        let applied = applied(&isi, &r);
+        let created: Vec<&str> = images_to_create(&r, &applied)
+            .iter()
+            .filter_map(|i| i.metadata.name.as_deref())
+            .collect();
+        let names = [D2, D1, list].map(crate::names::image);
+        assert_eq!(
+            created,
+            names.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+
+        // a child that already existed is not in the result and not created again
+        r.new_images.remove(D1);
+        assert_eq!(images_to_create(&r, &applied).len(), 2);
+    }
+
+    // 10.3 case 49 (TestCreateImages) and semantics 4: a failed image for a missing tag
+    // creates the spec tag from the request and records the condition with C = S, and
+    // creates no Image.
+    #[test]
+    fn test_create_images() {
+        let s = stream(vec![], vec![], 3);
+        let isi = request(true, vec![("quay.io/a/b:v1", Some("mytag"))]);
+        let r = result(vec![Err(Failure {
+            reason: "",
+            code: 500,
+            message: String::new(),
+        })]);
+        assert!(images_to_create(&r, &applied(&isi, &r)).is_empty());
+        let (stored, status) = apply(&isi, Some(&s), &r);
+        let tag = stored.spec.tag("mytag").expect("created");
+        assert_eq!(tag.from.as_ref().unwrap().name, "quay.io/a/b:v1");
+        assert_eq!(tag.generation, Some(4));
+        assert_eq!(tag.reference_policy.type_, TagReferencePolicyType::Local);
+        let status = status.unwrap();
+        let c = &status.tag("mytag").unwrap().conditions[0];
+        assert_eq!(
+            (c.status.as_str(), c.message.as_str(), c.generation),
+            ("False", "unknown error prevented import", 4)
+        );
+    }
+
+    // Semantics 4 and 5.4: a failure on an existing tag leaves its spec alone (import policy
+    // included); the condition records the stored S, so the tag is not imported again.
+    #[test]
+    fn a_failure_leaves_an_existing_tag_alone() {
+        let mut t = docker_tag("v1", "quay.io/a/b:v1", 2, TagReferencePolicyType::Source);
+        t.import_policy.scheduled = true;
+        let s = stream(
+            vec![t],
+            vec![("v1", event(&format!("quay.io/a/b@{D1}"), D1, 2))],
+            2,
+        );
+        let isi = request(true, vec![("quay.io/a/b:v1", Some("v1"))]);
+        let r = result(vec![Err(Failure {
+            reason: "NotFound",
+            code: 404,
+            message: "gone".into(),
+        })]);
+        let applied = applied(&isi, &r);
+        assert_eq!(next_spec(Some(&s), &applied), s.spec);
+        let (status, changes) = next_status(&s, &applied, &Repositories::default(), None, now());
+        let status = status.unwrap();
+        let v1 = status.tag("v1").unwrap();
+        assert_eq!(v1.items.len(), 1, "history kept");
+        assert_eq!(v1.conditions[0].generation, 2);
+        assert!(matches!(&changes[..], [TagChange::Failed { .. }]));
+    }
+
+    // Semantics 4 ("limit exceeded"): a refused spec write records the refusal on the tags
+    // the import would have added; tags with a status keep it.
+    #[test]
+    fn a_limit_refusal_marks_the_new_tags() {
+        let s = stream(
+            vec![docker_tag(
+                "v1",
+                "quay.io/a/b:v1",
+                1,
+                TagReferencePolicyType::Source,
+            )],
+            vec![("v1", event(&format!("quay.io/a/b@{D1}"), D1, 1))],
+            1,
+        );
+        let isi = request(
+            true,
+            vec![
+                ("quay.io/a/b:v1", Some("v1")),
+                ("quay.io/a/b:v2", Some("v2")),
+            ],
+        );
+        let r = result(vec![
+            ok("quay.io/a/b", D2, "v1"),
+            ok("quay.io/a/b", D2, "v2"),
+        ]);
+        let message = "requested usage of openshift.io/image-tags exceeds the maximum limit";
+        let status = limit_refused_status(&s, &applied(&isi, &r), message, now()).unwrap();
+        let v2 = &status.tag("v2").unwrap().conditions[0];
+        assert_eq!(
+            (v2.reason.as_str(), v2.message.as_str(), v2.generation),
+            ("LimitExceeded", message, 1)
+        );
+        assert_eq!(status.tag("v1"), s.status.as_ref().unwrap().tag("v1"));
+        let mut again = stream(vec![], vec![], 1);
+        again.status = Some(status);
+        assert_eq!(
+            limit_refused_status(&again, &applied(&isi, &r), message, now()),
+            None,
+            "recorded once"
+        );
     }
 
     // 5.3: the source tag's platform preference reaches the importer.
