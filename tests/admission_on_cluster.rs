@@ -621,20 +621,14 @@ async fn invalid_streams_and_forbidden_registries_are_rejected_with_upstreams_me
 /// under the operator's admission RBAC).
 #[tokio::test]
 async fn limit_ranges_cap_the_references_a_stream_may_add() {
-    use k8s_openapi::api::core::v1::LimitRange;
     let webhook = Webhook::start("adm-limits").await;
-    let range: LimitRange = serde_json::from_value(json!({
-        "metadata": { "name": "streams" },
-        "spec": { "limits": [{
-            "type": "openshift.io/ImageStream",
-            "max": { "openshift.io/image-tags": "1" },
-        }] },
-    }))
-    .unwrap();
-    Api::<LimitRange>::namespaced(webhook.admin.clone(), &webhook.namespace)
-        .create(&PostParams::default(), &range)
-        .await
-        .expect("create the LimitRange");
+    support::cluster::limit_image_streams(
+        &webhook.admin,
+        &webhook.namespace,
+        "openshift.io/image-tags",
+        "1",
+    )
+    .await;
     let api = webhook.streams();
     let two = stream(
         "two",

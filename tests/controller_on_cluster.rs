@@ -378,23 +378,11 @@ async fn docker_image_repository_is_imported_once() {
 /// condition on each tag the import would have added; a stream within the limit imports.
 #[tokio::test]
 async fn limit_ranges_refuse_imports_past_them() {
-    use k8s_openapi::api::core::v1::LimitRange;
     let reg = RegistryOptions::plain().start();
     push(&reg, "limited", "a", 741).await;
     push(&reg, "limited", "b", 742).await;
     let (admin, ns, _operator) = operator("is-limits", Settings::default()).await;
-    let range: LimitRange = serde_json::from_value(json!({
-        "metadata": { "name": "streams" },
-        "spec": { "limits": [{
-            "type": "openshift.io/ImageStream",
-            "max": { "openshift.io/images": "1" },
-        }] },
-    }))
-    .unwrap();
-    Api::<LimitRange>::namespaced(admin.clone(), &ns)
-        .create(&PostParams::default(), &range)
-        .await
-        .expect("create the LimitRange");
+    support::cluster::limit_image_streams(&admin, &ns, "openshift.io/images", "1").await;
     let api: Api<ImageStream> = Api::namespaced(admin.clone(), &ns);
 
     create_stream(

@@ -268,20 +268,8 @@ async fn expired_and_invalid_mappings_are_removed() {
 /// the stream unchanged); the same image again is within the limit.
 #[tokio::test]
 async fn a_mapping_past_the_image_limit_is_refused() {
-    use k8s_openapi::api::core::v1::LimitRange;
     let (admin, ns, _operator) = operator("ism-limits", with_registry()).await;
-    let range: LimitRange = serde_json::from_value(json!({
-        "metadata": { "name": "streams" },
-        "spec": { "limits": [{
-            "type": "openshift.io/ImageStream",
-            "max": { "openshift.io/images": "1" },
-        }] },
-    }))
-    .unwrap();
-    Api::<LimitRange>::namespaced(admin.clone(), &ns)
-        .create(&PostParams::default(), &range)
-        .await
-        .expect("create the LimitRange");
+    support::cluster::limit_image_streams(&admin, &ns, "openshift.io/images", "1").await;
     let streams: Api<ImageStream> = Api::namespaced(admin.clone(), &ns);
     let mappings: Api<ImageStreamMapping> = Api::namespaced(admin.clone(), &ns);
     create_stream(&streams, "app", json!([])).await;

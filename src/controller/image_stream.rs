@@ -103,27 +103,12 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
                 .collect(),
             repository,
         };
-        let importer = ctx.importer();
-        let result = importer
-            .import(
-                &batch,
-                &keyring,
-                &ctx.known_images(),
-                &settings.import,
-                now.0,
-            )
-            .await;
+        let result = ctx.import(&batch, &keyring, now.0).await;
         create_images(&ctx, result.images_to_create()).await?;
         for (w, r) in work.iter().zip(&result.images) {
-            ctx.metrics
-                .import(r.as_ref().map(|i| i.unchanged).map_err(|f| f.reason));
             update.apply_import(&w.tag, w.generation, r);
         }
         if let Some(listed) = &result.repository {
-            for r in listed.images.iter().flatten() {
-                ctx.metrics
-                    .import(r.as_ref().map(|i| i.unchanged).map_err(|f| f.reason));
-            }
             update.apply_repository(listed);
             repository_outcome = Some(listed.images.as_ref().map(|_| ()).map_err(Clone::clone));
         }

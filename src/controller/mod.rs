@@ -33,7 +33,7 @@ use crate::api::image_stream::ImageStream;
 use crate::config::{ImageConfig, ImageImportConfig, SINGLETON_NAME};
 use crate::credentials::{CredentialSetId, Keyring};
 use crate::import::engine::KnownImages;
-use crate::import::importer::Importer;
+use crate::import::importer::{Batch, BatchResult, Importer};
 use crate::registry::ClientCache;
 
 use schedule::{Decision, Schedule};
@@ -196,6 +196,25 @@ impl Context {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Runs one batch with the current settings and the Images that exist, counting each
+    /// entry's outcome.
+    async fn import(&self, batch: &Batch, keyring: &Keyring, now: jiff::Timestamp) -> BatchResult {
+        let settings = self.settings();
+        let result = self
+            .importer()
+            .import(batch, keyring, &self.known_images(), &settings.import, now)
+            .await;
+        let repository = result
+            .repository
+            .iter()
+            .flat_map(|r| r.images.iter().flatten());
+        for r in result.images.iter().chain(repository) {
+            self.metrics
+                .import(r.as_ref().map(|i| i.unchanged).map_err(|f| f.reason));
+        }
+        result
     }
 
     /// Applies new configuration; registry clients (and their tokens) are rebuilt only when

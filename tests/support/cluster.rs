@@ -563,3 +563,20 @@ fn log_tail(dir: &Path, lines: usize) -> String {
     }
     out
 }
+
+/// Creates a LimitRange of type `openshift.io/ImageStream` in `namespace` with `max` of
+/// `resource` (`openshift.io/images` or `openshift.io/image-tags`).
+pub async fn limit_image_streams(admin: &Client, namespace: &str, resource: &str, max: &str) {
+    let range: k8s_openapi::api::core::v1::LimitRange = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "image-streams" },
+        "spec": { "limits": [{
+            "type": "openshift.io/ImageStream",
+            "max": { resource: max },
+        }] },
+    }))
+    .expect("LimitRange");
+    kube::Api::namespaced(admin.clone(), namespace)
+        .create(&kube::api::PostParams::default(), &range)
+        .await
+        .expect("create the LimitRange");
+}
