@@ -153,7 +153,20 @@ async fn apply_creates_the_stream_and_history() {
     assert_eq!(history[0].image, digest);
     assert_eq!(Some(history[0].generation), v1.generation, "E = S");
     let gone = stream.status.as_ref().unwrap().tag("gone").expect("gone");
-    assert_eq!(gone.conditions[0].reason, "NotFound");
+    let condition = &gone.conditions[0];
+    assert_eq!(
+        (
+            condition.type_.as_str(),
+            condition.status.as_str(),
+            condition.reason.as_str()
+        ),
+        ("ImportSuccess", "False", "NotFound")
+    );
+    assert_eq!(
+        Some(condition.generation),
+        stream.spec.tag("gone").and_then(|t| t.generation),
+        "C = S"
+    );
     assert!(
         stream.spec.tag("gone").is_some(),
         "a failed tag gets its spec tag"

@@ -18,14 +18,16 @@ use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use imagestream_operator::admission::{self, CertPolicy, Endpoint, Registration, SecretRef};
-use imagestream_operator::api::image_stream::{ImageStream, TagEvent};
+use imagestream_operator::api::image_stream::{ImageStream, TagEvent, TagReferencePolicyType};
+use imagestream_operator::api::image_stream_import::{ImageStreamImport, ImageStreamImportStatus};
 use imagestream_operator::controller::{self, Metrics, Settings};
 use imagestream_operator::operator::{self, WebhookOptions};
 use support::images::{ImageSpec, TestImage};
@@ -510,4 +512,164 @@ async fn deploy_manifests_apply_and_grant_the_operator_its_rights() {
         .await
         .expect("SelfSubjectAccessReview");
     assert!(!answer.status.is_some_and(|s| s.allowed));
+}
+
+/// ImageStreamImport under the webhooks (semantics 5.4, design.md section 4): applied to an
+/// existing stream, a new digest of a tag becomes a new history entry with E = the S the
+/// webhook stored, a new tag is created with E = S, the tag's Source reference policy stays
+/// although the request asks for Local (10.3 case 46), and nothing is imported or written
+/// afterwards. Under a LimitRange the spec write is refused: the request is answered without
+/// `status.import` and with a `LimitExceeded` Warning Event, the spec is unchanged, and the
+/// tag the import would have added carries a `LimitExceeded` condition.
+#[tokio::test]
+async fn image_stream_imports_under_the_webhooks() {
+    let reg = RegistryOptions::plain().start();
+    let d1 = push(&reg, "app", "v1", 841).await;
+    let op = Running::start("op-isi").await;
+    let api = op.streams();
+    let requests: Api<ImageStreamImport> = Api::namespaced(op.admin.clone(), &op.namespace);
+    let v1 = reg.image_ref("app", "v1");
+    api.create(
+        &PostParams::default(),
+        &stream("app", json!([docker_tag("v1", &v1)])),
+    )
+    .await
+    .expect("create");
+    let first = wait_for(&api, "app", |s| !items(s, "v1").is_empty()).await;
+    assert_eq!(items(&first, "v1")[0].image, d1);
+
+    let d2 = push(&reg, "app", "v1", 842).await;
+    let d3 = push(&reg, "app", "v2", 843).await;
+    let mut local = isi_image(&v1, "v1");
+    local["referencePolicy"] = json!({ "type": "Local" });
+    let answer = import(
+        &requests,
+        json!([local, isi_image(&reg.image_ref("app", "v2"), "v2")]),
+    )
+    .await;
+    assert!(answer.import.is_some(), "status.import");
+    let applied = api.get("app").await.expect("get stream");
+    let history: Vec<&str> = items(&applied, "v1")
+        .iter()
+        .map(|e| e.image.as_str())
+        .collect();
+    assert_eq!(history, [d2.as_str(), d1.as_str()]);
+    for tag in ["v1", "v2"] {
+        assert_eq!(
+            Some(items(&applied, tag)[0].generation),
+            spec_generation(&applied, tag),
+            "E = S for {tag}"
+        );
+    }
+    assert_eq!(items(&applied, "v2")[0].image, d3);
+    let v1_tag = applied.spec.tag("v1").expect("v1");
+    assert_eq!(
+        v1_tag.reference_policy.type_,
+        TagReferencePolicyType::Source
+    );
+
+    // settled: the imagestream controller finds nothing to import
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let version = api.get("app").await.expect("get").resource_version();
+    let writes = op.status_writes();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        api.get("app").await.expect("get").resource_version(),
+        version
+    );
+    assert_eq!(op.status_writes(), writes);
+
+    // a LimitRange of two references: a third is refused
+    cluster::limit_image_streams(&op.admin, &op.namespace, "openshift.io/image-tags", "2").await;
+    let v3 = reg.image_ref("app", "v3");
+    let mut grown = api.get("app").await.expect("get");
+    grown
+        .spec
+        .tags
+        .push(serde_json::from_value(docker_tag("v3", &v3)).expect("tag"));
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api.replace("app", &dry_run, &grown).await.is_ok() {
+        assert!(Instant::now() < deadline, "the limit never applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    push(&reg, "app", "v3", 844).await;
+    requests
+        .delete("app", &DeleteParams::default())
+        .await
+        .expect("remove the first request");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while requests
+        .get_opt("app")
+        .await
+        .expect("get request")
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "the first request stays");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = api.get("app").await.expect("get");
+    let answer = import(&requests, json!([isi_image(&v3, "v3")])).await;
+    assert!(answer.import.is_none(), "not applied");
+    assert_eq!(answer.images[0].status.status, "Success");
+    let refused = api.get("app").await.expect("get");
+    assert_eq!(refused.spec, before.spec, "the spec is unchanged");
+    let v3_status = refused
+        .status
+        .as_ref()
+        .and_then(|s| s.tag("v3"))
+        .expect("a status tag for v3");
+    assert_eq!(v3_status.conditions[0].reason, "LimitExceeded");
+    assert!(
+        v3_status.conditions[0]
+            .message
+            .contains("exceeds the maximum limit")
+    );
+    let events = Api::<Event>::namespaced(op.admin.clone(), &op.namespace)
+        .list(&ListParams::default())
+        .await
+        .expect("list events");
+    assert!(
+        events.items.iter().any(|e| {
+            let about = e.regarding.as_ref();
+            about.and_then(|r| r.kind.as_deref()) == Some("ImageStreamImport")
+                && e.reason.as_deref() == Some("LimitExceeded")
+        }),
+        "a LimitExceeded Event on the request"
+    );
+    op.finish().await;
+}
+
+/// A `spec.images` entry of an ImageStreamImport targeting `to`.
+fn isi_image(from: &str, to: &str) -> Value {
+    json!({
+        "from": { "kind": "DockerImage", "name": from },
+        "to": { "name": to },
+        "importPolicy": { "insecure": true },
+    })
+}
+
+/// Creates the `import: true` request for stream `app` and waits for its answer.
+async fn import(api: &Api<ImageStreamImport>, images: Value) -> ImageStreamImportStatus {
+    let isi: ImageStreamImport = serde_json::from_value(json!({
+        "apiVersion": "image.openshift.io/v1",
+        "kind": "ImageStreamImport",
+        "metadata": { "name": "app" },
+        "spec": { "import": true, "images": images },
+    }))
+    .expect("request");
+    api.create(&PostParams::default(), &isi)
+        .await
+        .expect("create request");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = api.get("app").await.expect("get request").status {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "no answer within 30s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
