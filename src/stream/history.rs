@@ -146,8 +146,9 @@ pub const UNKNOWN_IMPORT_ERROR: &str = "unknown error prevented import";
 
 /// Records a failed import of `tag` (semantics 4): an `ImportSuccess=False` condition with
 /// `reason`, `message` and `generation`, replacing the tag's conditions — unless the tag
-/// already has a condition with the same status, reason and message, in which case nothing
-/// changes (no write, the first occurrence's time kept). Returns whether anything changed.
+/// already has a condition with the same status, reason and message: then only a newer
+/// generation is recorded (the first occurrence's time kept), and an identical failure
+/// changes nothing (no write). Returns whether anything changed.
 pub fn set_failure_condition(
     status: &mut ImageStreamStatus,
     tag: &str,
@@ -162,14 +163,21 @@ pub fn set_failure_condition(
         message
     };
     let entry = tag_entry(status, tag);
-    let identical = entry.conditions.iter().any(|c| {
+    let same = entry.conditions.iter_mut().find(|c| {
         c.type_ == IMPORT_SUCCESS
             && c.status == "False"
             && c.reason == reason
             && c.message == message
     });
-    if identical {
-        return false;
+    if let Some(same) = same {
+        // The same failure for a newer generation records that generation (the tag counts
+        // as observed, or it would be imported again on every pass), keeping the time of
+        // the first occurrence; otherwise nothing changes.
+        if same.generation >= generation {
+            return false;
+        }
+        same.generation = generation;
+        return true;
     }
     entry.conditions = vec![TagEventCondition {
         type_: IMPORT_SUCCESS.to_string(),
@@ -447,7 +455,8 @@ mod tests {
         assert_eq!(images, [D1, D2, D1]);
     }
 
-    // Semantics 4 / OA TestCreateImages: message defaults; identical failure not rewritten.
+    // Semantics 4 / OA TestCreateImages: message defaults; an identical failure is not
+    // rewritten, the same failure for a newer generation only moves C.
     #[test]
     fn failure_conditions_are_written_once() {
         let mut status = ImageStreamStatus::default();
@@ -470,6 +479,16 @@ mod tests {
             "mytag",
             "",
             "",
+            2,
+            t("2026-01-05T00:00:00Z")
+        ));
+        // The same failure for a newer generation records it (design rule 4: C = S), keeping
+        // the first occurrence's time; upstream rewrites the spec instead.
+        assert!(set_failure_condition(
+            &mut status,
+            "mytag",
+            "",
+            "",
             3,
             t("2026-01-05T00:00:00Z")
         ));
@@ -477,7 +496,7 @@ mod tests {
             status.tags[0].conditions[0].last_transition_time,
             Some(first)
         );
-        assert_eq!(status.tags[0].conditions[0].generation, 2);
+        assert_eq!(status.tags[0].conditions[0].generation, 3);
         // A different failure replaces it.
         assert!(set_failure_condition(
             &mut status,

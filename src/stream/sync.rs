@@ -340,7 +340,16 @@ impl<'a> StatusUpdate<'a> {
 
     fn fail(&mut self, tag: &str, reason: &str, message: &str, generation: i64) {
         let now = self.now.clone();
-        if set_failure_condition(&mut self.status, tag, reason, message, generation, now) {
+        let known = |status: &ImageStreamStatus| {
+            status
+                .tag(tag)
+                .and_then(|t| t.conditions.first())
+                .map(|c| (c.reason.clone(), c.message.clone()))
+        };
+        let before = known(&self.status);
+        if set_failure_condition(&mut self.status, tag, reason, message, generation, now)
+            && known(&self.status) != before
+        {
             let message = self
                 .status
                 .tag(tag)
@@ -1082,6 +1091,40 @@ pub(super) mod tests {
             (None, vec![]),
             "identical failure: no write"
         );
+
+        // the same failure after a reset (S = 4): C follows, the first time is kept, and
+        // the tag no longer needs an import; it is not reported again
+        let reset = stream(vec![docker("mytag", "nginx", Some(4))], status.tags.clone());
+        assert!(needs_import(
+            &reset.spec.tags[0],
+            reset.status.as_ref(),
+            true
+        ));
+        let mut retried = StatusUpdate::new(&reset, &Repositories::default(), now());
+        retried.apply_import(
+            "mytag",
+            4,
+            &Err(Failure {
+                reason: "",
+                code: 500,
+                message: String::new(),
+            }),
+        );
+        let (written, reported) = retried.finish();
+        let written = written.expect("the generation is recorded");
+        let c = &written.tag("mytag").unwrap().conditions[0];
+        assert_eq!(c.generation, 4);
+        assert_eq!(
+            c.last_transition_time,
+            status.tag("mytag").unwrap().conditions[0].last_transition_time
+        );
+        assert!(reported.is_empty(), "no second Event");
+        let observed = stream(reset.spec.tags.clone(), written.tags.clone());
+        assert!(!needs_import(
+            &observed.spec.tags[0],
+            observed.status.as_ref(),
+            true
+        ));
 
         let mut recover = StatusUpdate::new(&failed, &Repositories::default(), now());
         recover.apply_import("mytag", 3, &ok("mytag", D1));
