@@ -15,9 +15,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::LimitRange;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -133,9 +132,7 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
             settings.max_image_stream_bytes,
             now.clone(),
         );
-        let (status, limited) = guard_limits(&ctx, &stream, status, now.clone())
-            .await
-            .map_err(Error::ReadLimitRanges)?;
+        let (status, limited) = guard_limits(&ctx, &stream, status, now.clone());
         if limited {
             tracing::warn!(%namespace, %name, "a LimitRange refused the stream's new images");
         }
@@ -262,31 +259,14 @@ fn scheduled_registries(stream: &ImageStream) -> Vec<String> {
 /// `next`, or the stored status with `LimitExceeded` conditions when it adds images past the
 /// namespace's `openshift.io/images` limit (semantics 4 and 7.8). Returns whether the limit
 /// refused it.
-pub(super) async fn guard_limits(
+pub(super) fn guard_limits(
     ctx: &Context,
     stream: &ImageStream,
     next: ImageStreamStatus,
     now: Time,
-) -> Result<(ImageStreamStatus, bool), kube::Error> {
-    let limits = image_limits(ctx, stream, &next).await?;
-    Ok(limits::guard_status(stream, next, &limits, now))
-}
-
-/// The namespace's limits, read only when `next` holds more images than the stored status
-/// (no limit can refuse a status that does not grow).
-pub(super) async fn image_limits(
-    ctx: &Context,
-    stream: &ImageStream,
-    next: &ImageStreamStatus,
-) -> Result<limits::Limits, kube::Error> {
-    if limits::status_images(Some(next)) <= limits::status_images(stream.status.as_ref()) {
-        return Ok(limits::Limits::default());
-    }
-    let ranges =
-        Api::<LimitRange>::namespaced(ctx.client.clone(), &stream.namespace().unwrap_or_default())
-            .list(&ListParams::default())
-            .await?;
-    Ok(limits::Limits::from_ranges(&ranges.items))
+) -> (ImageStreamStatus, bool) {
+    let limits = ctx.limits(&stream.namespace().unwrap_or_default());
+    limits::guard_status(stream, next, &limits, now)
 }
 
 /// Replaces the stream's status, keeping its resourceVersion: a concurrent write makes this

@@ -58,8 +58,6 @@ pub enum Error {
     WriteStatus(#[source] kube::Error),
     #[error("removing the expired request: {0}")]
     Remove(#[source] kube::Error),
-    #[error("reading the namespace's LimitRanges: {0}")]
-    ReadLimitRanges(#[source] kube::Error),
 }
 
 impl Error {
@@ -71,7 +69,6 @@ impl Error {
             Error::WriteStreamStatus(_) => "StreamStatusWriteFailed",
             Error::WriteStatus(_) => "StatusWriteFailed",
             Error::Remove(_) => "RemoveFailed",
-            Error::ReadLimitRanges(_) => "LimitRangeReadFailed",
         }
     }
 }
@@ -310,9 +307,7 @@ async fn apply(
             settings.max_image_stream_bytes,
             now.clone(),
         );
-        let (status, limited) = guard_limits(ctx, &stored, status, now.clone())
-            .await
-            .map_err(Error::ReadLimitRanges)?;
+        let (status, limited) = guard_limits(ctx, &stored, status, now.clone());
         match write_status(ctx, &stored, status.clone()).await {
             Ok(()) => {
                 if !limited {

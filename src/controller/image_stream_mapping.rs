@@ -35,7 +35,7 @@ use crate::stream::limits::images_exceeded;
 use crate::stream::mapping::{self, Limits, Plan, Refusal};
 use crate::stream::sync::TagChange;
 
-use super::image_stream::{create_image, image_limits, truncate, write_status};
+use super::image_stream::{create_image, truncate, write_status};
 use super::{Context, scoped};
 
 /// Status writes per mapping when each conflicts (upstream retries with back-off too).
@@ -56,8 +56,6 @@ pub enum Error {
     WriteStatus(#[source] kube::Error),
     #[error("removing the applied mapping: {0}")]
     Remove(#[source] kube::Error),
-    #[error("reading the namespace's LimitRanges: {0}")]
-    ReadLimitRanges(#[source] kube::Error),
     #[error("{0}")]
     LimitExceeded(String),
 }
@@ -82,7 +80,6 @@ impl Error {
             Error::ReadImage(_) => "ImageReadFailed",
             Error::WriteStatus(_) => "StatusWriteFailed",
             Error::Remove(_) => "RemoveFailed",
-            Error::ReadLimitRanges(_) => "LimitRangeReadFailed",
             Error::LimitExceeded(_) => "LimitExceeded",
         }
     }
@@ -238,9 +235,7 @@ async fn apply(mapping: &ImageStreamMapping, ctx: &Context) -> Result<(), Error>
         );
         if let Some(status) = next.status {
             // a LimitRange refuses the mapping, as upstream's status write would
-            let limits = image_limits(ctx, &stream, &status)
-                .await
-                .map_err(Error::ReadLimitRanges)?;
+            let limits = ctx.limits(&namespace);
             if let Some(message) = images_exceeded(&limits, stream.status.as_ref(), &status) {
                 return Err(Error::LimitExceeded(message));
             }

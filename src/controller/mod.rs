@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt, future};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Secret};
 use kube::api::Api;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -49,8 +49,6 @@ pub enum Error {
     WriteStatus(#[source] kube::Error),
     #[error("writing the image stream: {0}")]
     WriteStream(#[source] kube::Error),
-    #[error("reading the namespace's LimitRanges: {0}")]
-    ReadLimitRanges(#[source] kube::Error),
     #[error("creating an Image: {0}")]
     CreateImage(#[source] kube::Error),
     #[error("the {0} cache did not become ready: {1}")]
@@ -62,7 +60,6 @@ impl Error {
         match self {
             Error::WriteStatus(_) => "StatusWriteFailed",
             Error::WriteStream(_) => "StreamWriteFailed",
-            Error::ReadLimitRanges(_) => "LimitRangeReadFailed",
             Error::CreateImage(_) => "ImageCreateFailed",
             Error::CacheNotReady(..) => "CacheNotReady",
         }
@@ -122,6 +119,7 @@ pub struct Context {
     streams: Store<ImageStream>,
     images: Store<Image>,
     secrets: Vec<Store<Secret>>,
+    limit_ranges: Store<LimitRange>,
     /// The keyring a stream's `Unauthorized` failures were seen with, by stream UID.
     credentials: Mutex<HashMap<String, CredentialSetId>>,
     /// Streams (`namespace/name`) an ImageStreamImport is writing: between its spec and its
@@ -158,6 +156,7 @@ impl Context {
         streams: Store<ImageStream>,
         images: Store<Image>,
         secrets: Vec<Store<Secret>>,
+        limit_ranges: Store<LimitRange>,
     ) -> Context {
         let reporter = Reporter {
             controller: "imagestream-operator".into(),
@@ -179,6 +178,7 @@ impl Context {
             applying: Mutex::default(),
             streams,
             images,
+            limit_ranges,
             secrets,
             credentials: Mutex::new(HashMap::new()),
         }
@@ -279,6 +279,17 @@ impl Context {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .contains(&format!("{namespace}/{name}"))
+    }
+
+    /// The LimitRange limits on the streams of `namespace` (semantics 7.8), from the cache.
+    fn limits(&self, namespace: &str) -> crate::stream::limits::Limits {
+        let ranges = self.limit_ranges.state();
+        crate::stream::limits::Limits::from_ranges(
+            ranges
+                .iter()
+                .filter(|r| r.namespace().as_deref() == Some(namespace))
+                .map(AsRef::as_ref),
+        )
     }
 
     /// The pull secrets of `namespace` as a keyring.
@@ -397,6 +408,15 @@ pub async fn run(
     .reflect(images_writer)
     .for_each(|_| future::ready(()));
 
+    let (limit_ranges, limit_ranges_writer) = reflector::store::<LimitRange>();
+    let limit_ranges_task = watcher(
+        scoped::<LimitRange>(&client, options.watch_namespace.as_deref()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(limit_ranges_writer)
+    .for_each(|_| future::ready(()));
+
     let mut secrets = Vec::new();
     let mut secret_tasks = Vec::new();
     for type_ in SECRET_TYPES {
@@ -425,6 +445,7 @@ pub async fn run(
         streams.clone(),
         images.clone(),
         secrets.clone(),
+        limit_ranges.clone(),
     ));
 
     // Configuration: re-read on every change of the two objects; every stream is reconciled
@@ -440,10 +461,12 @@ pub async fn run(
     );
 
     let tokio_images = tokio::spawn(images_task);
+    let tokio_limit_ranges = tokio::spawn(limit_ranges_task);
     let tokio_secrets: Vec<_> = secret_tasks.into_iter().map(tokio::spawn).collect();
     let tokio_config = (!fixed).then(|| tokio::spawn(config_task));
     let ready = tokio::time::timeout(Duration::from_secs(60), async {
         images.wait_until_ready().await?;
+        limit_ranges.wait_until_ready().await?;
         for s in &secrets {
             s.wait_until_ready().await?;
         }
@@ -452,10 +475,15 @@ pub async fn run(
     .await;
     match ready {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(Error::CacheNotReady("images/secrets", e.to_string())),
+        Ok(Err(e)) => {
+            return Err(Error::CacheNotReady(
+                "images/secrets/limitranges",
+                e.to_string(),
+            ));
+        }
         Err(_) => {
             return Err(Error::CacheNotReady(
-                "images/secrets",
+                "images/secrets/limitranges",
                 "no answer within 60s".into(),
             ));
         }
@@ -497,6 +525,7 @@ pub async fn run(
     future::join3(streams_controller, mappings_controller, imports_controller).await;
     drop(keep_open);
     tokio_images.abort();
+    tokio_limit_ranges.abort();
     if let Some(t) = tokio_config {
         t.abort();
     }

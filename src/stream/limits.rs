@@ -31,10 +31,10 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn from_ranges(ranges: &[LimitRange]) -> Limits {
+    pub fn from_ranges<'a>(ranges: impl IntoIterator<Item = &'a LimitRange>) -> Limits {
         let mut limits = Limits::default();
         let items = ranges
-            .iter()
+            .into_iter()
             .filter_map(|r| r.spec.as_ref())
             .flat_map(|s| &s.limits)
             .filter(|l| l.type_ == LIMIT_TYPE_IMAGE_STREAM);
@@ -311,7 +311,7 @@ mod tests {
                 image_tags: Some(1000)
             }
         );
-        assert!(Limits::from_ranges(&[]).is_unlimited());
+        assert!(Limits::from_ranges(&Vec::<LimitRange>::new()).is_unlimited());
     }
 
     #[test]

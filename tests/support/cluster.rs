@@ -565,7 +565,8 @@ fn log_tail(dir: &Path, lines: usize) -> String {
 }
 
 /// Creates a LimitRange of type `openshift.io/ImageStream` in `namespace` with `max` of
-/// `resource` (`openshift.io/images` or `openshift.io/image-tags`).
+/// `resource` (`openshift.io/images` or `openshift.io/image-tags`), then gives the operator's
+/// LimitRange caches (webhook and controllers) a moment to see it.
 pub async fn limit_image_streams(admin: &Client, namespace: &str, resource: &str, max: &str) {
     let range: k8s_openapi::api::core::v1::LimitRange = serde_json::from_value(serde_json::json!({
         "metadata": { "name": "image-streams" },
@@ -579,4 +580,5 @@ pub async fn limit_image_streams(admin: &Client, namespace: &str, resource: &str
         .create(&kube::api::PostParams::default(), &range)
         .await
         .expect("create the LimitRange");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 }
