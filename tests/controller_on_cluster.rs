@@ -413,3 +413,51 @@ async fn limit_ranges_refuse_imports_past_them() {
     .await;
     wait_for(&api, "one", 30, |s| items(s, "a").len() == 1).await;
 }
+
+/// A `spec.dockerImageRepository` the registry refuses without credentials is imported as
+/// soon as a pull secret appears in the namespace (not only on its ten-minute retry).
+#[tokio::test]
+async fn unauthorized_repository_retries_when_pull_secrets_change() {
+    use imagestream_operator::api::image_stream::DOCKER_IMAGE_REPOSITORY_CHECK_ANNOTATION as CHECK;
+    let reg = RegistryOptions::token().start();
+    let digest = push(&reg, "private", "v1", 751).await;
+    let (admin, ns, _operator) = operator("is-repo-unauthorized", Settings::default()).await;
+    let api: Api<ImageStream> = Api::namespaced(admin.clone(), &ns);
+    let stream: ImageStream = serde_json::from_value(json!({
+        "apiVersion": "image.openshift.io/v1",
+        "kind": "ImageStream",
+        "metadata": {
+            "name": "private",
+            "annotations": { "openshift.io/image.insecureRepository": "true" },
+        },
+        "spec": { "dockerImageRepository": format!("{}/private", reg.addr()) },
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &stream)
+        .await
+        .expect("create stream");
+    // the first attempt is refused: no annotation, no tags
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let refused = api.get("private").await.unwrap();
+    assert!(!refused.annotations().contains_key(CHECK));
+    assert!(items(&refused, "v1").is_empty());
+
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode("reader:r3ad");
+    let config = json!({ "auths": { reg.addr(): { "auth": auth } } }).to_string();
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": { "name": "pull" },
+        "type": "kubernetes.io/dockerconfigjson",
+        "stringData": { ".dockerconfigjson": config },
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(admin.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the pull secret");
+    let stream = wait_for(&api, "private", 30, |s| !items(s, "v1").is_empty()).await;
+    assert_eq!(items(&stream, "v1")[0].image, digest);
+    assert!(stream.annotations().contains_key(CHECK));
+}

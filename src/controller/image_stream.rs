@@ -9,7 +9,7 @@
 //! carries the `openshift.io/image.dockerRepositoryCheck` annotation, which is set once the
 //! repository was listed, as upstream. Its tags become status tags. A repository that cannot
 //! be listed leaves the annotation unset, says why in a Warning Event and is tried again
-//! after ten minutes.
+//! after ten minutes, or when the namespace's pull secrets change.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -151,7 +151,7 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
             .await
             .map_err(Error::WriteStream)?,
         Some(Err(failure)) => {
-            // tried again after REPOSITORY_RETRY (a pull-secret change re-queues only tags)
+            // tried again after REPOSITORY_RETRY, or at once when the pull secrets change
             repository_failed(&ctx, &stream, &failure).await;
             requeue = Some(requeue.map_or(REPOSITORY_RETRY, |r| r.min(REPOSITORY_RETRY)));
         }

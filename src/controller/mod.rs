@@ -535,7 +535,8 @@ pub async fn run(
     Ok(())
 }
 
-/// Streams in the secret's namespace with a tag that failed with `Unauthorized`.
+/// Streams in the secret's namespace with a tag that failed with `Unauthorized`, or whose
+/// `spec.dockerImageRepository` was not imported yet.
 fn unauthorized_streams(
     streams: &Store<ImageStream>,
     secret: &Secret,
@@ -546,10 +547,12 @@ fn unauthorized_streams(
         .iter()
         .filter(|s| s.namespace() == namespace)
         .filter(|s| {
-            s.status
-                .iter()
-                .flat_map(|st| &st.tags)
-                .any(|t| t.conditions.iter().any(|c| c.reason == "Unauthorized"))
+            // a repository not imported yet may have failed for want of credentials too
+            crate::stream::sync::repository_pending(s)
+                || s.status
+                    .iter()
+                    .flat_map(|st| &st.tags)
+                    .any(|t| t.conditions.iter().any(|c| c.reason == "Unauthorized"))
         })
         .map(|s| ObjectRef::from_obj(s.as_ref()))
         .collect()

@@ -173,22 +173,28 @@ pub fn preference(t: &TagReference) -> Preference {
     }
 }
 
-/// The repository import `spec.dockerImageRepository` asks for (semantics 2.6, a "full"
-/// import): only while the stream lacks the `openshift.io/image.dockerRepositoryCheck`
-/// annotation, which the controller sets once the repository was listed, so a stream that
-/// carries it imports nothing for its repository (conformance case 83). Removing the
-/// annotation imports the repository again.
-pub fn repository_import(stream: &ImageStream, default_mode: Mode) -> Option<RepositoryImport> {
-    let from = stream.spec.docker_image_repository.trim();
+/// Whether `spec.dockerImageRepository` is set and not yet imported (no
+/// `openshift.io/image.dockerRepositoryCheck` annotation).
+pub fn repository_pending(stream: &ImageStream) -> bool {
     let checked = stream
         .metadata
         .annotations
         .as_ref()
         .and_then(|a| a.get(DOCKER_IMAGE_REPOSITORY_CHECK_ANNOTATION))
         .is_some_and(|v| !v.is_empty());
-    if from.is_empty() || checked {
+    !stream.spec.docker_image_repository.trim().is_empty() && !checked
+}
+
+/// The repository import `spec.dockerImageRepository` asks for (semantics 2.6, a "full"
+/// import): only while the stream lacks the `openshift.io/image.dockerRepositoryCheck`
+/// annotation, which the controller sets once the repository was listed, so a stream that
+/// carries it imports nothing for its repository (conformance case 83). Removing the
+/// annotation imports the repository again.
+pub fn repository_import(stream: &ImageStream, default_mode: Mode) -> Option<RepositoryImport> {
+    if !repository_pending(stream) {
         return None;
     }
+    let from = stream.spec.docker_image_repository.trim();
     let current: BTreeMap<String, String> = stream
         .status
         .iter()
