@@ -7,7 +7,6 @@ mod support;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
@@ -253,21 +252,7 @@ async fn unauthorized_tags_retry_when_pull_secrets_change() {
     let stream = wait_for(&api, "private", 30, |s| condition(s, "v1").is_some()).await;
     assert_eq!(condition(&stream, "v1").unwrap().0, "Unauthorized");
 
-    use base64::Engine;
-    let auth = base64::engine::general_purpose::STANDARD.encode("reader:r3ad");
-    let config = json!({ "auths": { reg.addr(): { "auth": auth } } }).to_string();
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": { "name": "pull" },
-        "type": "kubernetes.io/dockerconfigjson",
-        "stringData": { ".dockerconfigjson": config },
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(admin.clone(), &ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("create the pull secret");
+    support::cluster::create_pull_secret(&admin, &ns, reg.addr(), "reader", "r3ad").await;
     let stream = wait_for(&api, "private", 30, |s| !items(s, "v1").is_empty()).await;
     assert_eq!(items(&stream, "v1")[0].image, digest);
     assert_eq!(condition(&stream, "v1"), None);
@@ -281,8 +266,6 @@ async fn unauthorized_tags_retry_when_pull_secrets_change() {
 #[tokio::test]
 async fn docker_image_repository_is_imported_once() {
     use imagestream_operator::api::image_stream::DOCKER_IMAGE_REPOSITORY_CHECK_ANNOTATION as CHECK;
-    use k8s_openapi::api::events::v1::Event;
-    use kube::api::ListParams;
 
     let reg = RegistryOptions::plain().start();
     let latest = push(&reg, "whole", "latest", 731).await;
@@ -351,17 +334,14 @@ async fn docker_image_repository_is_imported_once() {
     .expect("create stream");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let note = loop {
-        let found: Vec<Event> = Api::<Event>::namespaced(admin.clone(), &ns)
-            .list(&ListParams::default())
-            .await
-            .expect("list events")
-            .items
-            .into_iter()
-            .filter(|e| {
-                e.reason.as_deref() == Some("RepositoryImportFailed")
-                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("nothing")
-            })
-            .collect();
+        let found = support::cluster::events(
+            &admin,
+            &ns,
+            "ImageStream",
+            "nothing",
+            "RepositoryImportFailed",
+        )
+        .await;
         if let Some(e) = found.first() {
             break e.note.clone().unwrap_or_default();
         }
@@ -442,21 +422,7 @@ async fn unauthorized_repository_retries_when_pull_secrets_change() {
     assert!(!refused.annotations().contains_key(CHECK));
     assert!(items(&refused, "v1").is_empty());
 
-    use base64::Engine;
-    let auth = base64::engine::general_purpose::STANDARD.encode("reader:r3ad");
-    let config = json!({ "auths": { reg.addr(): { "auth": auth } } }).to_string();
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": { "name": "pull" },
-        "type": "kubernetes.io/dockerconfigjson",
-        "stringData": { ".dockerconfigjson": config },
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(admin.clone(), &ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("create the pull secret");
+    support::cluster::create_pull_secret(&admin, &ns, reg.addr(), "reader", "r3ad").await;
     let stream = wait_for(&api, "private", 30, |s| !items(s, "v1").is_empty()).await;
     assert_eq!(items(&stream, "v1")[0].image, digest);
     assert!(stream.annotations().contains_key(CHECK));

@@ -7,9 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::events::v1::Event;
-use kube::Client;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 use serde_json::json;
 
 use imagestream_operator::api::image::Image;
@@ -18,6 +16,7 @@ use imagestream_operator::api::image_stream_mapping::ImageStreamMapping;
 use imagestream_operator::controller::Settings;
 use imagestream_operator::names;
 use imagestream_operator::stream::sync::Repositories;
+use support::cluster::events;
 use support::operator::{create_stream, items, start as operator};
 
 const D1: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -75,23 +74,6 @@ async fn eventually<T, F: Future<Output = Option<T>>>(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// The Events about `kind`/`name` with `reason`.
-async fn events(client: &Client, ns: &str, kind: &str, name: &str, reason: &str) -> Vec<Event> {
-    Api::<Event>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .expect("list events")
-        .items
-        .into_iter()
-        .filter(|e| {
-            let about = e.regarding.as_ref();
-            about.and_then(|r| r.kind.as_deref()) == Some(kind)
-                && about.and_then(|r| r.name.as_deref()) == Some(name)
-                && e.reason.as_deref() == Some(reason)
-        })
-        .collect()
 }
 
 async fn gone(api: &Api<ImageStreamMapping>, name: &str) -> Option<()> {

@@ -18,9 +18,8 @@ use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use k8s_openapi::api::core::v1::{Namespace, Service};
-use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -628,18 +627,15 @@ async fn image_stream_imports_under_the_webhooks() {
             .message
             .contains("exceeds the maximum limit")
     );
-    let events = Api::<Event>::namespaced(op.admin.clone(), &op.namespace)
-        .list(&ListParams::default())
-        .await
-        .expect("list events");
-    assert!(
-        events.items.iter().any(|e| {
-            let about = e.regarding.as_ref();
-            about.and_then(|r| r.kind.as_deref()) == Some("ImageStreamImport")
-                && e.reason.as_deref() == Some("LimitExceeded")
-        }),
-        "a LimitExceeded Event on the request"
-    );
+    let refused = cluster::events(
+        &op.admin,
+        &op.namespace,
+        "ImageStreamImport",
+        "app",
+        "LimitExceeded",
+    )
+    .await;
+    assert!(!refused.is_empty(), "a LimitExceeded Event on the request");
     op.finish().await;
 }
 

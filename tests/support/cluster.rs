@@ -582,3 +582,52 @@ pub async fn limit_image_streams(admin: &Client, namespace: &str, resource: &str
         .expect("create the LimitRange");
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 }
+
+/// The Events (events.k8s.io) in `namespace` about `kind`/`name` with `reason`.
+pub async fn events(
+    client: &Client,
+    namespace: &str,
+    kind: &str,
+    name: &str,
+    reason: &str,
+) -> Vec<k8s_openapi::api::events::v1::Event> {
+    kube::Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), namespace)
+        .list(&kube::api::ListParams::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter(|e| {
+            let about = e.regarding.as_ref();
+            about.and_then(|r| r.kind.as_deref()) == Some(kind)
+                && about.and_then(|r| r.name.as_deref()) == Some(name)
+                && e.reason.as_deref() == Some(reason)
+        })
+        .collect()
+}
+
+/// A `kubernetes.io/dockerconfigjson` pull secret named `pull` in `namespace` for `registry`
+/// with `user:password`.
+pub async fn create_pull_secret(
+    admin: &Client,
+    namespace: &str,
+    registry: &str,
+    user: &str,
+    password: &str,
+) {
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let config = serde_json::json!({ "auths": { registry: { "auth": auth } } }).to_string();
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": { "name": "pull" },
+        "type": "kubernetes.io/dockerconfigjson",
+        "stringData": { ".dockerconfigjson": config },
+    }))
+    .expect("Secret");
+    kube::Api::namespaced(admin.clone(), namespace)
+        .create(&kube::api::PostParams::default(), &secret)
+        .await
+        .expect("create the pull secret");
+}
