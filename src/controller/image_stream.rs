@@ -1,5 +1,7 @@
 //! The imagestream controller's reconcile: read → decide ([`crate::stream::sync`]) → import
-//! (registry) → create missing Images → one status write, only when something changed.
+//! (registry) → create missing Images → one status write, only when something changed. A
+//! pass that writes nothing ends with the stream's views ([`super::views::sync`]); a status
+//! write brings the stream back, so views are computed from the stored stream only.
 //!
 //! Failed imports are not retried in a loop: the failure is recorded with C = S and the tag
 //! waits for a spec change, its next scheduled check, or (for `Unauthorized`) a change of the
@@ -125,6 +127,7 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
     update.cap_history(settings.max_tag_history);
     let (status, changes) = update.finish();
 
+    let mut wrote = false;
     if let Some(status) = status {
         let (status, refused) = sync::guard_size(
             &stream,
@@ -140,6 +143,7 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
             write_status(&ctx, &stream, status)
                 .await
                 .map_err(Error::WriteStatus)?;
+            wrote = true;
         }
         if refused {
             tracing::warn!(%namespace, %name, "image stream too large; history not grown");
@@ -156,6 +160,12 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
             requeue = Some(requeue.map_or(REPOSITORY_RETRY, |r| r.min(REPOSITORY_RETRY)));
         }
         None => {}
+    }
+    // views follow the stream as stored; a status just written brings it back here
+    if !wrote {
+        super::views::sync(&ctx, &stream)
+            .await
+            .map_err(Error::Views)?;
     }
     tracing::debug!(
         %namespace, %name, imports = work.len(), changes = changes.len(),

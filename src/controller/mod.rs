@@ -5,14 +5,17 @@
 //! [`run`] wires them: configuration watchers feed [`Context::set_settings`] (which rebuilds
 //! the importer only when transport settings change), a change of pull secrets re-queues the
 //! streams whose tags failed with `Unauthorized`, and the imagestream controller reconciles
-//! ([`image_stream::reconcile`]); ImageStreamImports ([`image_stream_import`]) and
-//! ImageStreamMappings ([`image_stream_mapping`]) are processed beside it.
+//! ([`image_stream::reconcile`]), ending each pass that wrote nothing by bringing the stream's
+//! views in step ([`views`]; a change of a view, or of an Image a stream shows, brings the
+//! stream back); ImageStreamImports ([`image_stream_import`]) and ImageStreamMappings
+//! ([`image_stream_mapping`]) are processed beside it.
 
 pub mod image_stream;
 pub mod image_stream_import;
 pub mod image_stream_mapping;
 pub mod schedule;
 pub mod settings;
+pub mod views;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +56,8 @@ pub enum Error {
     CreateImage(#[source] kube::Error),
     #[error("the {0} cache did not become ready: {1}")]
     CacheNotReady(&'static str, String),
+    #[error("keeping the views: {0}")]
+    Views(#[source] views::Error),
 }
 
 impl Error {
@@ -62,6 +67,7 @@ impl Error {
             Error::WriteStream(_) => "StreamWriteFailed",
             Error::CreateImage(_) => "ImageCreateFailed",
             Error::CacheNotReady(..) => "CacheNotReady",
+            Error::Views(e) => e.reason(),
         }
     }
 }
@@ -126,6 +132,10 @@ pub struct Context {
     /// status write the tags look unimported, and the imagestream controller must not fetch
     /// them a second time.
     applying: Mutex<HashSet<String>>,
+    /// The stored views, as metadata.
+    views: views::ViewStores,
+    /// Which streams show which Images.
+    image_index: Arc<Mutex<views::ImageIndex>>,
 }
 
 /// Marks a stream as being written by a request until dropped.
@@ -144,6 +154,15 @@ impl Drop for Applying<'_> {
     }
 }
 
+/// The reflector caches a [`Context`] reads.
+struct Caches {
+    streams: Store<ImageStream>,
+    images: Store<Image>,
+    secrets: Vec<Store<Secret>>,
+    limit_ranges: Store<LimitRange>,
+    views: views::ViewStores,
+}
+
 /// Client cache size and idle time of the importer.
 const CLIENTS: usize = 256;
 const CLIENT_IDLE: Duration = Duration::from_secs(30 * 60);
@@ -153,11 +172,16 @@ impl Context {
         client: Client,
         metrics: Arc<Metrics>,
         settings: Settings,
-        streams: Store<ImageStream>,
-        images: Store<Image>,
-        secrets: Vec<Store<Secret>>,
-        limit_ranges: Store<LimitRange>,
+        caches: Caches,
+        image_index: Arc<Mutex<views::ImageIndex>>,
     ) -> Context {
+        let Caches {
+            streams,
+            images,
+            secrets,
+            limit_ranges,
+            views,
+        } = caches;
         let reporter = Reporter {
             controller: "imagestream-operator".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -181,6 +205,8 @@ impl Context {
             limit_ranges,
             secrets,
             credentials: Mutex::new(HashMap::new()),
+            views,
+            image_index,
         }
     }
 
@@ -399,14 +425,27 @@ pub async fn run(
 ) -> Result<(), Error> {
     // every controller stops on the same signal
     let shutdown = shutdown.boxed().shared();
+    // changes that concern a stream: its views, Images it shows
+    let (triggers, triggered) = futures::channel::mpsc::unbounded::<ObjectRef<ImageStream>>();
+    let image_index = Arc::new(Mutex::new(views::ImageIndex::default()));
     let (images, images_writer) = reflector::store::<Image>();
-    let images_task = watcher(
-        Api::<Image>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(images_writer)
-    .for_each(|_| future::ready(()));
+    let images_task = {
+        let (index, triggers) = (image_index.clone(), triggers.clone());
+        watcher(
+            Api::<Image>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(images_writer)
+        .for_each(move |event| {
+            if let Ok(watcher::Event::Apply(image) | watcher::Event::Delete(image)) = event {
+                views::image_changed(&index, &image, &triggers);
+            }
+            future::ready(())
+        })
+    };
+    let (view_stores, view_tasks) =
+        views::watch(&client, options.watch_namespace.as_deref(), &triggers);
 
     let (limit_ranges, limit_ranges_writer) = reflector::store::<LimitRange>();
     let limit_ranges_task = watcher(
@@ -434,18 +473,27 @@ pub async fn run(
     }
 
     let streams_api = scoped::<ImageStream>(&client, options.watch_namespace.as_deref());
-    let controller = Controller::new(streams_api, watcher::Config::default().any_semantic());
-    let streams = controller.store();
+    // deletions trigger too: a deleted stream's reconcile finds no object, and its views go
+    let (streams, streams_writer) = reflector::store::<ImageStream>();
+    let stream_events = watcher(streams_api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(streams_writer)
+        .touched_objects();
+    let controller = Controller::for_stream(stream_events, streams.clone());
     let fixed = options.settings.is_some();
     let initial = options.settings.clone().unwrap_or_default();
     let ctx = Arc::new(Context::new(
         client.clone(),
         options.metrics.clone(),
         initial,
-        streams.clone(),
-        images.clone(),
-        secrets.clone(),
-        limit_ranges.clone(),
+        Caches {
+            streams: streams.clone(),
+            images: images.clone(),
+            secrets: secrets.clone(),
+            limit_ranges: limit_ranges.clone(),
+            views: view_stores.clone(),
+        },
+        image_index,
     ));
 
     // Configuration: re-read on every change of the two objects; every stream is reconciled
@@ -463,6 +511,7 @@ pub async fn run(
     let tokio_images = tokio::spawn(images_task);
     let tokio_limit_ranges = tokio::spawn(limit_ranges_task);
     let tokio_secrets: Vec<_> = secret_tasks.into_iter().map(tokio::spawn).collect();
+    let tokio_views: Vec<_> = view_tasks.into_iter().map(tokio::spawn).collect();
     let tokio_config = (!fixed).then(|| tokio::spawn(config_task));
     let ready = tokio::time::timeout(Duration::from_secs(60), async {
         images.wait_until_ready().await?;
@@ -470,6 +519,7 @@ pub async fn run(
         for s in &secrets {
             s.wait_until_ready().await?;
         }
+        view_stores.wait_until_ready().await?;
         Ok::<(), reflector::store::WriterDropped>(())
     })
     .await;
@@ -477,13 +527,13 @@ pub async fn run(
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             return Err(Error::CacheNotReady(
-                "images/secrets/limitranges",
+                "images/secrets/limitranges/views",
                 e.to_string(),
             ));
         }
         Err(_) => {
             return Err(Error::CacheNotReady(
-                "images/secrets/limitranges",
+                "images/secrets/limitranges/views",
                 "no answer within 60s".into(),
             ));
         }
@@ -492,6 +542,7 @@ pub async fn run(
     let mut controller = controller
         .with_config(controller::Config::default().concurrency(options.concurrency))
         .reconcile_all_on(config_rx)
+        .reconcile_on(triggered)
         .graceful_shutdown_on(shutdown.clone());
     for type_ in SECRET_TYPES {
         let streams = streams.clone();
@@ -504,11 +555,35 @@ pub async fn run(
     let streams_controller = controller
         .run(image_stream::reconcile, error_policy, ctx.clone())
         .for_each(|result| {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "reconcile");
+            match result {
+                // a deleted stream: its views go too
+                Err(controller::Error::ObjectNotFound(stream)) => {
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        let namespace = stream.namespace.clone().unwrap_or_default();
+                        if let Err(e) = views::remove_stream(&ctx, &namespace, &stream.name).await {
+                            tracing::warn!(reason = e.reason(), error = %e, "removing views");
+                        }
+                    });
+                }
+                Err(e) => tracing::debug!(error = %e, "reconcile"),
+                Ok(_) => {}
             }
             future::ready(())
         });
+    // views of streams deleted while the operator was not running
+    let sweeper = {
+        let (ctx, streams) = (ctx.clone(), streams.clone());
+        tokio::spawn(async move {
+            if streams.wait_until_ready().await.is_ok() {
+                match views::sweep(&ctx).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(streams = n, "removed the views of deleted streams"),
+                    Err(e) => tracing::warn!(reason = e.reason(), error = %e, "sweeping views"),
+                }
+            }
+        })
+    };
     // The request controllers (each stops on `shutdown`) run beside it.
     let mappings_controller = image_stream_mapping::run(
         client.clone(),
@@ -524,6 +599,10 @@ pub async fn run(
     );
     future::join3(streams_controller, mappings_controller, imports_controller).await;
     drop(keep_open);
+    sweeper.abort();
+    for t in tokio_views {
+        t.abort();
+    }
     tokio_images.abort();
     tokio_limit_ranges.abort();
     if let Some(t) = tokio_config {
@@ -565,6 +644,7 @@ fn error_policy(_stream: Arc<ImageStream>, error: &Error, _ctx: Arc<Context>) ->
         Error::WriteStatus(kube::Error::Api(s)) if s.is_conflict() => {
             Action::requeue(Duration::from_millis(200))
         }
+        Error::Views(e) if e.is_conflict() => Action::requeue(Duration::from_millis(200)),
         _ => Action::requeue(Duration::from_secs(5)),
     }
 }
