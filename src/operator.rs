@@ -42,6 +42,8 @@ pub enum Error {
     Admission(#[source] admission::Error),
     #[error("controllers: {0}")]
     Controllers(#[source] controller::Error),
+    #[error("asking the apiserver who the operator is (a SelfSubjectReview): {0}")]
+    Identity(#[source] kube::Error),
 }
 
 impl Error {
@@ -49,6 +51,7 @@ impl Error {
         match self {
             Error::Admission(e) => e.reason(),
             Error::Controllers(e) => e.reason(),
+            Error::Identity(_) => "IdentityUnknown",
         }
     }
 }
@@ -67,9 +70,14 @@ pub async fn run(
         return controllers.await;
     };
     let (settings, settings_rx) = watch::channel(Arc::new(AdmissionSettings::default()));
+    // the tag views' write paths edit streams as the operator, and let its own writes pass
+    let writer = admission::Writer::discover(client.clone())
+        .await
+        .map_err(Error::Identity)?;
     let webhooks = Arc::new(
         Webhooks::new(KubeAuthorizer::new(client.clone()), settings_rx)
-            .with_limit_ranges(KubeLimitRanges::new(client.clone())),
+            .with_limit_ranges(KubeLimitRanges::new(client.clone()))
+            .with_writer(writer),
     );
     let server = admission::serve(
         client.clone(),

@@ -11,7 +11,8 @@ use tokio::sync::watch;
 use super::access::Authorizer;
 use super::limit_ranges::{LimitRangeSource, NoLimitRanges};
 use super::review::{self, ReviewError};
-use super::{AdmissionSettings, imagestream, imagestreamimport};
+use super::tags::Writer;
+use super::{AdmissionSettings, image_signatures, imagestream, imagestreamimport, tags};
 
 /// Path of the mutating ImageStream webhook.
 pub const MUTATE_IMAGE_STREAMS_PATH: &str = "/mutate/imagestreams";
@@ -19,6 +20,14 @@ pub const MUTATE_IMAGE_STREAMS_PATH: &str = "/mutate/imagestreams";
 pub const VALIDATE_IMAGE_STREAMS_PATH: &str = "/validate/imagestreams";
 /// Path of the validating ImageStreamImport webhook.
 pub const VALIDATE_IMAGE_STREAM_IMPORTS_PATH: &str = "/validate/imagestreamimports";
+/// Path of the mutating ImageStreamTag and ImageTag webhook (their write paths).
+pub const MUTATE_TAGS_PATH: &str = "/mutate/tags";
+/// Path of the validating ImageStreamTag and ImageTag DELETE webhook.
+pub const VALIDATE_TAG_DELETES_PATH: &str = "/validate/tags";
+/// Path of the mutating ImageSignature CREATE webhook (attaches it to its Image).
+pub const MUTATE_IMAGE_SIGNATURES_PATH: &str = "/mutate/imagesignatures";
+/// Path of the validating ImageSignature DELETE webhook (detaches it).
+pub const VALIDATE_IMAGE_SIGNATURE_DELETES_PATH: &str = "/validate/imagesignatures";
 
 /// One webhook.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -26,13 +35,21 @@ pub enum Hook {
     MutateImageStreams,
     ValidateImageStreams,
     ValidateImageStreamImports,
+    MutateTags,
+    ValidateTagDeletes,
+    MutateImageSignatures,
+    ValidateImageSignatureDeletes,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 3] = [
+    pub const ALL: [Hook; 7] = [
         Hook::MutateImageStreams,
         Hook::ValidateImageStreams,
         Hook::ValidateImageStreamImports,
+        Hook::MutateTags,
+        Hook::ValidateTagDeletes,
+        Hook::MutateImageSignatures,
+        Hook::ValidateImageSignatureDeletes,
     ];
 
     pub fn path(self) -> &'static str {
@@ -40,6 +57,10 @@ impl Hook {
             Hook::MutateImageStreams => MUTATE_IMAGE_STREAMS_PATH,
             Hook::ValidateImageStreams => VALIDATE_IMAGE_STREAMS_PATH,
             Hook::ValidateImageStreamImports => VALIDATE_IMAGE_STREAM_IMPORTS_PATH,
+            Hook::MutateTags => MUTATE_TAGS_PATH,
+            Hook::ValidateTagDeletes => VALIDATE_TAG_DELETES_PATH,
+            Hook::MutateImageSignatures => MUTATE_IMAGE_SIGNATURES_PATH,
+            Hook::ValidateImageSignatureDeletes => VALIDATE_IMAGE_SIGNATURE_DELETES_PATH,
         }
     }
 
@@ -52,6 +73,10 @@ impl Hook {
             Hook::MutateImageStreams => 0,
             Hook::ValidateImageStreams => 1,
             Hook::ValidateImageStreamImports => 2,
+            Hook::MutateTags => 3,
+            Hook::ValidateTagDeletes => 4,
+            Hook::MutateImageSignatures => 5,
+            Hook::ValidateImageSignatureDeletes => 6,
         }
     }
 }
@@ -88,7 +113,8 @@ pub struct Webhooks {
     settings: watch::Receiver<Arc<AdmissionSettings>>,
     authorizer: Box<dyn Authorizer>,
     limits: Box<dyn LimitRangeSource>,
-    counters: [Counters; 3],
+    writer: Option<Writer>,
+    counters: [Counters; Hook::ALL.len()],
 }
 
 impl Webhooks {
@@ -101,6 +127,7 @@ impl Webhooks {
             settings,
             authorizer: Box::new(authorizer),
             limits: Box::new(NoLimitRanges),
+            writer: None,
             counters: Default::default(),
         }
     }
@@ -108,6 +135,13 @@ impl Webhooks {
     /// Enforces the LimitRanges `source` reads (none without it).
     pub fn with_limit_ranges(mut self, source: impl LimitRangeSource + 'static) -> Webhooks {
         self.limits = Box::new(source);
+        self
+    }
+
+    /// Serves the write paths of the tag views and ImageSignatures through `writer` (without
+    /// it those webhooks refuse every request).
+    pub fn with_writer(mut self, writer: Writer) -> Webhooks {
+        self.writer = Some(writer);
         self
     }
 
@@ -136,6 +170,24 @@ impl Webhooks {
                     Hook::ValidateImageStreamImports => {
                         imagestreamimport::validate(&request, &settings, self.authorizer.as_ref())
                             .await
+                    }
+                    Hook::MutateTags => {
+                        tags::mutate(
+                            &request,
+                            &settings,
+                            self.authorizer.as_ref(),
+                            self.writer.as_ref(),
+                        )
+                        .await
+                    }
+                    Hook::ValidateTagDeletes => {
+                        tags::validate_delete(&request, self.writer.as_ref()).await
+                    }
+                    Hook::MutateImageSignatures => {
+                        image_signatures::mutate(&request, self.writer.as_ref()).await
+                    }
+                    Hook::ValidateImageSignatureDeletes => {
+                        image_signatures::validate_delete(&request, self.writer.as_ref()).await
                     }
                 };
                 judged.map_err(|e| {

@@ -9,7 +9,9 @@
 //! - [`server`]: the HTTPS server; [`handler`]: paths, settings snapshot, counters;
 //!   [`review`]: AdmissionReview decoding and responses.
 //! - [`imagestream`]: mutation (defaults, order, generations) and validation of ImageStreams;
-//!   [`imagestreamimport`]: validation of ImageStreamImports; [`access`]: the
+//!   [`imagestreamimport`]: validation of ImageStreamImports; [`tags`]: the write paths of
+//!   ImageStreamTags and ImageTags (they edit the stream); [`image_signatures`]: ImageSignatures
+//!   attached to and detached from their Image; [`access`]: the
 //!   SubjectAccessReviews for the requesting user; [`limit_ranges`]: the namespace's limits.
 //! - [`certs`]: the self-managed CA (a Secret) and serving certificates;
 //!   [`registration`]: the webhook configurations carrying the CA bundle.
@@ -20,12 +22,14 @@
 pub mod access;
 pub mod certs;
 pub mod handler;
+pub mod image_signatures;
 pub mod imagestream;
 pub mod imagestreamimport;
 pub mod limit_ranges;
 pub mod registration;
 pub mod review;
 pub mod server;
+pub mod tags;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -48,6 +52,7 @@ pub use handler::{
 };
 pub use limit_ranges::{KubeLimitRanges, LimitRangeSource};
 pub use registration::{Endpoint, Registration};
+pub use tags::Writer;
 
 /// Port the webhook server listens on in a cluster (the Service maps 443 to it).
 pub const DEFAULT_PORT: u16 = 9443;

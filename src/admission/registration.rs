@@ -18,9 +18,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Client;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 
-use super::{
-    Error, MUTATE_IMAGE_STREAMS_PATH, VALIDATE_IMAGE_STREAM_IMPORTS_PATH,
-    VALIDATE_IMAGE_STREAMS_PATH,
+use super::Error;
+use super::handler::{
+    MUTATE_IMAGE_SIGNATURES_PATH, MUTATE_IMAGE_STREAMS_PATH, MUTATE_TAGS_PATH,
+    VALIDATE_IMAGE_SIGNATURE_DELETES_PATH, VALIDATE_IMAGE_STREAM_IMPORTS_PATH,
+    VALIDATE_IMAGE_STREAMS_PATH, VALIDATE_TAG_DELETES_PATH,
 };
 use crate::api::GROUP;
 
@@ -32,6 +34,10 @@ pub const DEFAULT_CONFIGURATION_NAME: &str = "imagestream-operator";
 pub const IMAGE_STREAMS_WEBHOOK: &str = "imagestreams.admission.imagestream.io";
 /// Name of the ImageStreamImport webhook.
 pub const IMAGE_STREAM_IMPORTS_WEBHOOK: &str = "imagestreamimports.admission.imagestream.io";
+/// Name of the ImageStreamTag and ImageTag webhooks (their write paths).
+pub const TAGS_WEBHOOK: &str = "tags.admission.imagestream.io";
+/// Name of the ImageSignature webhooks.
+pub const IMAGE_SIGNATURES_WEBHOOK: &str = "imagesignatures.admission.imagestream.io";
 
 /// How the apiserver reaches the webhook server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +63,9 @@ pub struct Registration {
     /// Limits the webhooks to matching namespaces (tests sharing a cluster use it).
     pub namespace_selector: Option<LabelSelector>,
     pub timeout_seconds: i32,
+    /// Whether to register the ImageSignature webhooks. ImageSignatures are cluster scoped,
+    /// so a namespace selector does not limit them: one registration per cluster.
+    pub signatures: bool,
 }
 
 impl Registration {
@@ -73,6 +82,7 @@ impl Registration {
             },
             namespace_selector: None,
             timeout_seconds: 10,
+            signatures: true,
         }
     }
 
@@ -101,26 +111,51 @@ impl Registration {
         }
     }
 
-    /// The MutatingWebhookConfiguration with `ca_bundle` (PEM).
+    /// The MutatingWebhookConfiguration with `ca_bundle` (PEM). The tag and signature
+    /// webhooks write streams and Images (`sideEffects: NoneOnDryRun`).
     pub fn mutating(&self, ca_bundle: &str) -> MutatingWebhookConfiguration {
+        let webhook =
+            |name: &str, path: &str, rule: RuleWithOperations, effects: &str| MutatingWebhook {
+                name: name.into(),
+                admission_review_versions: vec!["v1".into()],
+                client_config: self.client_config(path, ca_bundle),
+                failure_policy: Some("Fail".into()),
+                match_policy: Some("Equivalent".into()),
+                namespace_selector: self.namespace_selector.clone(),
+                reinvocation_policy: Some("Never".into()),
+                rules: Some(vec![rule]),
+                side_effects: effects.into(),
+                timeout_seconds: Some(self.timeout_seconds),
+                ..MutatingWebhook::default()
+            };
+        let mut webhooks = vec![
+            webhook(
+                IMAGE_STREAMS_WEBHOOK,
+                MUTATE_IMAGE_STREAMS_PATH,
+                rule(&["imagestreams"], &["CREATE", "UPDATE"]),
+                "None",
+            ),
+            webhook(
+                TAGS_WEBHOOK,
+                MUTATE_TAGS_PATH,
+                rule(&["imagestreamtags", "imagetags"], &["CREATE", "UPDATE"]),
+                "NoneOnDryRun",
+            ),
+        ];
+        if self.signatures {
+            webhooks.push(webhook(
+                IMAGE_SIGNATURES_WEBHOOK,
+                MUTATE_IMAGE_SIGNATURES_PATH,
+                cluster_rule(&["imagesignatures"], &["CREATE"]),
+                "NoneOnDryRun",
+            ));
+        }
         MutatingWebhookConfiguration {
             metadata: ObjectMeta {
                 name: Some(self.mutating_name.clone()),
                 ..ObjectMeta::default()
             },
-            webhooks: Some(vec![MutatingWebhook {
-                name: IMAGE_STREAMS_WEBHOOK.into(),
-                admission_review_versions: vec!["v1".into()],
-                client_config: self.client_config(MUTATE_IMAGE_STREAMS_PATH, ca_bundle),
-                failure_policy: Some("Fail".into()),
-                match_policy: Some("Equivalent".into()),
-                namespace_selector: self.namespace_selector.clone(),
-                reinvocation_policy: Some("Never".into()),
-                rules: Some(vec![rule("imagestreams", &["CREATE", "UPDATE"])]),
-                side_effects: "None".into(),
-                timeout_seconds: Some(self.timeout_seconds),
-                ..MutatingWebhook::default()
-            }]),
+            webhooks: Some(webhooks),
         }
     }
 
@@ -138,34 +173,61 @@ impl Registration {
             timeout_seconds: Some(self.timeout_seconds),
             ..ValidatingWebhook::default()
         };
+        let with_effects = |name: &str, path: &str, rule: RuleWithOperations| ValidatingWebhook {
+            side_effects: "NoneOnDryRun".into(),
+            ..webhook(name, path, rule)
+        };
         ValidatingWebhookConfiguration {
             metadata: ObjectMeta {
                 name: Some(self.validating_name.clone()),
                 ..ObjectMeta::default()
             },
-            webhooks: Some(vec![
-                webhook(
-                    IMAGE_STREAMS_WEBHOOK,
-                    VALIDATE_IMAGE_STREAMS_PATH,
-                    rule("imagestreams", &["CREATE", "UPDATE"]),
-                ),
-                webhook(
-                    IMAGE_STREAM_IMPORTS_WEBHOOK,
-                    VALIDATE_IMAGE_STREAM_IMPORTS_PATH,
-                    rule("imagestreamimports", &["CREATE"]),
-                ),
-            ]),
+            webhooks: Some(
+                vec![
+                    webhook(
+                        IMAGE_STREAMS_WEBHOOK,
+                        VALIDATE_IMAGE_STREAMS_PATH,
+                        rule(&["imagestreams"], &["CREATE", "UPDATE"]),
+                    ),
+                    webhook(
+                        IMAGE_STREAM_IMPORTS_WEBHOOK,
+                        VALIDATE_IMAGE_STREAM_IMPORTS_PATH,
+                        rule(&["imagestreamimports"], &["CREATE"]),
+                    ),
+                    with_effects(
+                        TAGS_WEBHOOK,
+                        VALIDATE_TAG_DELETES_PATH,
+                        rule(&["imagestreamtags", "imagetags"], &["DELETE"]),
+                    ),
+                ]
+                .into_iter()
+                .chain(self.signatures.then(|| {
+                    with_effects(
+                        IMAGE_SIGNATURES_WEBHOOK,
+                        VALIDATE_IMAGE_SIGNATURE_DELETES_PATH,
+                        cluster_rule(&["imagesignatures"], &["DELETE"]),
+                    )
+                }))
+                .collect(),
+            ),
         }
     }
 }
 
-fn rule(resource: &str, operations: &[&str]) -> RuleWithOperations {
+fn rule(resources: &[&str], operations: &[&str]) -> RuleWithOperations {
     RuleWithOperations {
         api_groups: Some(vec![GROUP.into()]),
         api_versions: Some(vec!["v1".into()]),
         operations: Some(operations.iter().map(|o| (*o).to_string()).collect()),
-        resources: Some(vec![resource.into()]),
+        resources: Some(resources.iter().map(|r| (*r).to_string()).collect()),
         scope: Some("Namespaced".into()),
+    }
+}
+
+fn cluster_rule(resources: &[&str], operations: &[&str]) -> RuleWithOperations {
+    RuleWithOperations {
+        scope: Some("Cluster".into()),
+        ..rule(resources, operations)
     }
 }
 
