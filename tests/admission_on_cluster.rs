@@ -98,6 +98,7 @@ impl Webhook {
                     ..LabelSelector::default()
                 }),
                 timeout_seconds: 10,
+                signatures: false,
             },
             certificates,
         };

@@ -6,176 +6,24 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
-};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::{Namespace, Service};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
+use k8s_openapi::api::core::v1::Service;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
-use imagestream_operator::admission::{self, CertPolicy, Endpoint, Registration, SecretRef};
+use imagestream_operator::admission;
 use imagestream_operator::api::image_stream::{ImageStream, TagEvent, TagReferencePolicyType};
 use imagestream_operator::api::image_stream_import::{ImageStreamImport, ImageStreamImportStatus};
-use imagestream_operator::controller::{self, Metrics, Settings};
-use imagestream_operator::operator::{self, WebhookOptions};
 use support::images::{ImageSpec, TestImage};
+use support::operator::Running;
 use support::registry::{RegistryOptions, TestRegistry};
-use support::{cluster, crds, rbac};
-
-const SELECTOR_LABEL: &str = "imagestream-operator.test/operator";
-const ACCOUNT: &str = "operator";
-
-/// The operator serving one namespace, stopped (and its webhooks removed) when finished.
-struct Running {
-    admin: Client,
-    namespace: String,
-    metrics: Arc<Metrics>,
-    configuration: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), operator::Error>>,
-}
-
-impl Running {
-    async fn start(prefix: &str) -> Running {
-        cluster::install_crypto_provider();
-        let cluster = cluster::cluster().await;
-        let admin = cluster.client().await;
-        crds::install(&admin).await;
-        let namespace = cluster::fresh_namespace(&admin, prefix).await;
-        let label = json!({"metadata": {"labels": {SELECTOR_LABEL: namespace}}});
-        Api::<Namespace>::all(admin.clone())
-            .patch(&namespace, &PatchParams::default(), &Patch::Merge(&label))
-            .await
-            .expect("label the namespace");
-        rbac::bind_deploy_roles(&admin, &namespace, ACCOUNT, &rbac::OPERATOR_ROLES).await;
-        let account = cluster.service_account_client(&namespace, ACCOUNT).await;
-
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let configuration = format!("imagestream-operator-{namespace}");
-        let admission = admission::Options {
-            ca_secret: SecretRef {
-                namespace: namespace.clone(),
-                name: "imagestream-operator-webhook-ca".into(),
-            },
-            dns_names: vec!["127.0.0.1".into()],
-            registration: Registration {
-                mutating_name: configuration.clone(),
-                validating_name: configuration.clone(),
-                endpoint: Endpoint::Url(format!("https://127.0.0.1:{port}")),
-                namespace_selector: Some(LabelSelector {
-                    match_labels: Some([(SELECTOR_LABEL.to_string(), namespace.clone())].into()),
-                    ..LabelSelector::default()
-                }),
-                timeout_seconds: 10,
-            },
-            certificates: CertPolicy::default(),
-        };
-        let metrics = Arc::new(Metrics::default());
-        let options = operator::Options {
-            controllers: controller::Options {
-                namespace: namespace.clone(),
-                watch_namespace: Some(namespace.clone()),
-                settings: Some(Settings::default()),
-                concurrency: 4,
-                metrics: metrics.clone(),
-            },
-            webhooks: Some(WebhookOptions {
-                listener,
-                admission,
-            }),
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let client = account.client.clone();
-        let task = tokio::spawn(async move {
-            let _account = account; // keeps the token's kubeconfig alive
-            operator::run(client, options, async move {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        let running = Running {
-            admin,
-            namespace,
-            metrics,
-            configuration,
-            stop: Some(stop),
-            task,
-        };
-        running.wait_until_called().await;
-        running
-    }
-
-    fn streams(&self) -> Api<ImageStream> {
-        Api::namespaced(self.admin.clone(), &self.namespace)
-    }
-
-    /// A dry-run create comes back with generations once the apiserver calls the webhooks.
-    async fn wait_until_called(&self) {
-        let probe = stream(
-            "probe",
-            json!([{"name": "t", "from": {"kind": "DockerImage", "name": "nginx:1"}}]),
-        );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            assert!(!self.task.is_finished(), "the operator stopped");
-            let dry_run = PostParams {
-                dry_run: true,
-                ..PostParams::default()
-            };
-            match self.streams().create(&dry_run, &probe).await {
-                Ok(s) if s.spec.tags[0].generation == Some(1) => return,
-                other => assert!(
-                    Instant::now() < deadline,
-                    "the webhooks were not called: {other:?}"
-                ),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Stops the operator (it must end without error) and removes its webhooks.
-    async fn finish(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let ended = tokio::time::timeout(Duration::from_secs(30), &mut self.task)
-            .await
-            .expect("the operator stops")
-            .expect("the operator task");
-        if let Err(e) = ended {
-            panic!("the operator ended with {}: {e}", e.reason());
-        }
-        let dp = DeleteParams::default();
-        let _ = Api::<MutatingWebhookConfiguration>::all(self.admin.clone())
-            .delete(&self.configuration, &dp)
-            .await;
-        let _ = Api::<ValidatingWebhookConfiguration>::all(self.admin.clone())
-            .delete(&self.configuration, &dp)
-            .await;
-    }
-
-    fn status_writes(&self) -> u64 {
-        self.metrics.status_writes.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+use support::{cluster, crds};
 
 fn stream(name: &str, tags: Value) -> ImageStream {
     serde_json::from_value(json!({

@@ -1,13 +1,26 @@
 //! The controllers running in the test process under the operator's own ServiceAccount bound
 //! to `deploy/rbac.yaml` (not admin), scoped to a fresh namespace, and the stream helpers the
-//! tests of those controllers share.
+//! tests of those controllers share; and the whole operator (webhooks and controllers,
+//! [`Running`]).
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Client;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
+use tokio::net::TcpListener;
 
+use imagestream_operator::admission::{self, CertPolicy, Endpoint, Registration, SecretRef};
 use imagestream_operator::api::image_stream::{ImageStream, TagEvent};
-use imagestream_operator::controller::{self, Options, Settings};
+use imagestream_operator::controller::{self, Metrics, Options, Settings};
+use imagestream_operator::operator::{self, WebhookOptions};
 
 use super::{cluster, crds, rbac};
 
@@ -84,4 +97,158 @@ pub fn items<'a>(stream: &'a ImageStream, tag: &str) -> &'a [TagEvent] {
         .as_ref()
         .and_then(|s| s.tag(tag))
         .map_or(&[][..], |t| &t.items[..])
+}
+
+const SELECTOR_LABEL: &str = "imagestream-operator.test/operator";
+const ACCOUNT: &str = "operator";
+
+/// The operator serving one namespace, stopped (and its webhooks removed) when finished.
+pub struct Running {
+    pub admin: Client,
+    pub namespace: String,
+    pub metrics: Arc<Metrics>,
+    configuration: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), operator::Error>>,
+}
+
+impl Running {
+    /// A fresh namespace served by the whole operator (webhooks limited to it by a label).
+    pub async fn start(prefix: &str) -> Running {
+        Running::start_with(prefix, false).await
+    }
+
+    /// As [`Running::start`]; `signatures` also registers the (cluster-wide) ImageSignature
+    /// webhooks, which only one test at a time may do.
+    pub async fn start_with(prefix: &str, signatures: bool) -> Running {
+        cluster::install_crypto_provider();
+        let cluster = cluster::cluster().await;
+        let admin = cluster.client().await;
+        crds::install(&admin).await;
+        let namespace = cluster::fresh_namespace(&admin, prefix).await;
+        let label = json!({"metadata": {"labels": {SELECTOR_LABEL: namespace}}});
+        Api::<Namespace>::all(admin.clone())
+            .patch(&namespace, &PatchParams::default(), &Patch::Merge(&label))
+            .await
+            .expect("label the namespace");
+        rbac::bind_deploy_roles(&admin, &namespace, ACCOUNT, &rbac::OPERATOR_ROLES).await;
+        let account = cluster.service_account_client(&namespace, ACCOUNT).await;
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let configuration = format!("imagestream-operator-{namespace}");
+        let admission = admission::Options {
+            ca_secret: SecretRef {
+                namespace: namespace.clone(),
+                name: "imagestream-operator-webhook-ca".into(),
+            },
+            dns_names: vec!["127.0.0.1".into()],
+            registration: Registration {
+                mutating_name: configuration.clone(),
+                validating_name: configuration.clone(),
+                endpoint: Endpoint::Url(format!("https://127.0.0.1:{port}")),
+                namespace_selector: Some(LabelSelector {
+                    match_labels: Some([(SELECTOR_LABEL.to_string(), namespace.clone())].into()),
+                    ..LabelSelector::default()
+                }),
+                timeout_seconds: 10,
+                signatures,
+            },
+            certificates: CertPolicy::default(),
+        };
+        let metrics = Arc::new(Metrics::default());
+        let options = operator::Options {
+            controllers: controller::Options {
+                namespace: namespace.clone(),
+                watch_namespace: Some(namespace.clone()),
+                settings: Some(Settings::default()),
+                concurrency: 4,
+                metrics: metrics.clone(),
+            },
+            webhooks: Some(WebhookOptions {
+                listener,
+                admission,
+            }),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let client = account.client.clone();
+        let task = tokio::spawn(async move {
+            let _account = account; // keeps the token's kubeconfig alive
+            operator::run(client, options, async move {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        let running = Running {
+            admin,
+            namespace,
+            metrics,
+            configuration,
+            stop: Some(stop),
+            task,
+        };
+        running.wait_until_called().await;
+        running
+    }
+
+    pub fn streams(&self) -> Api<ImageStream> {
+        Api::namespaced(self.admin.clone(), &self.namespace)
+    }
+
+    /// A dry-run create comes back with generations once the apiserver calls the webhooks.
+    async fn wait_until_called(&self) {
+        let probe: ImageStream = serde_json::from_value(json!({
+            "apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
+            "metadata": {"name": "probe"},
+            "spec": {"tags": [{"name": "t", "from": {"kind": "DockerImage", "name": "nginx:1"}}]},
+        }))
+        .expect("probe");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(!self.task.is_finished(), "the operator stopped");
+            let dry_run = PostParams {
+                dry_run: true,
+                ..PostParams::default()
+            };
+            match self.streams().create(&dry_run, &probe).await {
+                Ok(s) if s.spec.tags[0].generation == Some(1) => return,
+                other => assert!(
+                    Instant::now() < deadline,
+                    "the webhooks were not called: {other:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the operator (it must end without error) and removes its webhooks.
+    pub async fn finish(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let ended = tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+            .await
+            .expect("the operator stops")
+            .expect("the operator task");
+        if let Err(e) = ended {
+            panic!("the operator ended with {}: {e}", e.reason());
+        }
+        let dp = DeleteParams::default();
+        let _ = Api::<MutatingWebhookConfiguration>::all(self.admin.clone())
+            .delete(&self.configuration, &dp)
+            .await;
+        let _ = Api::<ValidatingWebhookConfiguration>::all(self.admin.clone())
+            .delete(&self.configuration, &dp)
+            .await;
+    }
+
+    pub fn status_writes(&self) -> u64 {
+        self.metrics.status_writes.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
