@@ -346,6 +346,24 @@ async fn istag_writes_edit_the_stream() {
             .then_some(())
     })
     .await;
+    // d2 was only in prod's history: its ImageStreamImage goes, d1's (dev) stays
+    let isimages = Api::<ImageStreamImage>::namespaced(op.admin.clone(), &ns);
+    eventually(WAIT, "stale isimage removed", || async {
+        isimages
+            .get_opt(&names::stream_image("web", &d2))
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        isimages
+            .get_opt(&names::stream_image("web", &d1))
+            .await
+            .expect("get")
+            .is_some()
+    );
     // the views do not come back
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(istags.get_opt("web.prod").await.expect("get").is_none());

@@ -644,7 +644,7 @@ fn error_policy(_stream: Arc<ImageStream>, error: &Error, _ctx: Arc<Context>) ->
         Error::WriteStatus(kube::Error::Api(s)) if s.is_conflict() => {
             Action::requeue(Duration::from_millis(200))
         }
-        Error::Views(e) if e.is_conflict() => Action::requeue(Duration::from_millis(200)),
+        Error::Views(e) if e.is_stale() => Action::requeue(Duration::from_millis(200)),
         _ => Action::requeue(Duration::from_secs(5)),
     }
 }

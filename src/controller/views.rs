@@ -64,11 +64,13 @@ impl Error {
         }
     }
 
-    /// Someone wrote the view meanwhile (or the cache is behind): worth a quick retry.
-    pub fn is_conflict(&self) -> bool {
+    /// Someone wrote or deleted the view meanwhile (the cache is behind): worth a quick
+    /// retry once the cache has caught up.
+    pub fn is_stale(&self) -> bool {
         match self {
             Error::Write { source, .. } | Error::Delete { source, .. } => {
-                matches!(source, kube::Error::Api(s) if s.is_conflict() || s.is_already_exists())
+                matches!(source, kube::Error::Api(s)
+                    if s.is_conflict() || s.is_already_exists() || s.is_not_found())
             }
         }
     }
