@@ -121,6 +121,18 @@ pub fn parse_image(name: &str) -> Option<String> {
     }
 }
 
+/// Splits a plain-form ImageSignature name into `("algo:hex", signature)`.
+pub fn parse_image_signature(name: &str) -> Option<(String, &str)> {
+    if has_hash_suffix(name) {
+        return None;
+    }
+    let (algo, rest) = name.split_once('.')?;
+    let (hex, signature) = rest.split_once('.')?;
+    let image = format!("{algo}:{hex}");
+    split_digest(&image)?;
+    is_plain(signature).then_some((image, signature))
+}
+
 /// `(algo, hex)` of a digest with a supported algorithm and the exact hex length.
 fn split_digest(s: &str) -> Option<(&str, &str)> {
     let (algo, hex) = s.split_once(':')?;
@@ -263,8 +275,18 @@ mod tests {
             parse_stream_image(&stream_image("ruby", &img)),
             Some(("ruby", img.clone()))
         );
-        assert_eq!(parse_image(&image(&img)), Some(img));
+        assert_eq!(parse_image(&image(&img)), Some(img.clone()));
         assert_eq!(parse_image("base"), Some("base".to_string()));
+        let sig = image_signature(&img, "b27b1f7d2b8c6a8e");
+        assert_eq!(
+            parse_image_signature(&sig),
+            Some((img.clone(), "b27b1f7d2b8c6a8e"))
+        );
+        assert_eq!(
+            parse_image_signature(&image_signature(&img, "Odd_Name")),
+            None
+        );
+        assert_eq!(parse_image_signature("sha256.abc.sig"), None);
     }
 
     #[test]
