@@ -5,10 +5,11 @@
 //! - Upstream serves this as a virtual resource named `<stream>:<tag>`; here it is an object the
 //!   operator keeps per tag, named by [`crate::names::stream_tag`]. `status` is a status
 //!   subresource written by the operator; `spec` writes are applied to the stream.
-//! - "spec is a required field during creation" is a CEL transition rule with `optionalOldSelf`
-//!   (it only fires on create). `spec.name` is required when `spec` is set (upstream defaults it
-//!   from the object name, which is encoded here); "must match image tag name" and "may not
-//!   update fields other than spec" need the object name or metadata: webhook.
+//! - "spec is a required field during creation" is the webhook's rule for users, not a schema
+//!   rule: the operator creates the ImageTags of status-only tags (pushed or repository tags),
+//!   which have no spec. `spec.name` is required when `spec` is set (upstream defaults it from
+//!   the object name, which is encoded here); "must match image tag name" and "may not update
+//!   fields other than spec" need the object name or metadata: webhook.
 //! - Printer columns: NAME, SPEC, STATUS, HISTORY, UPDATED, plus IMPORT FAILURE (priority 1, not
 //!   upstream). Upstream computes SPEC/STATUS/HISTORY from several fields; here each is one
 //!   JSONPath: SPEC is `spec.from.name` (upstream: Tag/Ref/Track/Scheduled/Push and the source),
@@ -27,6 +28,8 @@ use super::image_stream::{NamedTagEventList, TagReference};
 use super::schema::nullable_embedded;
 
 /// ImageTag represents a single tag within an image stream and includes the spec, the status history, and the currently referenced image (if any) of the provided tag.
+// The printcolumn(...) entries repeat `type_`, which clippy mistakes for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "image.openshift.io",
@@ -71,11 +74,6 @@ use super::schema::nullable_embedded;
         description = "Why the last import failed; empty when it succeeded.",
         priority = 1
     ),
-    validation = Rule::new("oldSelf.hasValue() || has(self.spec)")
-        .optional_old_self(true)
-        .message("spec is a required field during creation")
-        .field_path(".spec")
-        .reason(Reason::FieldValueRequired),
     doc = "ImageTag represents a single tag within an image stream and includes the spec, the status history, and the currently referenced image (if any) of the provided tag. This type replaces the ImageStreamTag by providing a full view of the tag. ImageTags are returned for every spec or status tag present on the image stream. If no tag exists in either form, a not found error will be returned by the API. A create operation will succeed if no spec tag has already been defined and the spec field is set. Delete will remove both spec and status elements from the image stream.\n\nCompatibility level 1: Stable within a major release for a minimum of 12 months or 3 minor releases (whichever is longer)."
 )]
 #[serde(rename_all = "camelCase")]
