@@ -119,6 +119,7 @@ async fn main() {
         }),
         concurrency: 16,
         metrics: metrics.clone(),
+        pruner: None,
         ..Options::default()
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

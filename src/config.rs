@@ -135,6 +135,7 @@ pub struct RegistrySources {
     version = "v1alpha1",
     kind = "ImagePruner",
     plural = "imagepruners",
+    status = "ImagePrunerStatus",
     doc = "ImagePruner configures history pruning and Image garbage collection (OpenShift's imageregistry.operator.openshift.io/v1 ImagePruner, run in-process). The operator reads the object named 'cluster'."
 )]
 #[serde(rename_all = "camelCase")]
@@ -166,6 +167,65 @@ pub struct ImagePrunerSpec {
     /// Not in OpenShift. Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
+}
+
+/// Annotation on the `cluster` ImagePruner asking for a run now: any new value starts one
+/// (unless suspended); the value is echoed in `status.observedRunRequest`.
+pub const RUN_NOW_ANNOTATION: &str = "operator.imagestream.io/run-now";
+
+/// What the pruner did, written by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagePrunerStatus {
+    /// lastRun is the latest run, finished or stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<PruneRun>,
+    /// nextRun is when the schedule runs the pruner next (absent while suspended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// observedRunRequest is the value of the operator.imagestream.io/run-now annotation the
+    /// last run answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_run_request: Option<String>,
+    /// resumeAfter is the last stream ("namespace/name") the last run pruned when it stopped
+    /// at its bound; the next run continues after it, shortly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_after: Option<String>,
+}
+
+/// One pruner run.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneRun {
+    /// started is when the run began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// finished is when the run ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// dryRun is true when the run only reported what it would remove.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// complete is false when the run stopped at its bound (see status.resumeAfter) or on an
+    /// error before looking at every stream; Images are only deleted by complete runs.
+    #[serde(default)]
+    pub complete: bool,
+    /// streamsPruned counts the streams whose history lost entries (or would have).
+    #[serde(default)]
+    pub streams_pruned: i64,
+    /// eventsRemoved counts the history entries removed (or that would have been).
+    #[serde(default)]
+    pub events_removed: i64,
+    /// imagesDeleted counts the Image objects deleted (or that would have been).
+    #[serde(default)]
+    pub images_deleted: i64,
+    /// removed names what went, first entries only: "namespace/stream:tag@image" for history
+    /// entries, "image sha256:…" for Images.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
+    /// errors of the run, each "reason: message".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
 
 /// Import scheduling, budgets and limits.

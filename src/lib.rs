@@ -20,6 +20,7 @@ pub mod import;
 pub mod inspect;
 pub mod names;
 pub mod operator;
+pub mod prune;
 pub mod reference;
 pub mod registry;
 pub mod stream;

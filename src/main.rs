@@ -126,6 +126,7 @@ fn main() -> anyhow::Result<()> {
                 concurrency,
                 settings: None,
                 metrics: Default::default(),
+                pruner: Some(Default::default()),
             };
             run_operator(controllers, webhooks)
         }

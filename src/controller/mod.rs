@@ -13,6 +13,7 @@
 pub mod image_stream;
 pub mod image_stream_import;
 pub mod image_stream_mapping;
+pub mod pruner;
 pub mod schedule;
 pub mod settings;
 pub mod views;
@@ -392,6 +393,8 @@ pub struct Options {
     pub settings: Option<Settings>,
     /// Where the controllers count what they do.
     pub metrics: Arc<Metrics>,
+    /// The pruner to follow; `None` runs none.
+    pub pruner: Option<pruner::PrunerOptions>,
 }
 
 impl Default for Options {
@@ -402,6 +405,7 @@ impl Default for Options {
             watch_namespace: None,
             settings: None,
             metrics: Arc::default(),
+            pruner: Some(pruner::PrunerOptions::default()),
         }
     }
 }
@@ -575,7 +579,8 @@ pub async fn run(
     let sweeper = {
         let (ctx, streams) = (ctx.clone(), streams.clone());
         tokio::spawn(async move {
-            if streams.wait_until_ready().await.is_ok() {
+            loaded(&streams).await;
+            {
                 match views::sweep(&ctx).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(streams = n, "removed the views of deleted streams"),
@@ -597,7 +602,19 @@ pub async fn run(
         ctx.clone(),
         shutdown.clone(),
     );
+    let pruner_task = options.pruner.clone().map(|p| {
+        let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            // the stream cache must be loaded: the pruner reads it
+            loaded(&ctx.streams).await;
+            pruner::run(ctx, p, shutdown).await;
+        })
+    });
     future::join3(streams_controller, mappings_controller, imports_controller).await;
+    if let Some(t) = pruner_task {
+        // a run in progress finishes its current write; then the task ends with `shutdown`
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
     drop(keep_open);
     sweeper.abort();
     for t in tokio_views {
@@ -612,6 +629,17 @@ pub async fn run(
         t.abort();
     }
     Ok(())
+}
+
+/// Returns once `store` has listed. Polled rather than awaited: a task waiting on the
+/// controller's own stream cache was seen never to be woken.
+async fn loaded<K: kube::Resource + Clone + 'static>(store: &Store<K>)
+where
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    while store.wait_until_ready().now_or_never().is_none() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Streams in the secret's namespace with a tag that failed with `Unauthorized`, or whose

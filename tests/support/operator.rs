@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 
 use imagestream_operator::admission::{self, CertPolicy, Endpoint, Registration, SecretRef};
 use imagestream_operator::api::image_stream::{ImageStream, TagEvent};
+use imagestream_operator::controller::pruner::PrunerOptions;
 use imagestream_operator::controller::{self, Metrics, Options, Settings};
 use imagestream_operator::operator::{self, WebhookOptions};
 
@@ -42,6 +43,15 @@ impl Drop for Operator {
 /// A fresh namespace (named after `prefix`) with the controllers running in it; returns an
 /// admin client, the namespace and the running operator.
 pub async fn start(prefix: &str, settings: Settings) -> (Client, String, Operator) {
+    start_with_pruner(prefix, settings, |_| None).await
+}
+
+/// As [`start`], following the pruner `pruner` names for the fresh namespace.
+pub async fn start_with_pruner(
+    prefix: &str,
+    settings: Settings,
+    pruner: impl FnOnce(&str) -> Option<PrunerOptions>,
+) -> (Client, String, Operator) {
     cluster::install_crypto_provider();
     let cluster = cluster::cluster().await;
     let admin = cluster.client().await;
@@ -54,6 +64,7 @@ pub async fn start(prefix: &str, settings: Settings) -> (Client, String, Operato
         watch_namespace: Some(namespace.clone()),
         settings: Some(settings),
         concurrency: 4,
+        pruner: pruner(&namespace),
         ..Options::default()
     };
     let client = account.client.clone();
@@ -164,6 +175,7 @@ impl Running {
                 settings: Some(Settings::default()),
                 concurrency: 4,
                 metrics: metrics.clone(),
+                pruner: None,
             },
             webhooks: Some(WebhookOptions {
                 listener,
