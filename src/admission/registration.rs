@@ -314,9 +314,21 @@ mod tests {
             urls,
             [
                 "https://127.0.0.1:8443/validate/imagestreams",
-                "https://127.0.0.1:8443/validate/imagestreamimports"
+                "https://127.0.0.1:8443/validate/imagestreamimports",
+                "https://127.0.0.1:8443/validate/tags",
+                "https://127.0.0.1:8443/validate/imagesignatures",
             ]
         );
+        // the write paths have side effects, skipped on dry runs
+        let effects: Vec<_> = hooks.iter().map(|h| h.side_effects.as_str()).collect();
+        assert_eq!(effects, ["None", "None", "NoneOnDryRun", "NoneOnDryRun"]);
+        let without = Registration {
+            signatures: false,
+            ..r.clone()
+        };
+        assert_eq!(without.validating("PEM").webhooks.unwrap().len(), 3);
+        assert_eq!(without.mutating("PEM").webhooks.unwrap().len(), 2);
+        assert_eq!(r.mutating("PEM").webhooks.unwrap().len(), 3);
         for hook in &hooks {
             for rule in hook.rules.as_ref().unwrap() {
                 for resource in rule.resources.as_ref().unwrap() {
