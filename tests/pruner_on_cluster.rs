@@ -55,6 +55,54 @@ async fn image_exists(admin: &Client, digest: &str) -> bool {
         .is_some()
 }
 
+/// Creates stream `name` with spec `tags` and writes status tag `t` with `history` (image,
+/// old: two hours ago, else ten minutes ahead), newest first.
+async fn stream_with_history(
+    streams: &Api<ImageStream>,
+    name: &str,
+    tags: Value,
+    history: &[(String, bool)],
+) {
+    let stream: ImageStream = serde_json::from_value(json!({
+        "apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
+        "metadata": {"name": name}, "spec": {"tags": tags},
+    }))
+    .expect("stream");
+    streams
+        .create(&PostParams::default(), &stream)
+        .await
+        .expect("create stream");
+    let old = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2)).to_string();
+    let young = (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(10)).to_string();
+    let items: Vec<Value> = history
+        .iter()
+        .map(|(image, is_old)| {
+            json!({"created": if *is_old { &old } else { &young },
+                "dockerImageReference": format!("example.com/app@{image}"),
+                "image": image, "generation": 1})
+        })
+        .collect();
+    // the controller may write the status too (resolving reference tags): retry on conflicts
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut current = streams.get(name).await.expect("get");
+        let mut status = current.status.clone().unwrap_or_default();
+        status.tags.retain(|t| t.tag != "t");
+        status
+            .tags
+            .push(serde_json::from_value(json!({"tag": "t", "items": items})).expect("tag"));
+        current.status = Some(status);
+        match streams
+            .replace_status(name, &PostParams::default(), &current)
+            .await
+        {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 409 && Instant::now() < deadline => {}
+            Err(e) => panic!("write history: {e}"),
+        }
+    }
+}
+
 /// Asks for a run (annotation `request`) and waits for its report.
 async fn run_now(pruners: &Api<ImagePruner>, name: &str, spec: Value, request: &str) -> PruneRun {
     let patch = json!({"metadata": {"annotations": {RUN_NOW_ANNOTATION: request}}, "spec": spec});
@@ -81,6 +129,7 @@ async fn history_is_pruned_and_unreferenced_images_collected() {
         Some(PrunerOptions {
             name: ns.to_string(),
             image_selector: Some(format!("{LABEL}={ns}")),
+            ..PrunerOptions::default()
         })
     })
     .await;
@@ -91,46 +140,11 @@ async fn history_is_pruned_and_unreferenced_images_collected() {
 
     // a stream whose tag `t` has ten entries: d1 current, d2 young, the rest two hours old
     let streams = Api::<ImageStream>::namespaced(admin.clone(), &ns);
-    let stream: ImageStream = serde_json::from_value(json!({
-        "apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
-        "metadata": {"name": "app"},
-        // a spec tag naming d6 exactly (a reference: nothing is imported)
-        "spec": {"tags": [{"name": "pinned", "reference": true,
-            "from": {"kind": "DockerImage", "name": format!("example.com/app@{}", d(6))}}]},
-    }))
-    .expect("stream");
-    streams
-        .create(&PostParams::default(), &stream)
-        .await
-        .expect("create stream");
-    let old = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2)).to_string();
-    let young = (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(10)).to_string();
-    let history: Vec<Value> = (1..=10)
-        .map(|n| {
-            json!({"created": if n == 2 { &young } else { &old },
-                "dockerImageReference": format!("example.com/app@{}", d(n)),
-                "image": d(n), "generation": 1})
-        })
-        .collect();
-    // the controller resolves the reference tag; write the history beside it
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut current = streams.get("app").await.expect("get");
-        let mut status = current.status.clone().unwrap_or_default();
-        status.tags.retain(|t| t.tag != "t");
-        status
-            .tags
-            .push(serde_json::from_value(json!({"tag": "t", "items": history})).expect("tag"));
-        current.status = Some(status);
-        match streams
-            .replace_status("app", &PostParams::default(), &current)
-            .await
-        {
-            Ok(_) => break,
-            Err(kube::Error::Api(s)) if s.code == 409 && Instant::now() < deadline => {}
-            Err(e) => panic!("write history: {e}"),
-        }
-    }
+    // a spec tag naming d6 exactly (a reference: nothing is imported)
+    let pinned = json!([{"name": "pinned", "reference": true,
+        "from": {"kind": "DockerImage", "name": format!("example.com/app@{}", d(6))}}]);
+    let history: Vec<(String, bool)> = (1..=10).map(|n| (d(n), n != 2)).collect();
+    stream_with_history(&streams, "app", pinned, &history).await;
 
     // a pending Pod uses d5 by digest
     Api::<ServiceAccount>::namespaced(admin.clone(), &ns)
@@ -248,6 +262,80 @@ async fn history_is_pruned_and_unreferenced_images_collected() {
     let p = pruners.get(&ns).await.expect("get");
     let status = p.status.expect("status");
     assert_eq!(status.observed_run_request.as_deref(), Some("3"));
+    pruners
+        .delete(&ns, &Default::default())
+        .await
+        .expect("delete pruner");
+}
+
+/// A run bounded to one stream write stops after the first stream, says where, and the next
+/// run continues after it and collects the Images once every stream was seen.
+#[tokio::test]
+async fn bounded_runs_resume_where_they_stopped() {
+    let (admin, ns, _operator) = start_with_pruner("prune-bound", Settings::default(), |ns| {
+        Some(PrunerOptions {
+            name: ns.to_string(),
+            image_selector: Some(format!("{LABEL}={ns}")),
+            stream_writes_per_run: 1,
+            image_deletes_per_run: 10,
+            resume_pause: Duration::from_secs(1),
+        })
+    })
+    .await;
+    let d = |n: u32| digest(&ns, n);
+    for n in 1..=4 {
+        create_image(&admin, &ns, &d(n)).await;
+    }
+    let streams = Api::<ImageStream>::namespaced(admin.clone(), &ns);
+    stream_with_history(&streams, "a", json!([]), &[(d(1), true), (d(2), true)]).await;
+    stream_with_history(&streams, "b", json!([]), &[(d(3), true), (d(4), true)]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let pruners = Api::<ImagePruner>::all(admin.clone());
+    let pruner: ImagePruner = serde_json::from_value(json!({
+        "apiVersion": "operator.imagestream.io/v1alpha1", "kind": "ImagePruner",
+        "metadata": {"name": ns},
+        "spec": {"keepTagRevisions": 1, "keepYoungerThanDuration": "1s"},
+    }))
+    .expect("pruner");
+    pruners
+        .create(&PostParams::default(), &pruner)
+        .await
+        .expect("create pruner");
+    let first = run_now(&pruners, &ns, json!({}), "1").await;
+    assert!(!first.complete, "{first:?}");
+    assert_eq!((first.streams_pruned, first.images_deleted), (1, 0));
+    assert_eq!(first.removed, [format!("{ns}/a:t@{}", d(2))]);
+    assert!(
+        image_exists(&admin, &d(2)).await,
+        "no Image goes before every stream was seen"
+    );
+
+    // the continuation, a second later
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let last = loop {
+        let status = pruners.get(&ns).await.expect("get").status.expect("status");
+        if let Some(run) = status.last_run
+            && run.complete
+        {
+            assert_eq!(status.resume_after, None);
+            break run;
+        }
+        assert!(Instant::now() < deadline, "the run did not continue");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (last.streams_pruned, last.events_removed),
+        (1, 1),
+        "{last:?}"
+    );
+    assert_eq!(last.images_deleted, 2, "{last:?}");
+    for (stream, kept) in [("a", d(1)), ("b", d(3))] {
+        let s = streams.get(stream).await.expect("get");
+        let images: Vec<&str> = items(&s, "t").iter().map(|i| i.image.as_str()).collect();
+        assert_eq!(images, [kept.as_str()]);
+    }
+    assert!(!image_exists(&admin, &d(2)).await && !image_exists(&admin, &d(4)).await);
     pruners
         .delete(&ns, &Default::default())
         .await

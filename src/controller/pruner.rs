@@ -5,9 +5,9 @@
 //! A run reads the workloads of every namespace for the digests they use, prunes the history
 //! of the streams in the operator's scope (each status written with its resourceVersion,
 //! re-read on conflicts), then deletes the Images no stream of the cluster refers to any more.
-//! It writes at most [`STREAM_WRITES_PER_RUN`] streams and deletes at most
-//! [`IMAGE_DELETES_PER_RUN`] Images: a run that stops at the bound records where it stopped
-//! (`status.resumeAfter`) and the next one continues shortly after. Images are only deleted
+//! It writes at most [`PrunerOptions::stream_writes_per_run`] streams and deletes at most
+//! [`PrunerOptions::image_deletes_per_run`] Images: a run that stops at the bound records where
+//! it stopped (`status.resumeAfter`) and the next one continues shortly after. Images are only deleted
 //! after a run that saw every stream. Each run ends in the status and an Event.
 
 use std::collections::BTreeMap;
@@ -36,14 +36,8 @@ use crate::names;
 use crate::prune::plan::{self, ImageFacts, InvalidReference, Policy, Protected};
 use crate::prune::schedule::{InvalidSchedule, Schedule};
 
-/// Streams one run writes at most.
-pub const STREAM_WRITES_PER_RUN: usize = 500;
-/// Images one run deletes at most.
-pub const IMAGE_DELETES_PER_RUN: usize = 1000;
 /// Entries of `status.lastRun.removed`.
 const REMOVED_LISTED: usize = 100;
-/// Pause before a run continues one that stopped at its bound.
-const RESUME_PAUSE: Duration = Duration::from_secs(10);
 /// Field manager of the pruner's writes.
 pub const MANAGER: &str = "imagestream-operator-pruner";
 
@@ -55,6 +49,12 @@ pub struct PrunerOptions {
     /// Only Images with these labels are collected (`key=value,…`; tests sharing a cluster
     /// use it). `None` collects every unreferenced Image.
     pub image_selector: Option<String>,
+    /// Streams one run writes at most (500).
+    pub stream_writes_per_run: usize,
+    /// Images one run deletes at most (1000).
+    pub image_deletes_per_run: usize,
+    /// Pause before a run continues one that stopped at its bound (10 s).
+    pub resume_pause: Duration,
 }
 
 impl Default for PrunerOptions {
@@ -62,6 +62,9 @@ impl Default for PrunerOptions {
         PrunerOptions {
             name: crate::config::SINGLETON_NAME.into(),
             image_selector: None,
+            stream_writes_per_run: 500,
+            image_deletes_per_run: 1000,
+            resume_pause: Duration::from_secs(10),
         }
     }
 }
@@ -81,6 +84,7 @@ pub fn due(
     run_request: Option<&str>,
     status: &ImagePrunerStatus,
     now: Timestamp,
+    resume_pause: Duration,
 ) -> Result<Due, InvalidSchedule> {
     if spec.suspend == Some(true) {
         return Ok(Due::Never);
@@ -93,7 +97,8 @@ pub fn due(
     let last = status.last_run.as_ref();
     let finished = last.and_then(|r| r.finished.as_ref()).map(|t| t.0);
     if status.resume_after.is_some() {
-        let at = finished.map_or(now, |f| f + RESUME_PAUSE);
+        let pause = SignedDuration::try_from(resume_pause).unwrap_or(SignedDuration::ZERO);
+        let at = finished.map_or(now, |f| f + pause);
         return Ok(if at <= now {
             Due::Now(None)
         } else {
@@ -134,7 +139,13 @@ pub async fn run(ctx: Arc<Context>, options: PrunerOptions, shutdown: impl Futur
                     _ => pruner.status.clone().unwrap_or_default(),
                 };
                 let request = pruner.annotations().get(RUN_NOW_ANNOTATION).cloned();
-                match due(&pruner.spec, request.as_deref(), &status, now) {
+                match due(
+                    &pruner.spec,
+                    request.as_deref(),
+                    &status,
+                    now,
+                    options.resume_pause,
+                ) {
                     Ok(Due::Now(request)) => {
                         let status = run_once(&ctx, &options, &pruner, &status, request).await;
                         written = Some((pruner.uid().unwrap_or_default(), status));
@@ -272,7 +283,7 @@ async fn prune(
         if resume_after.is_some_and(|r| key.as_str() <= r) {
             continue;
         }
-        if writes >= STREAM_WRITES_PER_RUN {
+        if writes >= options.stream_writes_per_run {
             return last_seen;
         }
         last_seen = Some(key.clone());
@@ -317,7 +328,7 @@ async fn prune(
     let doomed = plan::unreferenced_images(&images, statuses, &protected, policy.cutoff);
     let api = Api::<Image>::all(ctx.client.clone());
     for (n, digest) in doomed.iter().enumerate() {
-        if n >= IMAGE_DELETES_PER_RUN {
+        if n >= options.image_deletes_per_run {
             report.complete = false;
             return Some(String::new());
         }
@@ -591,18 +602,20 @@ mod tests {
         }
     }
 
+    const PAUSE: Duration = Duration::from_secs(10);
+
     #[test]
     fn runs_follow_the_schedule_requests_and_suspend() {
         let spec = ImagePrunerSpec::default();
         let now = at("2026-11-22T12:00:00Z");
         let fresh = ImagePrunerStatus::default();
         assert_eq!(
-            due(&spec, None, &fresh, now).unwrap(),
+            due(&spec, None, &fresh, now, PAUSE).unwrap(),
             Due::At(at("2026-11-23T00:00:00Z"))
         );
         // a new request runs now, an answered one does not
         assert_eq!(
-            due(&spec, Some("1"), &fresh, now).unwrap(),
+            due(&spec, Some("1"), &fresh, now, PAUSE).unwrap(),
             Due::Now(Some("1".into()))
         );
         let answered = ImagePrunerStatus {
@@ -611,7 +624,7 @@ mod tests {
             ..ImagePrunerStatus::default()
         };
         assert_eq!(
-            due(&spec, Some("1"), &answered, now).unwrap(),
+            due(&spec, Some("1"), &answered, now, PAUSE).unwrap(),
             Due::At(at("2026-11-23T00:00:00Z"))
         );
         // a run missed while the operator was down runs now
@@ -619,13 +632,19 @@ mod tests {
             last_run: Some(ran("2026-11-20T00:00:00Z", "2026-11-20T00:01:00Z")),
             ..ImagePrunerStatus::default()
         };
-        assert_eq!(due(&spec, None, &stale, now).unwrap(), Due::Now(None));
+        assert_eq!(
+            due(&spec, None, &stale, now, PAUSE).unwrap(),
+            Due::Now(None)
+        );
         // suspend stops everything, requests too
         let suspended = ImagePrunerSpec {
             suspend: Some(true),
             ..spec.clone()
         };
-        assert_eq!(due(&suspended, Some("2"), &stale, now).unwrap(), Due::Never);
+        assert_eq!(
+            due(&suspended, Some("2"), &stale, now, PAUSE).unwrap(),
+            Due::Never
+        );
         // a run stopped at its bound continues after a pause
         let stopped = ImagePrunerStatus {
             resume_after: Some("ns/s".into()),
@@ -633,13 +652,13 @@ mod tests {
             ..ImagePrunerStatus::default()
         };
         assert_eq!(
-            due(&spec, None, &stopped, now).unwrap(),
+            due(&spec, None, &stopped, now, PAUSE).unwrap(),
             Due::At(at("2026-11-22T12:00:05Z"))
         );
         let bad = ImagePrunerSpec {
             schedule: Some("nope".into()),
             ..spec
         };
-        assert!(due(&bad, None, &fresh, now).is_err());
+        assert!(due(&bad, None, &fresh, now, PAUSE).is_err());
     }
 }
