@@ -290,6 +290,42 @@ mod tests {
     }
 
     #[test]
+    fn image_signature_names_parse_back() {
+        let img = format!("sha256:{HEX64}");
+        for sig in ["s", "b27b1f7d2b8c6a8e", "a.b", "a-b.c-1"] {
+            assert_eq!(
+                parse_image_signature(&image_signature(&img, sig)),
+                Some((img.clone(), sig)),
+                "{sig}"
+            );
+        }
+        let img512 = format!("sha512:{}", "ab".repeat(64));
+        assert_eq!(
+            parse_image_signature(&image_signature(&img512, "s")),
+            Some((img512, "s"))
+        );
+        // hashed names, other algorithms, wrong lengths, upper case and missing parts
+        for sig in ["Sig", "a_b", "a--b", "-a", "a."] {
+            assert_eq!(
+                parse_image_signature(&image_signature(&img, sig)),
+                None,
+                "{sig}"
+            );
+        }
+        for name in [
+            format!("md5.{HEX64}.s"),
+            format!("sha256.{}.s", &HEX64[1..]),
+            format!("sha256.{}.s", HEX64.to_uppercase()),
+            format!("sha256.{HEX64}"),
+            format!("sha256.{HEX64}."),
+            format!("sha256.{HEX64}.a..b"),
+            "s".to_string(),
+        ] {
+            assert_eq!(parse_image_signature(&name), None, "{name}");
+        }
+    }
+
+    #[test]
     fn ambiguous_inputs_do_not_collide() {
         let pairs = [
             ("a.b", "c"),
@@ -373,6 +409,28 @@ mod tests {
         ) {
             prop_assume!(a != b);
             prop_assert_ne!(stream_tag(&a.0, &a.1), stream_tag(&b.0, &b.1));
+        }
+
+        #[test]
+        fn image_signature_names_are_valid_and_plain_forms_round_trip(
+            hex in "[0-9a-f]{64}",
+            sig in "[A-Za-z0-9_.-]{1,40}",
+        ) {
+            let img = format!("sha256:{hex}");
+            let n = image_signature(&img, &sig);
+            // Kubernetes' IsDNS1123Subdomain: no 63-character label limit, which the 64 hex
+            // digits of a plain name exceed
+            let k8s_subdomain = n.len() <= MAX_NAME_LEN
+                && n.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                });
+            prop_assert!(k8s_subdomain, "{} from {}@{}", n, img, sig);
+            if let Some((pi, ps)) = parse_image_signature(&n) {
+                prop_assert_eq!((pi, ps), (img, sig.as_str()));
+            }
         }
 
         #[test]
