@@ -18,6 +18,7 @@ pub mod crd;
 pub mod credentials;
 pub mod import;
 pub mod inspect;
+pub mod leader;
 pub mod names;
 pub mod operator;
 pub mod prune;

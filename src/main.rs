@@ -50,6 +50,12 @@ enum Command {
         /// them, streams written meanwhile get no tag generations.
         #[arg(long, conflicts_with_all = ["webhook_url", "webhook_port"])]
         no_webhooks: bool,
+        /// Run the controllers without leader election (one replica only).
+        #[arg(long)]
+        no_leader_elect: bool,
+        /// This replica's name in the leader Lease (default: the host name and process id).
+        #[arg(long, env = "POD_NAME")]
+        leader_identity: Option<String>,
     },
     /// Import one image the way the operator would, and print the resulting Image objects.
     ///
@@ -112,7 +118,20 @@ fn main() -> anyhow::Result<()> {
             webhook_service,
             webhook_url,
             no_webhooks,
+            no_leader_elect,
+            leader_identity,
         } => {
+            let identity = leader_identity.unwrap_or_else(|| {
+                let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "operator".into());
+                format!("{host}-{}", std::process::id())
+            });
+            let leader = (!no_leader_elect).then(|| {
+                imagestream_operator::leader::LeaderOptions::new(
+                    &namespace,
+                    "imagestream-operator",
+                    &identity,
+                )
+            });
             let webhooks = (!no_webhooks).then(|| Webhooks {
                 port: webhook_port,
                 admission: match webhook_url {
@@ -128,7 +147,7 @@ fn main() -> anyhow::Result<()> {
                 metrics: Default::default(),
                 pruner: Some(Default::default()),
             };
-            run_operator(controllers, webhooks)
+            run_operator(controllers, webhooks, leader)
         }
         Command::Inspect {
             reference,
@@ -191,6 +210,7 @@ fn by_url(namespace: &str, service: &str, url: String) -> admission::Options {
 fn run_operator(
     controllers: imagestream_operator::controller::Options,
     webhooks: Option<Webhooks>,
+    leader: Option<imagestream_operator::leader::LeaderOptions>,
 ) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -230,6 +250,7 @@ fn run_operator(
         let options = operator::Options {
             controllers,
             webhooks,
+            leader,
         };
         operator::run(client, options, shutdown)
             .await

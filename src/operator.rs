@@ -26,6 +26,9 @@ pub struct Options {
     /// The webhook server; `None` runs the controllers alone (clusters whose webhooks are
     /// served by another deployment of the operator).
     pub webhooks: Option<WebhookOptions>,
+    /// Leader election: with it, the controllers run only while this process holds the
+    /// Lease; `None` runs them at once (a single replica, tests).
+    pub leader: Option<crate::leader::LeaderOptions>,
 }
 
 /// Where and how the webhooks are served.
@@ -44,6 +47,8 @@ pub enum Error {
     Controllers(#[source] controller::Error),
     #[error("asking the apiserver who the operator is (a SelfSubjectReview): {0}")]
     Identity(#[source] kube::Error),
+    #[error("leader election: {0}")]
+    Leader(#[source] crate::leader::Error),
 }
 
 impl Error {
@@ -52,6 +57,7 @@ impl Error {
             Error::Admission(e) => e.reason(),
             Error::Controllers(e) => e.reason(),
             Error::Identity(_) => "IdentityUnknown",
+            Error::Leader(e) => e.reason(),
         }
     }
 }
@@ -64,8 +70,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     let shutdown = shutdown.boxed().shared();
-    let controllers = controller::run(client.clone(), options.controllers, shutdown.clone())
-        .map_err(Error::Controllers);
+    let controllers = run_controllers(
+        client.clone(),
+        options.controllers,
+        options.leader,
+        shutdown.clone(),
+    );
     let Some(web) = options.webhooks else {
         return controllers.await;
     };
@@ -91,6 +101,28 @@ pub async fn run(
     let result = future::try_join(server, controllers).await.map(|_| ());
     config.abort();
     result
+}
+
+/// The controllers, at once or once this process leads.
+async fn run_controllers(
+    client: Client,
+    options: controller::Options,
+    leader: Option<crate::leader::LeaderOptions>,
+    shutdown: futures::future::Shared<futures::future::BoxFuture<'static, ()>>,
+) -> Result<(), Error> {
+    match leader {
+        None => controller::run(client, options, shutdown)
+            .await
+            .map_err(Error::Controllers),
+        Some(leader) => {
+            let work = |stop| controller::run(client.clone(), options, stop);
+            match crate::leader::run_as_leader(client.clone(), leader, shutdown, work).await {
+                Ok(Some(result)) => result.map_err(Error::Controllers),
+                Ok(None) => Ok(()),
+                Err(e) => Err(Error::Leader(e)),
+            }
+        }
+    }
 }
 
 /// Feeds the webhooks the `cluster` ImageConfig's `allowedRegistriesForImport` and import

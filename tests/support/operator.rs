@@ -181,6 +181,7 @@ impl Running {
                 listener,
                 admission,
             }),
+            leader: None,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let client = account.client.clone();
