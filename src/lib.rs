@@ -21,6 +21,7 @@ pub mod inspect;
 pub mod leader;
 pub mod names;
 pub mod operator;
+pub mod probes;
 pub mod prune;
 pub mod reference;
 pub mod registry;

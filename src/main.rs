@@ -56,6 +56,12 @@ enum Command {
         /// This replica's name in the leader Lease (default: the host name and process id).
         #[arg(long, env = "POD_NAME")]
         leader_identity: Option<String>,
+        /// Port of /livez, /readyz and /metrics (plain HTTP); 0 turns them off.
+        #[arg(long, default_value_t = imagestream_operator::probes::DEFAULT_PORT)]
+        metrics_port: u16,
+        /// Log format.
+        #[arg(long, value_enum, default_value = "text", env = "LOG_FORMAT")]
+        log_format: LogFormat,
     },
     /// Import one image the way the operator would, and print the resulting Image objects.
     ///
@@ -92,6 +98,12 @@ enum Command {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum ImportMode {
     Legacy,
     PreserveOriginal,
@@ -120,6 +132,8 @@ fn main() -> anyhow::Result<()> {
             no_webhooks,
             no_leader_elect,
             leader_identity,
+            metrics_port,
+            log_format,
         } => {
             let identity = leader_identity.unwrap_or_else(|| {
                 let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "operator".into());
@@ -147,7 +161,7 @@ fn main() -> anyhow::Result<()> {
                 metrics: Default::default(),
                 pruner: Some(Default::default()),
             };
-            run_operator(controllers, webhooks, leader)
+            run_operator(controllers, webhooks, leader, metrics_port, log_format)
         }
         Command::Inspect {
             reference,
@@ -211,13 +225,17 @@ fn run_operator(
     controllers: imagestream_operator::controller::Options,
     webhooks: Option<Webhooks>,
     leader: Option<imagestream_operator::leader::LeaderOptions>,
+    metrics_port: u16,
+    log_format: LogFormat,
 ) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    // level from RUST_LOG (default info); credentials are never logged by the library
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -247,10 +265,20 @@ fn run_operator(
             }
             None => None,
         };
+        let probes = if metrics_port == 0 {
+            None
+        } else {
+            Some(
+                tokio::net::TcpListener::bind(("0.0.0.0", metrics_port))
+                    .await
+                    .with_context(|| format!("listening on port {metrics_port}"))?,
+            )
+        };
         let options = operator::Options {
             controllers,
             webhooks,
             leader,
+            probes,
         };
         operator::run(client, options, shutdown)
             .await

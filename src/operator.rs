@@ -29,6 +29,8 @@ pub struct Options {
     /// Leader election: with it, the controllers run only while this process holds the
     /// Lease; `None` runs them at once (a single replica, tests).
     pub leader: Option<crate::leader::LeaderOptions>,
+    /// Where `/livez`, `/readyz` and `/metrics` are served (bound by the caller).
+    pub probes: Option<TcpListener>,
 }
 
 /// Where and how the webhooks are served.
@@ -70,6 +72,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     let shutdown = shutdown.boxed().shared();
+    let readiness = crate::probes::Readiness::default();
+    let probes = options.probes.map(|listener| {
+        tokio::spawn(crate::probes::serve(
+            listener,
+            options.controllers.metrics.clone(),
+            readiness.clone(),
+            shutdown.clone(),
+        ))
+    });
     let controllers = run_controllers(
         client.clone(),
         options.controllers,
@@ -77,7 +88,10 @@ pub async fn run(
         shutdown.clone(),
     );
     let Some(web) = options.webhooks else {
-        return controllers.await;
+        readiness.set(true);
+        let result = controllers.await;
+        drop(probes);
+        return result;
     };
     let (settings, settings_rx) = watch::channel(Arc::new(AdmissionSettings::default()));
     // the tag views' write paths edit streams as the operator, and let its own writes pass
@@ -98,8 +112,13 @@ pub async fn run(
     )
     .map_err(Error::Admission);
     let config = tokio::spawn(watch_admission_settings(client, settings));
+    // the webhook listener is bound and the webhooks answer from here on
+    readiness.set(true);
     let result = future::try_join(server, controllers).await.map(|_| ());
     config.abort();
+    if let Some(p) = probes {
+        p.abort();
+    }
     result
 }
 

@@ -13,13 +13,13 @@
 pub mod image_stream;
 pub mod image_stream_import;
 pub mod image_stream_mapping;
+pub mod metrics;
 pub mod pruner;
 pub mod schedule;
 pub mod settings;
 pub mod views;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,7 @@ use crate::import::engine::KnownImages;
 use crate::import::importer::{Batch, BatchResult, Importer};
 use crate::registry::ClientCache;
 
+pub use metrics::Metrics;
 use schedule::{Decision, Schedule};
 pub use settings::Settings;
 
@@ -70,48 +71,6 @@ impl Error {
             Error::CacheNotReady(..) => "CacheNotReady",
             Error::Views(e) => e.reason(),
         }
-    }
-}
-
-/// Counters for benchmarks and tests (and, later, metrics).
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub imports_new: AtomicU64,
-    pub imports_unchanged: AtomicU64,
-    pub imports_failed: AtomicU64,
-    pub status_writes: AtomicU64,
-    pub images_created: AtomicU64,
-    /// Scheduled checks of a stream, and the tags they covered.
-    pub scheduled_checks: AtomicU64,
-    pub scheduled_tags: AtomicU64,
-}
-
-impl Metrics {
-    fn import(&self, result: Result<bool, &str>) {
-        let counter = match result {
-            Ok(true) => &self.imports_unchanged,
-            Ok(false) => &self.imports_new,
-            Err(_) => &self.imports_failed,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn status_write(&self) {
-        self.status_writes.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn image_created(&self) {
-        self.images_created.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn scheduled_check(&self, tags: usize) {
-        self.scheduled_checks.fetch_add(1, Ordering::Relaxed);
-        self.scheduled_tags
-            .fetch_add(u64::try_from(tags).unwrap_or(u64::MAX), Ordering::Relaxed);
-    }
-
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
     }
 }
 
@@ -183,6 +142,9 @@ impl Context {
             limit_ranges,
             views,
         } = caches;
+        // registry requests are counted unless the caller observes them itself
+        let mut settings = settings;
+        with_observer(&mut settings, &metrics);
         let reporter = Reporter {
             controller: "imagestream-operator".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -229,24 +191,39 @@ impl Context {
     /// entry's outcome.
     async fn import(&self, batch: &Batch, keyring: &Keyring, now: jiff::Timestamp) -> BatchResult {
         let settings = self.settings();
+        let started = Instant::now();
         let result = self
             .importer()
             .import(batch, keyring, &self.known_images(), &settings.import, now)
             .await;
-        let repository = result
-            .repository
-            .iter()
-            .flat_map(|r| r.images.iter().flatten());
-        for r in result.images.iter().chain(repository) {
-            self.metrics
-                .import(r.as_ref().map(|i| i.unchanged).map_err(|f| f.reason));
+        self.metrics.import_batch(started.elapsed());
+        let registry_of = |spec: &str| {
+            crate::reference::DockerImageReference::parse(spec)
+                .map(|r| r.docker_client_defaults().registry)
+                .unwrap_or_default()
+        };
+        for (entry, r) in batch.images.iter().zip(&result.images) {
+            self.metrics.import(
+                &registry_of(&entry.from),
+                r.as_ref().map(|i| i.unchanged).map_err(|f| f.reason),
+            );
+        }
+        if let (Some(repository), Some(listed)) = (&batch.repository, &result.repository) {
+            let registry = registry_of(&repository.from);
+            for r in listed.images.iter().flatten() {
+                self.metrics.import(
+                    &registry,
+                    r.as_ref().map(|i| i.unchanged).map_err(|f| f.reason),
+                );
+            }
         }
         result
     }
 
     /// Applies new configuration; registry clients (and their tokens) are rebuilt only when
     /// transport settings changed, the schedule only when its own settings did.
-    pub fn set_settings(&self, next: Settings) {
+    pub fn set_settings(&self, mut next: Settings) {
+        with_observer(&mut next, &self.metrics);
         let current = self.settings();
         if !current.same_transport(&next) {
             let importer = Importer::new(ClientCache::new(
@@ -272,11 +249,12 @@ impl Context {
     }
 
     fn schedule_decide(&self, uid: &str, registries: &[String]) -> Option<Decision> {
-        self.schedule
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-            .map(|s| s.decide(uid, registries, Instant::now()))
+        let mut schedule = self.schedule.lock().unwrap_or_else(PoisonError::into_inner);
+        let schedule = schedule.as_mut()?;
+        let decision = schedule.decide(uid, registries, Instant::now());
+        self.metrics
+            .schedule(schedule.len(), &schedule.budgets_left());
+        Some(decision)
     }
 
     fn schedule_remove(&self, uid: &str) {
@@ -355,6 +333,12 @@ impl Context {
 
     fn known_images(&self) -> StoreImages {
         StoreImages(self.images.clone())
+    }
+}
+
+fn with_observer(settings: &mut Settings, metrics: &Arc<Metrics>) {
+    if settings.registry.observer.is_none() {
+        settings.registry.observer = Some(metrics.clone());
     }
 }
 
@@ -665,8 +649,9 @@ fn unauthorized_streams(
         .collect()
 }
 
-fn error_policy(_stream: Arc<ImageStream>, error: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy(_stream: Arc<ImageStream>, error: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(reason = error.reason(), %error, "reconcile failed; retrying");
+    ctx.metrics.reconcile_error("imagestream", error.reason());
     match error {
         // a conflict: someone wrote the stream meanwhile; the watch brings the new one too
         Error::WriteStatus(kube::Error::Api(s)) if s.is_conflict() => {

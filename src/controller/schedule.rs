@@ -180,6 +180,16 @@ impl Schedule {
         self.due.remove(uid);
     }
 
+    /// Checks left now in each budget: `*` for the cluster-wide one, then by registry pattern.
+    pub fn budgets_left(&self) -> Vec<(String, u32)> {
+        let left = |b: &Budget| b.tokens.max(0.0).floor().min(f64::from(u32::MAX)) as u32;
+        self.cluster
+            .iter()
+            .map(|b| ("*".to_string(), left(b)))
+            .chain(self.registries.iter().map(|(r, b)| (r.clone(), left(b))))
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.due.len()
     }

@@ -115,6 +115,8 @@ const ACCOUNT: &str = "operator";
 
 /// The operator serving one namespace, stopped (and its webhooks removed) when finished.
 pub struct Running {
+    /// Port of /livez, /readyz and /metrics on 127.0.0.1.
+    pub probes_port: u16,
     pub admin: Client,
     pub namespace: String,
     pub metrics: Arc<Metrics>,
@@ -147,6 +149,8 @@ impl Running {
 
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("address").port();
+        let probes = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let probes_port = probes.local_addr().expect("address").port();
         let configuration = format!("imagestream-operator-{namespace}");
         let admission = admission::Options {
             ca_secret: SecretRef {
@@ -182,6 +186,7 @@ impl Running {
                 admission,
             }),
             leader: None,
+            probes: Some(probes),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let client = account.client.clone();
@@ -193,6 +198,7 @@ impl Running {
             .await
         });
         let running = Running {
+            probes_port,
             admin,
             namespace,
             metrics,

@@ -1,0 +1,256 @@
+//! What the operator counts: plain counters for benchmarks and tests, and the Prometheus
+//! families served on `/metrics` ([`Metrics::encode`]). The names are listed in the README.
+//!
+//! Registry requests are counted by the registry client's [`RequestObserver`] hook, so every
+//! HTTP exchange (each retry, auth round and redirect hop) is one sample.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::registry::{PathKind, RequestObserver};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ImportLabels {
+    registry: String,
+    /// `new`, `unchanged` or `failed`.
+    result: &'static str,
+    /// The failure's stable reason; empty on success.
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    registry: String,
+    method: String,
+    /// The HTTP status, or `none` when no response arrived.
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    controller: &'static str,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegistryLabel {
+    registry: String,
+}
+
+/// Counters for benchmarks and tests, and the Prometheus families.
+pub struct Metrics {
+    pub imports_new: AtomicU64,
+    pub imports_unchanged: AtomicU64,
+    pub imports_failed: AtomicU64,
+    pub status_writes: AtomicU64,
+    pub images_created: AtomicU64,
+    /// Scheduled checks of a stream, and the tags they covered.
+    pub scheduled_checks: AtomicU64,
+    pub scheduled_tags: AtomicU64,
+    registry: Registry,
+    imports: Family<ImportLabels, Counter>,
+    requests: Family<RequestLabels, Counter>,
+    import_seconds: Histogram,
+    reconcile_errors: Family<ErrorLabels, Counter>,
+    scheduled_streams: Gauge,
+    budget_remaining: Family<RegistryLabel, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("imagestream_operator");
+        let imports = Family::<ImportLabels, Counter>::default();
+        registry.register(
+            "imports",
+            "Tag imports by registry, result (new, unchanged, failed) and failure reason",
+            imports.clone(),
+        );
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "registry_requests",
+            "HTTP exchanges with registries by registry, method and status code",
+            requests.clone(),
+        );
+        let import_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        registry.register(
+            "import_duration_seconds",
+            "Time one import batch (the tags of one reconcile or request) took",
+            import_seconds.clone(),
+        );
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciles by controller and reason",
+            reconcile_errors.clone(),
+        );
+        let scheduled_streams = Gauge::default();
+        registry.register(
+            "scheduled_streams",
+            "Streams with scheduled tags in the re-check schedule",
+            scheduled_streams.clone(),
+        );
+        let budget_remaining = Family::<RegistryLabel, Gauge>::default();
+        registry.register(
+            "registry_budget_remaining",
+            "Scheduled checks left in the current minute, by registry budget (\"*\" is the cluster-wide budget)",
+            budget_remaining.clone(),
+        );
+        Metrics {
+            imports_new: AtomicU64::default(),
+            imports_unchanged: AtomicU64::default(),
+            imports_failed: AtomicU64::default(),
+            status_writes: AtomicU64::default(),
+            images_created: AtomicU64::default(),
+            scheduled_checks: AtomicU64::default(),
+            scheduled_tags: AtomicU64::default(),
+            registry,
+            imports,
+            requests,
+            import_seconds,
+            reconcile_errors,
+            scheduled_streams,
+            budget_remaining,
+        }
+    }
+}
+
+impl Metrics {
+    /// One tag import from `registry`: `Ok(unchanged)` or the failure's reason.
+    pub(super) fn import(&self, registry: &str, result: Result<bool, &str>) {
+        let (counter, label, reason) = match result {
+            Ok(true) => (&self.imports_unchanged, "unchanged", ""),
+            Ok(false) => (&self.imports_new, "new", ""),
+            Err(reason) => (&self.imports_failed, "failed", reason),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.imports
+            .get_or_create(&ImportLabels {
+                registry: registry.into(),
+                result: label,
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    pub(super) fn import_batch(&self, took: Duration) {
+        self.import_seconds.observe(took.as_secs_f64());
+    }
+
+    pub(super) fn reconcile_error(&self, controller: &'static str, reason: &str) {
+        self.reconcile_errors
+            .get_or_create(&ErrorLabels {
+                controller,
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    pub(super) fn schedule(&self, streams: usize, budgets: &[(String, u32)]) {
+        self.scheduled_streams
+            .set(i64::try_from(streams).unwrap_or(i64::MAX));
+        for (registry, left) in budgets {
+            self.budget_remaining
+                .get_or_create(&RegistryLabel {
+                    registry: registry.clone(),
+                })
+                .set(i64::from(*left));
+        }
+    }
+
+    pub(super) fn status_write(&self) {
+        self.status_writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn image_created(&self) {
+        self.images_created.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn scheduled_check(&self, tags: usize) {
+        self.scheduled_checks.fetch_add(1, Ordering::Relaxed);
+        self.scheduled_tags
+            .fetch_add(u64::try_from(tags).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// The Prometheus text exposition of every family.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl RequestObserver for Metrics {
+    fn on_request(
+        &self,
+        registry: &str,
+        method: &str,
+        _path_kind: PathKind,
+        status: Option<u16>,
+        _duration: Duration,
+    ) {
+        let code = status.map_or_else(|| "none".to_string(), |s| s.to_string());
+        self.requests
+            .get_or_create(&RequestLabels {
+                registry: registry.into(),
+                method: method.into(),
+                code,
+            })
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_families_are_exposed_with_their_labels() {
+        let m = Metrics::default();
+        m.import("quay.io", Ok(false));
+        m.import("quay.io", Err("NotFound"));
+        m.on_request(
+            "quay.io",
+            "HEAD",
+            PathKind::Manifest,
+            Some(200),
+            Duration::ZERO,
+        );
+        m.on_request("quay.io", "GET", PathKind::Manifest, None, Duration::ZERO);
+        m.reconcile_error("imagestream", "StatusWriteFailed");
+        m.import_batch(Duration::from_millis(30));
+        m.schedule(3, &[("*".into(), 57)]);
+        let text = m.encode();
+        for line in [
+            r#"imagestream_operator_imports_total{registry="quay.io",result="new",reason=""} 1"#,
+            r#"imagestream_operator_imports_total{registry="quay.io",result="failed",reason="NotFound"} 1"#,
+            r#"imagestream_operator_registry_requests_total{registry="quay.io",method="HEAD",code="200"} 1"#,
+            r#"imagestream_operator_registry_requests_total{registry="quay.io",method="GET",code="none"} 1"#,
+            r#"imagestream_operator_reconcile_errors_total{controller="imagestream",reason="StatusWriteFailed"} 1"#,
+            "imagestream_operator_import_duration_seconds_count 1",
+            "imagestream_operator_scheduled_streams 3",
+            r#"imagestream_operator_registry_budget_remaining{registry="*"} 57"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        assert_eq!(Metrics::get(&m.imports_new), 1);
+    }
+}
