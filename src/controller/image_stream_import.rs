@@ -132,6 +132,8 @@ pub async fn reconcile(isi: Arc<ImageStreamImport>, ctx: Arc<Context>) -> Result
 
 fn error_policy(isi: Arc<ImageStreamImport>, error: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(reason = error.reason(), %error, "import request failed; retrying");
+    ctx.metrics
+        .reconcile_error("imagestreamimport", error.reason());
     // the request changed since it was read (its status was written): the watch brings it
     if let Error::WriteStatus(kube::Error::Api(s)) | Error::Remove(kube::Error::Api(s)) = error
         && s.is_conflict()

@@ -183,8 +183,10 @@ pub async fn reconcile(
     }
 }
 
-fn error_policy(_mapping: Arc<ImageStreamMapping>, error: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy(_mapping: Arc<ImageStreamMapping>, error: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(reason = error.reason(), %error, "mapping failed; retrying");
+    ctx.metrics
+        .reconcile_error("imagestreammapping", error.reason());
     match error {
         // the mapping changed since it was read: the watch brings the new one
         Error::Remove(kube::Error::Api(s)) if s.is_conflict() => Action::await_change(),
