@@ -57,7 +57,9 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
     let mut scheduled = false;
     if settings.scheduled_interval.is_some() && sync::has_scheduled_tags(&stream) {
         let registries = scheduled_registries(&stream);
-        match ctx.schedule_decide(&uid, &registries) {
+        let decision = ctx.schedule_decide(&uid, &registries);
+        tracing::debug!(%namespace, %name, ?decision, interval = ?settings.scheduled_interval, "schedule");
+        match decision {
             Some(Decision::CheckNow { next_in }) => {
                 scheduled = true;
                 requeue = Some(next_in);

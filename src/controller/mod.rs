@@ -662,6 +662,14 @@ fn error_policy(_stream: Arc<ImageStream>, error: &Error, ctx: Arc<Context>) -> 
     }
 }
 
+/// Whether a watch event changed what a reflector's store holds.
+fn settled<K>(event: &Result<watcher::Event<K>, watcher::Error>) -> bool {
+    matches!(
+        event,
+        Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone)
+    )
+}
+
 /// Watches the `cluster` ImageConfig and ImageImportConfig and applies them.
 async fn watch_configuration(
     client: Client,
@@ -672,20 +680,27 @@ async fn watch_configuration(
     let by_name = || watcher::Config::default().fields(&format!("metadata.name={SINGLETON_NAME}"));
     let (image_store, image_writer) = reflector::store::<ImageConfig>();
     let (import_store, import_writer) = reflector::store::<ImageImportConfig>();
+    // the stores change on Apply, Delete and InitDone (objects listed at start are buffered
+    // until InitDone: reading the store on InitApply finds it still empty)
     let images = watcher(Api::<ImageConfig>::all(client.clone()), by_name())
         .default_backoff()
         .reflect(image_writer)
-        .applied_objects()
+        .filter(|e| future::ready(settled(e)))
         .map(|_| ());
     let imports = watcher(Api::<ImageImportConfig>::all(client.clone()), by_name())
         .default_backoff()
         .reflect(import_writer)
-        .applied_objects()
+        .filter(|e| future::ready(settled(e)))
         .map(|_| ());
     let mut events = std::pin::pin!(futures::stream::select(images, imports));
     while events.next().await.is_some() {
         let image = image_store.state().into_iter().next();
         let import = import_store.state().into_iter().next();
+        tracing::debug!(
+            image = image.is_some(),
+            import = import.is_some(),
+            "configuration read"
+        );
         let ca = match image
             .as_ref()
             .and_then(|i| i.spec.additional_trusted_ca.as_ref())
