@@ -2,7 +2,8 @@
 //! real kube-apiserver and the real registry, under its own ServiceAccount bound to the roles
 //! in `deploy/`; the webhooks are registered by `url:` and limited to the test's namespace by
 //! a label. What only the two together show: generations assigned by the webhook drive the
-//! controller's imports. Also: the manifests in `deploy/` apply and grant what they promise.
+//! controller's imports. Also: the install (`kubectl apply -k deploy/`) passes the apiserver's
+//! validation, applies, and grants what it promises.
 
 mod support;
 
@@ -12,14 +13,17 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Probe, Service};
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
+use kube::discovery::{self, Scope};
 use serde_json::{Value, json};
 
-use imagestream_operator::admission;
 use imagestream_operator::api::image_stream::{ImageStream, TagEvent, TagReferencePolicyType};
 use imagestream_operator::api::image_stream_import::{ImageStreamImport, ImageStreamImportStatus};
+use imagestream_operator::{admission, probes};
 use support::images::{ImageSpec, TestImage};
 use support::operator::Running;
 use support::registry::{RegistryOptions, TestRegistry};
@@ -218,27 +222,179 @@ async fn tags_added_by_update_are_imported() {
     op.finish().await;
 }
 
-/// `deploy/operator.yaml` with the role files applies to a real apiserver, and the
-/// ServiceAccount it creates holds the rights the operator uses.
+/// `kubectl kustomize deploy/`: the install as `kubectl apply -k deploy/` sends it.
+fn render_deploy() -> Vec<Value> {
+    let out = std::process::Command::new("kubectl")
+        .args(["kustomize", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy")])
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize deploy/: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).expect("UTF-8");
+    let documents: Vec<Value> = serde_saphyr::from_multiple(&yaml).expect("YAML documents");
+    documents.into_iter().filter(|d| !d.is_null()).collect()
+}
+
+fn kind_and_name(object: &Value) -> (String, String) {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    (text(&object["kind"]), text(&object["metadata"]["name"]))
+}
+
+/// `kubectl apply -k deploy/` is the whole install: every object the kustomization renders
+/// passes the apiserver's validation and admission in a server-side dry run (`dryRun=All`),
+/// cluster-scoped ones too, and the set is complete and consistent: every CRD of `crds/`, each
+/// binding's role and ServiceAccount, and no webhook configuration (the operator writes those).
+#[tokio::test]
+async fn deploy_kustomization_passes_a_server_side_dry_run() {
+    cluster::install_crypto_provider();
+    let cluster = cluster::cluster().await;
+    let admin = cluster.client().await;
+    let objects = render_deploy();
+    let ns = "imagestream-operator";
+    let names: Vec<(String, String)> = objects.iter().map(kind_and_name).collect();
+    let has = |kind: &str, name: &str| names.iter().any(|(k, n)| k == kind && n == name);
+
+    // the CRDs are crds/ (whose kustomization.yaml must list every generated file)
+    let mut want_crds: Vec<String> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"))
+            .expect("crds/")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|f| f.ends_with(".yaml") && f != "kustomization.yaml")
+            .map(|f| f.trim_end_matches(".yaml").to_string())
+            .collect();
+    want_crds.sort();
+    let mut crds: Vec<String> = names
+        .iter()
+        .filter(|(k, _)| k == "CustomResourceDefinition")
+        .map(|(_, n)| n.clone())
+        .collect();
+    crds.sort();
+    assert_eq!(crds, want_crds, "crds/kustomization.yaml lists every CRD");
+    for (kind, name) in [
+        ("Namespace", ns),
+        ("ServiceAccount", "imagestream-operator"),
+        ("Deployment", "imagestream-operator"),
+        ("Service", "imagestream-operator"),
+    ] {
+        assert!(has(kind, name), "{kind} {name} in {names:?}");
+    }
+    assert!(
+        !names
+            .iter()
+            .any(|(k, _)| k.ends_with("WebhookConfiguration")),
+        "the operator registers its webhooks itself: {names:?}"
+    );
+    // everything namespaced lands in the operator's namespace (admission-rbac.yaml names none)
+    for object in &objects {
+        let (kind, name) = kind_and_name(object);
+        let cluster_scoped = matches!(
+            kind.as_str(),
+            "Namespace" | "CustomResourceDefinition" | "ClusterRole" | "ClusterRoleBinding"
+        );
+        let namespace = object["metadata"]["namespace"].as_str();
+        if cluster_scoped {
+            assert_eq!(namespace, None, "{kind} {name}");
+        } else {
+            assert_eq!(namespace, Some(ns), "{kind} {name}");
+        }
+    }
+    // each binding names a role of the install and grants it to the operator's account
+    for binding in objects
+        .iter()
+        .filter(|o| o["kind"].as_str().is_some_and(|k| k.ends_with("Binding")))
+    {
+        let (kind, name) = kind_and_name(binding);
+        let role = &binding["roleRef"];
+        let role_kind = role["kind"].as_str().unwrap_or_default();
+        let role_name = role["name"].as_str().unwrap_or_default();
+        assert!(
+            has(role_kind, role_name),
+            "{kind} {name}: no {role_kind} {role_name}"
+        );
+        assert_eq!(
+            binding["subjects"],
+            json!([{ "kind": "ServiceAccount", "name": "imagestream-operator", "namespace": ns }]),
+            "{kind} {name}"
+        );
+    }
+    for (kind, name) in names
+        .iter()
+        .filter(|(k, _)| k == "Role" || k == "ClusterRole")
+    {
+        let binding = if kind == "Role" {
+            "RoleBinding"
+        } else {
+            "ClusterRoleBinding"
+        };
+        assert!(
+            objects.iter().any(|o| o["kind"] == binding
+                && o["roleRef"]["kind"] == kind.as_str()
+                && o["roleRef"]["name"] == name.as_str()),
+            "{kind} {name} is bound"
+        );
+    }
+
+    // the CRDs first, so that their kinds are served; the namespace for real, as a dry run
+    // cannot create what the namespaced objects' dry runs then look for
+    crds::install(&admin).await;
+    let apply = PatchParams::apply("deploy-dry-run").force();
+    let namespace = objects
+        .iter()
+        .find(|o| o["kind"] == "Namespace")
+        .expect("the Namespace");
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(admin.clone())
+        .patch(ns, &apply, &Patch::Apply(namespace))
+        .await
+        .expect("apply the Namespace");
+    let dry_run = PatchParams {
+        dry_run: true,
+        ..apply
+    };
+    let mut refused = Vec::new();
+    for object in &objects {
+        let (kind, name) = kind_and_name(object);
+        let api_version = object["apiVersion"].as_str().expect("apiVersion");
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, &kind);
+        let (resource, capabilities) = discovery::pinned_kind(&admin, &gvk)
+            .await
+            .unwrap_or_else(|e| panic!("{api_version} {kind} is not served: {e}"));
+        let api: Api<DynamicObject> = match capabilities.scope {
+            Scope::Cluster => Api::all_with(admin.clone(), &resource),
+            Scope::Namespaced => Api::namespaced_with(admin.clone(), ns, &resource),
+        };
+        match api.patch(&name, &dry_run, &Patch::Apply(object)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) => {
+                refused.push(format!("{kind} {name}: {}", status.message))
+            }
+            Err(e) => refused.push(format!("{kind} {name}: {e}")),
+        }
+    }
+    assert!(refused.is_empty(), "refused in a dry run: {refused:#?}");
+}
+
+/// `kubectl apply -k deploy/` applies to a real apiserver; the Deployment is wired to the
+/// Service, probes and security settings the operator needs; and the ServiceAccount it creates
+/// holds the rights the operator uses, and not more.
 #[tokio::test]
 async fn deploy_manifests_apply_and_grant_the_operator_its_rights() {
     cluster::install_crypto_provider();
     let cluster = cluster::cluster().await;
     let admin = cluster.client().await;
     crds::install(&admin).await;
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
     let out = cluster
         .kubectl()
         .args(["apply", "--server-side", "--force-conflicts"])
-        .args(["-f", &format!("{dir}/operator.yaml")])
-        .args(["-f", &format!("{dir}/rbac.yaml")])
-        .args(["-n", "imagestream-operator"])
-        .args(["-f", &format!("{dir}/admission-rbac.yaml")])
+        .args(["-k", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy")])
         .output()
         .expect("kubectl runs");
     assert!(
         out.status.success(),
-        "kubectl apply: {}",
+        "kubectl apply -k deploy/: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 
@@ -251,37 +407,108 @@ async fn deploy_manifests_apply_and_grant_the_operator_its_rights() {
         .get("imagestream-operator")
         .await
         .expect("the Deployment");
-    let pod = deployment
-        .spec
-        .and_then(|s| s.template.spec)
-        .expect("pod spec");
-    let container = &pod.containers[0];
-    let port = container
-        .ports
-        .iter()
-        .flatten()
-        .find(|p| p.name.as_deref() == Some("webhooks"))
-        .expect("the webhooks port");
-    assert_eq!(
-        u16::try_from(port.container_port).ok(),
-        Some(admission::DEFAULT_PORT)
-    );
-    let service_port = &service.spec.and_then(|s| s.ports).expect("ports")[0];
-    assert_eq!(service_port.port, 443);
-    assert_eq!(
-        serde_json::to_value(&service_port.target_port).expect("json"),
-        json!("webhooks")
-    );
+    let spec = deployment.spec.expect("deployment spec");
+    assert_eq!(spec.replicas, Some(2), "a leader and a standby");
+    let pod = spec.template.spec.expect("pod spec");
     assert_eq!(
         pod.service_account_name.as_deref(),
         Some("imagestream-operator")
     );
+    let container = &pod.containers[0];
+    let container_port = |name: &str| {
+        container
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some(name))
+            .and_then(|p| u16::try_from(p.container_port).ok())
+    };
+    assert_eq!(container_port("webhooks"), Some(admission::DEFAULT_PORT));
+    assert_eq!(container_port("metrics"), Some(probes::DEFAULT_PORT));
+    let service_ports: Vec<(String, i32, Value)> = service
+        .spec
+        .and_then(|s| s.ports)
+        .expect("ports")
+        .into_iter()
+        .map(|p| {
+            let target = serde_json::to_value(&p.target_port).expect("json");
+            (p.name.unwrap_or_default(), p.port, target)
+        })
+        .collect();
+    assert_eq!(
+        service_ports,
+        [
+            ("webhooks".into(), 443, json!("webhooks")),
+            (
+                "metrics".into(),
+                i32::from(probes::DEFAULT_PORT),
+                json!("metrics")
+            ),
+        ]
+    );
+    let probe = |probe: Option<&Probe>| {
+        let get = probe
+            .and_then(|p| p.http_get.clone())
+            .expect("an HTTP probe");
+        let port = serde_json::to_value(&get.port).expect("json");
+        (get.path.unwrap_or_default(), port, get.scheme)
+    };
+    assert_eq!(
+        probe(container.liveness_probe.as_ref()),
+        ("/livez".into(), json!("metrics"), Some("HTTP".into()))
+    );
+    assert_eq!(
+        probe(container.readiness_probe.as_ref()),
+        ("/readyz".into(), json!("metrics"), Some("HTTP".into()))
+    );
+    let env: Vec<&str> = container
+        .env
+        .iter()
+        .flatten()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert!(
+        env.contains(&"POD_NAME") && env.contains(&"POD_NAMESPACE"),
+        "{env:?}"
+    );
+    let resources = container.resources.as_ref().expect("resources");
+    for (what, quantities) in [
+        ("requests", &resources.requests),
+        ("limits", &resources.limits),
+    ] {
+        let quantities = quantities.as_ref().expect(what);
+        assert!(
+            quantities.contains_key("cpu") && quantities.contains_key("memory"),
+            "{what}: {quantities:?}"
+        );
+    }
+    let security = container
+        .security_context
+        .as_ref()
+        .expect("securityContext");
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(
+        security.capabilities.as_ref().and_then(|c| c.drop.clone()),
+        Some(vec!["ALL".to_string()])
+    );
+    let pod_security = pod.security_context.as_ref().expect("pod securityContext");
+    assert_eq!(pod_security.run_as_non_root, Some(true));
+    assert_eq!(pod_security.run_as_user, Some(65532), "the image's user");
+    assert_eq!(
+        pod_security
+            .seccomp_profile
+            .as_ref()
+            .map(|p| p.type_.as_str()),
+        Some("RuntimeDefault")
+    );
 
-    // what the controllers and the webhooks do, asked as the ServiceAccount itself
+    // what the controllers, the webhooks and the leader election do, asked as the
+    // ServiceAccount itself
     let account = cluster
         .service_account_client(ns, "imagestream-operator")
         .await;
-    let checks: [(&str, &str, &str, &str, Option<&str>); 8] = [
+    let checks: [(&str, &str, &str, &str, Option<&str>); 9] = [
         ("image.openshift.io", "imagestreams", "", "watch", None),
         (
             "image.openshift.io",
@@ -313,6 +540,13 @@ async fn deploy_manifests_apply_and_grant_the_operator_its_rights() {
             "",
             "update",
             Some("imagestream-operator-webhook-ca"),
+        ),
+        (
+            "coordination.k8s.io",
+            "leases",
+            "",
+            "update",
+            Some("imagestream-operator"),
         ),
     ];
     for (group, resource, subresource, verb, name) in checks {
