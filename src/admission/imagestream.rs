@@ -179,7 +179,7 @@ async fn limit_errors(
 
 /// Forbidden errors for the streams in other namespaces the requesting user may not read.
 /// A review that fails counts as a denial: the webhook fails closed.
-async fn cross_namespace_errors(
+pub(super) async fn cross_namespace_errors(
     request: &Request,
     stream: &ImageStream,
     old: Option<&ImageStream>,

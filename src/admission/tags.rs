@@ -17,7 +17,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures::future::join_all;
 use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::core::Status;
@@ -25,7 +24,7 @@ use kube::core::admission::{AdmissionResponse, Operation};
 use serde_json::Value;
 
 use super::AdmissionSettings;
-use super::access::{self, Authorizer};
+use super::access::Authorizer;
 use super::review::{self, Request, ReviewError};
 use crate::api::GROUP;
 use crate::api::image::Image;
@@ -176,6 +175,14 @@ fn as_user_wrote(meta: &ObjectMeta) -> ObjectMeta {
     meta
 }
 
+/// The kind of the request: ImageStreamTag or ImageTag (anything else is refused).
+fn view_kind(request: &Request) -> Result<&'static str, ReviewError> {
+    match request.kind.kind.as_str() {
+        ITAG if request.kind.group == GROUP => Ok(ITAG),
+        _ => review::expect_kind(request, GROUP, ISTAG).map(|()| ISTAG),
+    }
+}
+
 /// Answers an ImageStreamTag or ImageTag CREATE or UPDATE.
 pub async fn mutate(
     request: &Request,
@@ -183,14 +190,7 @@ pub async fn mutate(
     authorizer: &dyn Authorizer,
     writer: Option<&Writer>,
 ) -> Result<AdmissionResponse, ReviewError> {
-    let kind = match request.kind.kind.as_str() {
-        ISTAG => ISTAG,
-        ITAG => ITAG,
-        _ => {
-            review::expect_kind(request, GROUP, ISTAG)?;
-            ISTAG
-        }
-    };
+    let kind = view_kind(request)?;
     if !matches!(request.operation, Operation::Create | Operation::Update) {
         return Ok(review::allow(request));
     }
@@ -416,29 +416,7 @@ async fn cross_namespace_errors(
     let mut reference = reference.clone();
     reference.name = tag.into();
     with_tag.spec.tags.push(reference);
-    let references = validation::cross_namespace_references(&with_tag, None);
-    let decisions = join_all(references.iter().map(|r| {
-        authorizer.review(
-            &request.user_info,
-            access::read_layers(&r.namespace, &r.stream),
-        )
-    }))
-    .await;
-    references
-        .iter()
-        .zip(decisions)
-        .flat_map(|(reference, decision)| match decision {
-            Ok(d) if d.allowed => Vec::new(),
-            Ok(d) => validation::forbidden_reference_errors(
-                reference,
-                &validation::subject_access_review_denial(&d.reason, &d.evaluation_error),
-            ),
-            Err(e) => validation::forbidden_reference_errors(
-                reference,
-                &validation::subject_access_review_denial("", &e.to_string()),
-            ),
-        })
-        .collect()
+    super::imagestream::cross_namespace_errors(request, &with_tag, None, authorizer).await
 }
 
 /// Reads the stream, applies `edit`, writes it back; on conflicts reads again, up to
@@ -581,14 +559,7 @@ pub async fn validate_delete(
     request: &Request,
     writer: Option<&Writer>,
 ) -> Result<AdmissionResponse, ReviewError> {
-    let kind = match request.kind.kind.as_str() {
-        ISTAG => ISTAG,
-        ITAG => ITAG,
-        _ => {
-            review::expect_kind(request, GROUP, ISTAG)?;
-            ISTAG
-        }
-    };
+    let kind = view_kind(request)?;
     if request.operation != Operation::Delete {
         return Ok(review::allow(request));
     }
