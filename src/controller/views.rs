@@ -220,10 +220,7 @@ pub async fn sync(ctx: &Context, stream: &ImageStream) -> Result<(), Error> {
     let name = stream.name_any();
     let lookup = CachedImages(&ctx.images);
     let desired = Views::of(stream, &lookup);
-    let shown: Vec<String> = crate::stream::layers::history_images(stream, &lookup)
-        .iter()
-        .map(|i| names::image(i))
-        .collect();
+    let shown: Vec<String> = desired.shown.iter().map(|i| names::image(i)).collect();
     ctx.image_index
         .lock()
         .unwrap_or_else(PoisonError::into_inner)

@@ -42,23 +42,28 @@ pub struct Views {
     pub image_tags: Vec<ImageTag>,
     pub images: Vec<ImageStreamImage>,
     pub layers: ImageStreamLayers,
+    /// Every image the stream shows (history and children of lists, existing or not): the
+    /// Images whose changes concern it.
+    pub shown: Vec<String>,
 }
 
 impl Views {
     /// The views of `stream`, each with its hash.
     pub fn of(stream: &ImageStream, images: &dyn ImageLookup) -> Views {
         let tags = tag_names(stream);
+        let shown = layers::history_images(stream, images);
         Views {
             tags: tags
                 .iter()
                 .map(|t| image_stream_tag(stream, t, images))
                 .collect(),
             image_tags: tags.iter().map(|t| image_tag(stream, t, images)).collect(),
-            images: layers::history_images(stream, images)
+            images: shown
                 .iter()
                 .filter_map(|i| image_stream_image(stream, i, images))
                 .collect(),
             layers: image_stream_layers(stream, images),
+            shown,
         }
     }
 }
