@@ -8,7 +8,9 @@
 //! [`credentials`] (pull specs and pull secrets, OpenShift's way), [`registry`] (the registry
 //! transport), [`import`] (registry images to Image objects), [`inspect`] (one import from the
 //! command line), [`stream`] (tag generations, history and conditions), [`controller`] (the
-//! controllers) and [`operator`] (webhooks and controllers in one process).
+//! controllers), [`operator`] (webhooks and controllers in one process), [`permissions`] (its
+//! rights, checked at start), [`leader`] (leader election) and [`probes`] (health and metrics
+//! endpoints).
 
 pub mod admission;
 pub mod api;
@@ -21,6 +23,7 @@ pub mod inspect;
 pub mod leader;
 pub mod names;
 pub mod operator;
+pub mod permissions;
 pub mod probes;
 pub mod prune;
 pub mod reference;

@@ -62,6 +62,10 @@ enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value = "text", env = "LOG_FORMAT")]
         log_format: LogFormat,
+        /// After SIGTERM, seconds reconciles in flight may take to finish before they are
+        /// dropped; keep it below the Pod's terminationGracePeriodSeconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+        shutdown_grace: u64,
     },
     /// Import one image the way the operator would, and print the resulting Image objects.
     ///
@@ -134,6 +138,7 @@ fn main() -> anyhow::Result<()> {
             leader_identity,
             metrics_port,
             log_format,
+            shutdown_grace,
         } => {
             let identity = leader_identity.unwrap_or_else(|| {
                 let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "operator".into());
@@ -161,7 +166,12 @@ fn main() -> anyhow::Result<()> {
                 metrics: Default::default(),
                 pruner: Some(Default::default()),
             };
-            run_operator(controllers, webhooks, leader, metrics_port, log_format)
+            let started = Started {
+                metrics_port,
+                log_format,
+                shutdown_grace: std::time::Duration::from_secs(shutdown_grace),
+            };
+            run_operator(controllers, webhooks, leader, started)
         }
         Command::Inspect {
             reference,
@@ -221,13 +231,24 @@ fn by_url(namespace: &str, service: &str, url: String) -> admission::Options {
     options
 }
 
+/// How the process itself runs.
+struct Started {
+    metrics_port: u16,
+    log_format: LogFormat,
+    shutdown_grace: std::time::Duration,
+}
+
 fn run_operator(
     controllers: imagestream_operator::controller::Options,
     webhooks: Option<Webhooks>,
     leader: Option<imagestream_operator::leader::LeaderOptions>,
-    metrics_port: u16,
-    log_format: LogFormat,
+    started: Started,
 ) -> anyhow::Result<()> {
+    let Started {
+        metrics_port,
+        log_format,
+        shutdown_grace,
+    } = started;
     // level from RUST_LOG (default info); credentials are never logged by the library
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -279,6 +300,7 @@ fn run_operator(
             webhooks,
             leader,
             probes,
+            shutdown_grace,
         };
         operator::run(client, options, shutdown)
             .await

@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, TryFutureExt, future};
 use kube::Client;
@@ -31,7 +32,13 @@ pub struct Options {
     pub leader: Option<crate::leader::LeaderOptions>,
     /// Where `/livez`, `/readyz` and `/metrics` are served (bound by the caller).
     pub probes: Option<TcpListener>,
+    /// After the shutdown signal, how long reconciles in flight may take to finish before
+    /// they are dropped (below the Pod's termination grace period).
+    pub shutdown_grace: Duration,
 }
+
+/// Twenty seconds: ten less than a Pod's default termination grace period.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// Where and how the webhooks are served.
 pub struct WebhookOptions {
@@ -51,6 +58,8 @@ pub enum Error {
     Identity(#[source] kube::Error),
     #[error("leader election: {0}")]
     Leader(#[source] crate::leader::Error),
+    #[error("{0}")]
+    Permissions(#[source] crate::permissions::Error),
 }
 
 impl Error {
@@ -60,6 +69,7 @@ impl Error {
             Error::Controllers(e) => e.reason(),
             Error::Identity(_) => "IdentityUnknown",
             Error::Leader(e) => e.reason(),
+            Error::Permissions(e) => e.reason(),
         }
     }
 }
@@ -72,7 +82,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     let shutdown = shutdown.boxed().shared();
-    let readiness = crate::probes::Readiness::default();
+    let mut parts = vec![PERMISSIONS];
+    if options.webhooks.is_some() {
+        parts.extend([WEBHOOKS_REGISTERED, ADMISSION_SETTINGS]);
+    }
+    let readiness = crate::probes::Readiness::waiting_for(&parts);
     let probes = options.probes.map(|listener| {
         tokio::spawn(crate::probes::serve(
             listener,
@@ -81,46 +95,73 @@ pub async fn run(
             shutdown.clone(),
         ))
     });
+    let stop_probes = || {
+        if let Some(p) = &probes {
+            p.abort();
+        }
+    };
+    let scope = crate::permissions::Scope {
+        namespace: options.controllers.namespace.clone(),
+        watch_namespace: options.controllers.watch_namespace.clone(),
+        webhooks: options.webhooks.is_some(),
+        leader: options.leader.is_some(),
+    };
+    if let Err(e) = crate::permissions::check(&client, &scope).await {
+        stop_probes();
+        return Err(Error::Permissions(e));
+    }
+    readiness.done(PERMISSIONS);
     let controllers = run_controllers(
         client.clone(),
         options.controllers,
         options.leader,
         shutdown.clone(),
+        options.shutdown_grace,
     );
     let Some(web) = options.webhooks else {
-        readiness.set(true);
         let result = controllers.await;
-        drop(probes);
+        stop_probes();
         return result;
     };
     let (settings, settings_rx) = watch::channel(Arc::new(AdmissionSettings::default()));
     // the tag views' write paths edit streams as the operator, and let its own writes pass
-    let writer = admission::Writer::discover(client.clone())
-        .await
-        .map_err(Error::Identity)?;
+    let writer = match admission::Writer::discover(client.clone()).await {
+        Ok(writer) => writer,
+        Err(e) => {
+            stop_probes();
+            return Err(Error::Identity(e));
+        }
+    };
     let webhooks = Arc::new(
         Webhooks::new(KubeAuthorizer::new(client.clone()), settings_rx)
             .with_limit_ranges(KubeLimitRanges::new(client.clone()))
             .with_writer(writer),
     );
+    let registered = readiness.clone();
     let server = admission::serve(
         client.clone(),
         web.listener,
         web.admission,
         webhooks,
         shutdown,
+        move || registered.done(WEBHOOKS_REGISTERED),
     )
     .map_err(Error::Admission);
-    let config = tokio::spawn(watch_admission_settings(client, settings));
-    // the webhook listener is bound and the webhooks answer from here on
-    readiness.set(true);
+    let config = tokio::spawn(watch_admission_settings(
+        client,
+        settings,
+        readiness.clone(),
+    ));
     let result = future::try_join(server, controllers).await.map(|_| ());
     config.abort();
-    if let Some(p) = probes {
-        p.abort();
-    }
+    stop_probes();
     result
 }
+
+/// The parts `/readyz` waits for.
+const PERMISSIONS: &str = "permissions checked";
+const WEBHOOKS_REGISTERED: &str = "webhooks registered";
+const ADMISSION_SETTINGS: &str = "ImageConfig read";
 
 /// The controllers, at once or once this process leads.
 async fn run_controllers(
@@ -128,13 +169,27 @@ async fn run_controllers(
     options: controller::Options,
     leader: Option<crate::leader::LeaderOptions>,
     shutdown: futures::future::Shared<futures::future::BoxFuture<'static, ()>>,
+    grace: Duration,
 ) -> Result<(), Error> {
+    let metrics = options.metrics.clone();
     match leader {
-        None => controller::run(client, options, shutdown)
-            .await
-            .map_err(Error::Controllers),
+        None => within_grace(
+            controller::run(client, options, shutdown.clone()),
+            shutdown,
+            grace,
+            metrics,
+        )
+        .await
+        .map_err(Error::Controllers),
         Some(leader) => {
-            let work = |stop| controller::run(client.clone(), options, stop);
+            let work = |stop: futures::future::Shared<futures::future::BoxFuture<'static, ()>>| {
+                within_grace(
+                    controller::run(client.clone(), options, stop.clone()),
+                    stop,
+                    grace,
+                    metrics,
+                )
+            };
             match crate::leader::run_as_leader(client.clone(), leader, shutdown, work).await {
                 Ok(Some(result)) => result.map_err(Error::Controllers),
                 Ok(None) => Ok(()),
@@ -144,10 +199,49 @@ async fn run_controllers(
     }
 }
 
+/// Runs `work` to its end, or drops it `grace` after `shutdown`: a reconcile still waiting
+/// on a registry then writes nothing, and the next leader starts it again. Status writes are
+/// single requests, so none is left half done.
+/// Once no reconcile is in flight, it stops at once: a controller whose cache had not loaded
+/// when the signal came would otherwise wait for a listing that nothing polls any more.
+async fn within_grace(
+    work: impl Future<Output = Result<(), controller::Error>>,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+    metrics: Arc<controller::Metrics>,
+) -> Result<(), controller::Error> {
+    let deadline = async {
+        shutdown.await;
+        let started = tokio::time::Instant::now();
+        while started.elapsed() < grace {
+            if metrics.in_flight() == 0 {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
+    };
+    tokio::select! {
+        result = work => result,
+        late = deadline => {
+            if late {
+                tracing::warn!(?grace, "reconciles still in flight after the shutdown grace; dropped");
+            } else {
+                tracing::info!("no reconcile in flight; controllers stopped");
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Feeds the webhooks the `cluster` ImageConfig's `allowedRegistriesForImport` and import
 /// mode. An invalid configuration keeps the last valid one (with a warning); a deleted one
 /// brings back the defaults.
-async fn watch_admission_settings(client: Client, settings: watch::Sender<Arc<AdmissionSettings>>) {
+async fn watch_admission_settings(
+    client: Client,
+    settings: watch::Sender<Arc<AdmissionSettings>>,
+    readiness: crate::probes::Readiness,
+) {
     let (store, writer) = reflector::store::<ImageConfig>();
     let config = watcher::Config::default().fields(&format!("metadata.name={SINGLETON_NAME}"));
     let mut events = std::pin::pin!(
@@ -155,7 +249,11 @@ async fn watch_admission_settings(client: Client, settings: watch::Sender<Arc<Ad
             .default_backoff()
             .reflect(writer)
     );
-    while events.next().await.is_some() {
+    while let Some(event) = events.next().await {
+        // the first listing done: the webhooks answer with the cluster's settings
+        if matches!(event, Ok(watcher::Event::InitDone)) {
+            readiness.done(ADMISSION_SETTINGS);
+        }
         let current = store.state().into_iter().next();
         match AdmissionSettings::from_image_config(current.as_ref().map(|c| &c.spec)) {
             Ok(next) => {

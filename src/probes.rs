@@ -1,11 +1,12 @@
 //! The operator's plain-HTTP endpoints for Kubernetes and Prometheus: `/livez` (the process
-//! answers), `/readyz` (its services are up: 503 until [`Readiness::set`]) and `/metrics` (the
-//! Prometheus text exposition of [`Metrics`]). Served on every replica, leader or not.
+//! answers), `/readyz` (503 naming what it still waits for, until every part of
+//! [`Readiness`] is done) and `/metrics` (the Prometheus text exposition of [`Metrics`]).
+//! Served on every replica, leader or not.
 
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -22,17 +23,31 @@ use crate::controller::Metrics;
 /// Port of the probes and metrics (the Service's `metrics` port).
 pub const DEFAULT_PORT: u16 = 8080;
 
-/// Whether `/readyz` answers 200.
-#[derive(Clone, Debug, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+/// What `/readyz` waits for: 200 once every part is done.
+#[derive(Clone, Debug)]
+pub struct Readiness(Arc<Mutex<BTreeSet<&'static str>>>);
 
 impl Readiness {
-    pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Relaxed);
+    /// Waiting for each of `parts` (short phrases, shown by `/readyz`).
+    pub fn waiting_for(parts: &[&'static str]) -> Readiness {
+        Readiness(Arc::new(Mutex::new(parts.iter().copied().collect())))
+    }
+
+    pub fn done(&self, part: &'static str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(part);
+    }
+
+    /// The parts not done yet, in order.
+    pub fn pending(&self) -> Vec<&'static str> {
+        let parts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        parts.iter().copied().collect()
     }
 
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.pending().is_empty()
     }
 }
 
@@ -55,8 +70,14 @@ fn answer(
     }
     match request.uri().path() {
         "/livez" => text(StatusCode::OK, "ok\n".into(), PLAIN),
-        "/readyz" if readiness.is_ready() => text(StatusCode::OK, "ok\n".into(), PLAIN),
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n".into(), PLAIN),
+        "/readyz" => match readiness.pending().as_slice() {
+            [] => text(StatusCode::OK, "ok\n".into(), PLAIN),
+            pending => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("waiting for: {}\n", pending.join(", ")),
+                PLAIN,
+            ),
+        },
         "/metrics" => text(
             StatusCode::OK,
             metrics.encode(),
@@ -98,5 +119,24 @@ pub async fn serve(
                 tracing::debug!(error = %e, "probe connection");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_waits_for_every_part() {
+        let readiness = Readiness::waiting_for(&["webhooks registered", "permissions checked"]);
+        assert_eq!(
+            readiness.pending(),
+            ["permissions checked", "webhooks registered"]
+        );
+        readiness.done("permissions checked");
+        readiness.done("not a part");
+        assert!(!readiness.is_ready());
+        readiness.clone().done("webhooks registered");
+        assert!(readiness.is_ready());
     }
 }

@@ -133,6 +133,7 @@ impl Webhook {
             async {
                 let _ = stopped.await;
             },
+            || (),
         ));
         self.running = Some((stop, task));
         self.wait_until_called().await;

@@ -191,14 +191,16 @@ pub fn service_dns_names(namespace: &str, service: &str) -> Vec<String> {
 
 /// Runs the webhooks until `shutdown` completes: ensures the CA, issues this replica's serving
 /// certificate, starts serving on `listener`, registers the webhook configurations with the
-/// CA bundle, then keeps certificates and bundle fresh ([`keep_fresh`]). Fails if the CA or
-/// the registration cannot be set up at start; later renewal failures are logged and retried.
+/// CA bundle (then calls `registered`), then keeps certificates and bundle fresh
+/// ([`keep_fresh`]). Fails if the CA or the registration cannot be set up at start; later
+/// renewal failures are logged and retried.
 pub async fn serve(
     client: Client,
     listener: TcpListener,
     options: Options,
     webhooks: Arc<Webhooks>,
     shutdown: impl Future<Output = ()>,
+    registered: impl FnOnce(),
 ) -> Result<(), Error> {
     let policy = options.certificates;
     let ca = certs::ensure_ca(&client, &options.ca_secret, &policy).await?;
@@ -216,6 +218,7 @@ pub async fn serve(
         registered = registration::apply(&client, &options.registration, &bundle) => registered?,
         served = &mut server => return served,
     }
+    registered();
     tokio::select! {
         served = &mut server => served,
         never = keep_fresh(client, options, store, bundle) => match never {},

@@ -39,6 +39,7 @@ use super::{Context, Error};
 pub const MANAGER: &str = "imagestream-operator";
 
 pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _in_flight = ctx.metrics.reconciling("imagestream");
     if stream.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }

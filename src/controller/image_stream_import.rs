@@ -96,6 +96,7 @@ pub(super) async fn run(
 }
 
 pub async fn reconcile(isi: Arc<ImageStreamImport>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _in_flight = ctx.metrics.reconciling("imagestreamimport");
     if isi.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }

@@ -141,6 +141,7 @@ pub async fn reconcile(
     mapping: Arc<ImageStreamMapping>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
+    let _in_flight = ctx.metrics.reconciling("imagestreammapping");
     if mapping.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }

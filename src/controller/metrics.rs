@@ -61,6 +61,21 @@ pub struct Metrics {
     reconcile_errors: Family<ErrorLabels, Counter>,
     scheduled_streams: Gauge,
     budget_remaining: Family<RegistryLabel, Gauge>,
+    in_flight: Family<ControllerLabel, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ControllerLabel {
+    controller: &'static str,
+}
+
+/// One reconcile in flight, counted until dropped.
+pub(crate) struct Reconciling(Gauge);
+
+impl Drop for Reconciling {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -108,6 +123,12 @@ impl Default for Metrics {
             "Scheduled checks left in the current minute, by registry budget (\"*\" is the cluster-wide budget)",
             budget_remaining.clone(),
         );
+        let in_flight = Family::<ControllerLabel, Gauge>::default();
+        registry.register(
+            "reconciles_in_flight",
+            "Reconciles running now, by controller",
+            in_flight.clone(),
+        );
         Metrics {
             imports_new: AtomicU64::default(),
             imports_unchanged: AtomicU64::default(),
@@ -123,6 +144,7 @@ impl Default for Metrics {
             reconcile_errors,
             scheduled_streams,
             budget_remaining,
+            in_flight,
         }
     }
 }
@@ -182,6 +204,28 @@ impl Metrics {
         self.scheduled_checks.fetch_add(1, Ordering::Relaxed);
         self.scheduled_tags
             .fetch_add(u64::try_from(tags).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Counts a reconcile of `controller` as in flight until the guard is dropped.
+    pub(crate) fn reconciling(&self, controller: &'static str) -> Reconciling {
+        let gauge = self
+            .in_flight
+            .get_or_create(&ControllerLabel { controller })
+            .clone();
+        gauge.inc();
+        Reconciling(gauge)
+    }
+
+    /// Reconciles running now, in every controller.
+    pub fn in_flight(&self) -> i64 {
+        ["imagestream", "imagestreamimport", "imagestreammapping"]
+            .into_iter()
+            .map(|controller| {
+                self.in_flight
+                    .get_or_create(&ControllerLabel { controller })
+                    .get()
+            })
+            .sum()
     }
 
     pub fn get(counter: &AtomicU64) -> u64 {

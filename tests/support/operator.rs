@@ -187,6 +187,7 @@ impl Running {
             }),
             leader: None,
             probes: Some(probes),
+            shutdown_grace: operator::DEFAULT_SHUTDOWN_GRACE,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let client = account.client.clone();
