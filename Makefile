@@ -6,7 +6,7 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/.cargo/bin
 
 CARGO ?= cargo
 
-.PHONY: demo test setup lint unit harness bench crds build release release-static image
+.PHONY: demo test setup lint unit harness bench scale crds build release release-static image
 
 ## demo: the operator's main job on an embedded default (a local cluster, registry and sample
 ## images); keeps running until Ctrl-C
@@ -18,6 +18,9 @@ demo:
 test: setup lint harness release-static image
 	$(CARGO) test --doc --quiet
 	e2e/with-cluster.sh $(CARGO) nextest run --lib --bins --tests --profile ci
+	# a small version of the scale benchmark (dev build, on a cluster of its own: it sets the
+	# cluster-wide ImageImportConfig), so it cannot rot; fails when an invariant breaks
+	e2e/with-cluster.sh $(CARGO) bench --profile dev --bench scale -- --streams 200 --namespaces 4 --repos 20 --interval 20
 
 setup:
 	scripts/setup.sh
@@ -36,7 +39,14 @@ harness:
 ## bench: install prerequisites, then run every benchmark (benches/*.rs: programs that print
 ## figures and exit non-zero when a target is missed) against the local registry and cluster
 bench: setup
-	e2e/with-cluster.sh $(CARGO) bench --no-fail-fast --bench '*'
+	e2e/with-cluster.sh $(CARGO) bench --no-fail-fast --bench controller_latency --bench import_traffic
+
+## scale: the scale benchmark (e2e/bench/scale.rs) with STREAMS streams (default 10000, 30+
+## minutes), results into e2e/bench/results/ (JSON, and the markdown table of every run there)
+STREAMS ?= 10000
+INTERVAL ?= 120
+scale: setup
+	e2e/with-cluster.sh $(CARGO) bench --bench scale -- --streams $(STREAMS) --interval $(INTERVAL) --out e2e/bench/results
 
 ## crds: regenerate crds/ from the Rust types
 crds:
