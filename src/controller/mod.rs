@@ -96,6 +96,8 @@ pub struct Context {
     views: views::ViewStores,
     /// Which streams show which Images.
     image_index: Arc<Mutex<views::ImageIndex>>,
+    /// Streams whose views are known to be in step.
+    views_in_step: views::InStep,
 }
 
 /// Marks a stream as being written by a request until dropped.
@@ -170,6 +172,7 @@ impl Context {
             credentials: Mutex::new(HashMap::new()),
             views,
             image_index,
+            views_in_step: views::InStep::default(),
         }
     }
 
@@ -424,6 +427,7 @@ pub async fn run(
             watcher::Config::default(),
         )
         .default_backoff()
+        .modify(lean)
         .reflect(images_writer)
         .for_each(move |event| {
             if let Ok(watcher::Event::Apply(image) | watcher::Event::Delete(image)) = event {
@@ -441,6 +445,7 @@ pub async fn run(
         watcher::Config::default(),
     )
     .default_backoff()
+    .modify(lean)
     .reflect(limit_ranges_writer)
     .for_each(|_| future::ready(()));
 
@@ -455,6 +460,7 @@ pub async fn run(
                 watcher::Config::default().fields(&format!("type={type_}")),
             )
             .default_backoff()
+            .modify(lean)
             .reflect(writer)
             .for_each(|_| future::ready(())),
         );
@@ -463,9 +469,17 @@ pub async fn run(
     let streams_api = scoped::<ImageStream>(&client, options.watch_namespace.as_deref());
     // deletions trigger too: a deleted stream's reconcile finds no object, and its views go
     let (streams, streams_writer) = reflector::store::<ImageStream>();
+    // set once the stream cache has listed (see `loaded`)
+    let (listed, streams_listed) = tokio::sync::watch::channel(false);
     let stream_events = watcher(streams_api, watcher::Config::default().any_semantic())
         .default_backoff()
+        .modify(lean)
         .reflect(streams_writer)
+        .inspect(move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                listed.send_replace(true);
+            }
+        })
         .touched_objects();
     let controller = Controller::for_stream(stream_events, streams.clone());
     let fixed = options.settings.is_some();
@@ -530,7 +544,14 @@ pub async fn run(
     let mut controller = controller
         .with_config(controller::Config::default().concurrency(options.concurrency))
         .reconcile_all_on(config_rx)
-        .reconcile_on(triggered)
+        .reconcile_on({
+            // a view or an Image of the stream changed: its views must be looked at again
+            let ctx = ctx.clone();
+            triggered.inspect(move |stream| {
+                let namespace = stream.namespace.as_deref().unwrap_or_default();
+                ctx.views_in_step.forget(namespace, &stream.name);
+            })
+        })
         .graceful_shutdown_on(shutdown.clone());
     for type_ in SECRET_TYPES {
         let streams = streams.clone();
@@ -561,9 +582,9 @@ pub async fn run(
         });
     // views of streams deleted while the operator was not running
     let sweeper = {
-        let (ctx, streams) = (ctx.clone(), streams.clone());
+        let (ctx, listed) = (ctx.clone(), streams_listed.clone());
         tokio::spawn(async move {
-            loaded(&streams).await;
+            loaded(listed).await;
             {
                 match views::sweep(&ctx).await {
                     Ok(0) => {}
@@ -587,10 +608,10 @@ pub async fn run(
         shutdown.clone(),
     );
     let pruner_task = options.pruner.clone().map(|p| {
-        let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
+        let (ctx, shutdown, listed) = (ctx.clone(), shutdown.clone(), streams_listed.clone());
         tokio::spawn(async move {
             // the stream cache must be loaded: the pruner reads it
-            loaded(&ctx.streams).await;
+            loaded(listed).await;
             pruner::run(ctx, p, shutdown).await;
         })
     });
@@ -615,15 +636,16 @@ pub async fn run(
     Ok(())
 }
 
-/// Returns once `store` has listed. Polled rather than awaited: a task waiting on the
-/// controller's own stream cache was seen never to be woken.
-async fn loaded<K: kube::Resource + Clone + 'static>(store: &Store<K>)
-where
-    K::DynamicType: std::hash::Hash + Eq + Clone,
-{
-    while store.wait_until_ready().now_or_never().is_none() {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+/// Drops what the caches never read: `managedFields` is a large part of a small object, and
+/// the caches hold every stream, Image and view (measured by `e2e/bench/scale.rs`).
+pub(crate) fn lean<K: kube::Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
+/// Returns once the stream cache has listed. Not `Store::wait_until_ready`: its signal keeps
+/// one waker, so a second waiter takes the wake-up from the controller's own runner.
+async fn loaded(mut listed: tokio::sync::watch::Receiver<bool>) {
+    let _ = listed.wait_for(|done| *done).await;
 }
 
 /// Streams in the secret's namespace with a tag that failed with `Unauthorized`, or whose

@@ -141,6 +141,7 @@ where
         watcher::Config::default().any_semantic(),
     )
     .default_backoff()
+    .modify(super::lean)
     .reflect(writer)
     .for_each(move |event| {
         if let Ok(watcher::Event::Apply(view) | watcher::Event::Delete(view)) = event
@@ -214,10 +215,46 @@ impl ImageLookup for CachedImages<'_> {
     }
 }
 
+/// The resourceVersion at which each stream's views were last brought in step. A scheduled
+/// check of an unchanged stream then skips computing its views (most of a check's CPU);
+/// anything else that could put them out of step (a view or an Image it shows changed)
+/// arrives as a trigger of the stream, which forgets it first.
+#[derive(Default)]
+pub struct InStep(Mutex<HashMap<(String, String), String>>);
+
+impl InStep {
+    fn at(&self, key: &(String, String)) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    fn record(&self, key: (String, String), resource_version: String) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, resource_version);
+    }
+
+    pub fn forget(&self, namespace: &str, name: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(namespace.to_string(), name.to_string()));
+    }
+}
+
 /// Brings the views of `stream` in step with it.
 pub async fn sync(ctx: &Context, stream: &ImageStream) -> Result<(), Error> {
     let namespace = stream.namespace().unwrap_or_default();
     let name = stream.name_any();
+    let key = (namespace.clone(), name.clone());
+    let version = stream.resource_version();
+    if version.is_some() && ctx.views_in_step.at(&key) == version {
+        return Ok(());
+    }
     let lookup = CachedImages(&ctx.images);
     let desired = Views::of(stream, &lookup);
     let shown: Vec<String> = desired.shown.iter().map(|i| names::image(i)).collect();
@@ -256,6 +293,9 @@ pub async fn sync(ctx: &Context, stream: &ImageStream) -> Result<(), Error> {
         false,
     )
     .await?;
+    if let Some(version) = version {
+        ctx.views_in_step.record(key, version);
+    }
     Ok(())
 }
 
@@ -364,6 +404,7 @@ where
 
 /// Deletes every view of the stream `namespace/name` (it was deleted).
 pub async fn remove_stream(ctx: &Context, namespace: &str, name: &str) -> Result<(), Error> {
+    ctx.views_in_step.forget(namespace, name);
     ctx.image_index
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
