@@ -2169,3 +2169,94 @@ mod tests {
         assert!(compile_glob("a\\").is_err());
     }
 }
+
+/// The fuzz target's body (fuzz/credentials_invariants.rs) over the seed corpus and mutations
+/// of it from a fixed seed, so the normal test command exercises it without cargo-fuzz.
+#[cfg(test)]
+mod fuzz_body {
+    use super::*;
+
+    include!("../fuzz/credentials_invariants.rs");
+
+    const SEEDS: [&[u8]; 4] = [
+        include_bytes!("../fuzz/corpus/credentials/seed-dockerconfigjson"),
+        include_bytes!("../fuzz/corpus/credentials/seed-dockercfg"),
+        include_bytes!("../fuzz/corpus/credentials/seed-secret-yaml"),
+        include_bytes!("../fuzz/corpus/credentials/seed-secret-list"),
+    ];
+
+    /// Text a mutation may splice in: the shapes the parser distinguishes.
+    const PIECES: [&str; 16] = [
+        "*",
+        "[a-z]",
+        "[^",
+        "\\",
+        ":443",
+        ":x",
+        "https://",
+        "/v1/",
+        "@",
+        "?q",
+        "[::1]",
+        "\"auth\":\"Og==\",",
+        "\"auth\":\"!!\",",
+        "\"username\":1,",
+        "kind: List\n",
+        "&a [*a, *a]",
+    ];
+
+    fn splitmix(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    #[test]
+    fn seeds_parse_with_their_entries() {
+        let counts: Vec<usize> = SEEDS
+            .iter()
+            .map(|s| {
+                check_credential_invariants(s);
+                Keyring::from_file_bytes(s, "seed").unwrap().len()
+            })
+            .collect();
+        assert_eq!(counts, [4, 2, 3, 4]);
+    }
+
+    #[test]
+    fn mutated_seeds_keep_all_invariants() {
+        const INPUTS: usize = 10_000;
+        let mut state: u64 = 0x5eed_c4ed_0000_0001;
+        let mut usable = 0usize;
+        for _ in 0..INPUTS {
+            let seed = SEEDS[usize::try_from(splitmix(&mut state) % 4).unwrap_or(0)];
+            let mut input = seed.to_vec();
+            for _ in 0..1 + splitmix(&mut state) % 3 {
+                let at =
+                    usize::try_from(splitmix(&mut state) % (input.len() as u64 + 1)).unwrap_or(0);
+                match splitmix(&mut state) % 3 {
+                    0 if at < input.len() => {
+                        input[at] = u8::try_from(splitmix(&mut state) % 128).unwrap_or(0);
+                    }
+                    1 if at < input.len() => {
+                        let end = (at + 1 + (splitmix(&mut state) % 8) as usize).min(input.len());
+                        input.drain(at..end);
+                    }
+                    _ => {
+                        let piece = PIECES[(splitmix(&mut state) % PIECES.len() as u64) as usize];
+                        input.splice(at..at, piece.bytes());
+                    }
+                }
+            }
+            check_credential_invariants(&input);
+            usable +=
+                usize::from(Keyring::from_file_bytes(&input, "m").is_ok_and(|k| !k.is_empty()));
+        }
+        assert!(
+            usable > INPUTS / 20 && usable < INPUTS * 19 / 20,
+            "{usable} of {INPUTS} gave entries"
+        );
+    }
+}

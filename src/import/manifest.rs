@@ -34,6 +34,12 @@ pub const MANIFEST_ACCEPT: [&str; 6] = [
     DOCKER_SCHEMA1,
 ];
 
+/// Most layers (or list entries) a manifest may have. Far above any runnable image (Docker
+/// refuses more than 127 layers), and low enough that the Image stays a small object: a
+/// 4 MiB manifest of terse descriptors holds 100,000 layers, whose Image the apiserver would
+/// refuse as too large.
+pub const MAX_MANIFEST_ENTRIES: usize = 1_000;
+
 /// Why bytes from a registry could not become an Image.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ManifestError {
@@ -49,6 +55,8 @@ pub enum ManifestError {
     MalformedConfig(String),
     #[error("the manifest list has no entries")]
     EmptyList,
+    #[error("the manifest has {count} {what}, more than the limit of {MAX_MANIFEST_ENTRIES}")]
+    TooManyEntries { what: &'static str, count: usize },
 }
 
 impl ManifestError {
@@ -60,6 +68,7 @@ impl ManifestError {
             ManifestError::MalformedManifest(_) => "MalformedManifest",
             ManifestError::MalformedConfig(_) => "MalformedConfig",
             ManifestError::EmptyList => "EmptyManifestList",
+            ManifestError::TooManyEntries { .. } => "TooManyManifestEntries",
         }
     }
 }
@@ -158,16 +167,29 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest, Manif
             let config = raw
                 .config
                 .ok_or_else(|| ManifestError::MalformedManifest("no config descriptor".into()))?;
+            let layers = raw.layers.unwrap_or_default();
+            if layers.len() > MAX_MANIFEST_ENTRIES {
+                return Err(ManifestError::TooManyEntries {
+                    what: "layers",
+                    count: layers.len(),
+                });
+            }
             Ok(Manifest::Single(SingleManifest {
                 media_type,
                 config,
-                layers: raw.layers.unwrap_or_default(),
+                layers,
             }))
         }
         DOCKER_LIST | OCI_INDEX => {
             let manifests = raw
                 .manifests
                 .ok_or_else(|| ManifestError::MalformedManifest("no manifests in list".into()))?;
+            if manifests.len() > MAX_MANIFEST_ENTRIES {
+                return Err(ManifestError::TooManyEntries {
+                    what: "list entries",
+                    count: manifests.len(),
+                });
+            }
             Ok(Manifest::List(ManifestList {
                 media_type,
                 manifests,
@@ -262,13 +284,13 @@ pub fn single_image(
         })?)),
         None => None,
     };
+    // Sizes are the registry's claims: saturate rather than overflow on hostile ones.
     let mut unique = BTreeSet::new();
     let layer_bytes: i64 = manifest
         .layers
         .iter()
         .filter(|l| unique.insert(l.digest.as_str()))
-        .map(|l| l.size.max(0))
-        .sum();
+        .fold(0, |sum, l| sum.saturating_add(l.size.max(0)));
     let config_len = i64::try_from(config.len()).unwrap_or(i64::MAX);
     let metadata = DockerImage {
         id: manifest.config.digest.clone(),
@@ -623,5 +645,207 @@ mod tests {
         let err =
             single_image("a/b", D1, &manifest, b"{}", br#"{"created": "yesterday"}"#).unwrap_err();
         assert_eq!(err.reason(), "MalformedConfig");
+    }
+
+    // A registry may claim any size; two layers near i64::MAX overflowed the sum (a panic
+    // with overflow checks, a negative image size without).
+    #[test]
+    fn huge_layer_sizes_saturate() {
+        let layer = |digest: &str| Descriptor {
+            media_type: String::new(),
+            digest: digest.into(),
+            size: i64::MAX,
+            platform: None,
+            annotations: BTreeMap::new(),
+        };
+        let manifest = SingleManifest {
+            media_type: OCI_MANIFEST.into(),
+            config: layer(D2),
+            layers: vec![layer(D1), layer(D2)],
+        };
+        let image = single_image("a/b", D1, &manifest, b"{}", b"{}").unwrap();
+        let meta = image.spec.docker_image_metadata().unwrap().unwrap();
+        assert_eq!(meta.size, i64::MAX);
+        // u64::MAX does not fit the schema's int64: refused while parsing
+        let body = format!(
+            r#"{{"mediaType":"{OCI_MANIFEST}","config":{{"digest":"{D1}","size":18446744073709551615}}}}"#
+        );
+        let err = parse(body.as_bytes(), None).unwrap_err();
+        assert_eq!(err.reason(), "MalformedManifest");
+        assert!(err.to_string().contains("expected i64"), "{err}");
+    }
+
+    // 100,000 terse layers fit the 4 MiB body limit, but their Image is too large for the
+    // apiserver, whose refusal held back every other tag of the stream.
+    #[test]
+    fn too_many_layers_or_entries_are_refused() {
+        let entries = |n: usize| vec![r#"{"digest":"a"}"#; n].join(",");
+        let single = |n| {
+            format!(
+                r#"{{"mediaType":"{OCI_MANIFEST}","config":{{"digest":"c"}},"layers":[{}]}}"#,
+                entries(n)
+            )
+        };
+        assert!(parse(single(MAX_MANIFEST_ENTRIES).as_bytes(), None).is_ok());
+        let body = single(100_000);
+        assert!(body.len() < crate::import::engine::MAX_MANIFEST_BYTES);
+        let err = parse(body.as_bytes(), None).unwrap_err();
+        assert_eq!(err.reason(), "TooManyManifestEntries");
+        assert_eq!(
+            err.to_string(),
+            "the manifest has 100000 layers, more than the limit of 1000"
+        );
+        let list = format!(
+            r#"{{"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
+            entries(MAX_MANIFEST_ENTRIES + 1)
+        );
+        assert_eq!(
+            parse(list.as_bytes(), None).unwrap_err().to_string(),
+            "the manifest has 1001 list entries, more than the limit of 1000"
+        );
+    }
+}
+
+/// The fuzz target's body (fuzz/manifest_invariants.rs) over the seed corpus and mutations of
+/// it from a fixed seed, so the normal test command exercises it without cargo-fuzz.
+#[cfg(test)]
+mod fuzz_body {
+    use super::*;
+    use crate::config::Platform;
+
+    include!("../../fuzz/manifest_invariants.rs");
+
+    const SEEDS: [&[u8]; 6] = [
+        include_bytes!("../../fuzz/corpus/manifest/seed-oci-manifest"),
+        include_bytes!("../../fuzz/corpus/manifest/seed-oci-index"),
+        include_bytes!("../../fuzz/corpus/manifest/seed-docker-schema2"),
+        include_bytes!("../../fuzz/corpus/manifest/seed-docker-list"),
+        include_bytes!("../../fuzz/corpus/manifest/seed-schema1"),
+        include_bytes!("../../fuzz/corpus/manifest/seed-untyped"),
+    ];
+
+    /// Text a mutation may splice in: what hostile registries send.
+    const PIECES: [&str; 14] = [
+        "9223372036854775807",
+        "18446744073709551615",
+        "-1",
+        "1e400",
+        "null",
+        "[]",
+        "{}",
+        "\"manifests\":[]",
+        "\"schemaVersion\":1,",
+        "\"layers\":[{\"digest\":\"a\",\"size\":9223372036854775807},{\"digest\":\"b\",\"size\":9223372036854775807}],",
+        "\"platform\":{\"architecture\":\"unknown\",\"os\":\"unknown\"},",
+        "\"annotations\":{\"vnd.docker.reference.type\":\"x\"},",
+        "\u{ff}",
+        "\"",
+    ];
+
+    fn splitmix(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    #[test]
+    fn seeds_parse_as_what_they_are() {
+        let kinds: Vec<_> = SEEDS
+            .iter()
+            .map(|s| {
+                check_manifest_invariants(s);
+                let body = &s[1..s.iter().position(|b| *b == 0xff).unwrap_or(s.len())];
+                let ct = FUZZ_CONTENT_TYPES[usize::from(s[0]) % FUZZ_CONTENT_TYPES.len()];
+                match parse(body, ct) {
+                    Ok(Manifest::Single(m)) => m.media_type,
+                    Ok(Manifest::List(l)) => l.media_type,
+                    Err(e) => e.reason().to_string(),
+                }
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                OCI_MANIFEST,
+                OCI_INDEX,
+                DOCKER_SCHEMA2,
+                DOCKER_LIST,
+                "UnsupportedSchema1",
+                OCI_MANIFEST
+            ]
+        );
+    }
+
+    #[test]
+    fn hostile_manifests_keep_all_invariants() {
+        let layers = |n: usize, size: &str| {
+            let layer = format!(r#"{{"digest":"sha256:{{}}","size":{size}}}"#);
+            (0..n)
+                .map(|i| layer.replace("{}", &format!("{i:064x}")))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let single = |layers: String| {
+            format!(
+                r#"1{{"mediaType":"{OCI_MANIFEST}","config":{{"digest":"sha256:c","size":9223372036854775807}},"layers":[{layers}]}}"#
+            )
+        };
+        let mut nested = String::from(r#"{"digest":"sha256:x"}"#);
+        for _ in 0..50 {
+            nested =
+                format!(r#"{{"mediaType":"{OCI_INDEX}","manifests":[{nested}],"digest":"d"}}"#);
+        }
+        let inputs = [
+            single(layers(3, "9223372036854775807")),
+            single(layers(3, "-9223372036854775808")),
+            single(layers(2, "18446744073709551615")),
+            single(layers(10_000, "1")),
+            format!("2{nested}"),
+            format!("0{}", "[".repeat(10_000)),
+            r#"4{"manifests":null}"#.to_string(),
+            r#"2{"manifests":[]}"#.to_string(),
+        ];
+        for input in &inputs {
+            check_manifest_invariants(input.as_bytes());
+        }
+    }
+
+    #[test]
+    fn mutated_seeds_keep_all_invariants() {
+        const INPUTS: usize = 20_000;
+        let mut state: u64 = 0x5eed_0f_4a11_f357;
+        let mut parsed = 0usize;
+        for _ in 0..INPUTS {
+            let seed = SEEDS[usize::try_from(splitmix(&mut state) % 6).unwrap_or(0)];
+            let mut input = seed.to_vec();
+            for _ in 0..1 + splitmix(&mut state) % 4 {
+                let at =
+                    usize::try_from(splitmix(&mut state) % (input.len() as u64 + 1)).unwrap_or(0);
+                match splitmix(&mut state) % 4 {
+                    0 if at < input.len() => {
+                        input[at] = u8::try_from(splitmix(&mut state) % 256).unwrap_or(0);
+                    }
+                    1 if at < input.len() => {
+                        let end = (at + 1 + (splitmix(&mut state) % 16) as usize).min(input.len());
+                        input.drain(at..end);
+                    }
+                    _ => {
+                        let piece = PIECES[(splitmix(&mut state) % PIECES.len() as u64) as usize];
+                        input.splice(at..at, piece.bytes());
+                    }
+                }
+            }
+            check_manifest_invariants(&input);
+            let body = &input[1.min(input.len())..];
+            let body = &body[..body.iter().position(|b| *b == 0xff).unwrap_or(body.len())];
+            parsed += usize::from(parse(body, None).is_ok());
+        }
+        // the mutations must reach both sides
+        assert!(
+            parsed > INPUTS / 20 && parsed < INPUTS * 19 / 20,
+            "{parsed} of {INPUTS} parsed"
+        );
     }
 }
