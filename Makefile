@@ -48,6 +48,13 @@ INTERVAL ?= 120
 scale: setup
 	e2e/with-cluster.sh $(CARGO) bench --bench scale -- --streams $(STREAMS) --interval $(INTERVAL) --out e2e/bench/results
 
+## fuzz: every cargo-fuzz target for FUZZ_SECONDS each (default 60); needs nightly and
+## cargo-fuzz, so it is not part of `make test`
+.PHONY: fuzz
+FUZZ_SECONDS ?= 60
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
 ## crds: regenerate crds/ from the Rust types
 crds:
 	$(CARGO) run --quiet -- crds --output-dir crds
