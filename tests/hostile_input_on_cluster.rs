@@ -89,6 +89,8 @@ fn index(child: &[u8], child_type: &str) -> Vec<u8> {
 struct Hostile {
     manifests: HashMap<String, (String, Vec<u8>)>,
     config: Vec<u8>,
+    /// A valid config whose Image would exceed what the apiserver can store.
+    bloated_config: Vec<u8>,
     good_digest: String,
     lie_told: String,
     layers_len: usize,
@@ -145,6 +147,20 @@ fn hostile() -> Hostile {
         (child, child_type) = (list, OCI_INDEX);
     }
     serve("nested:v1", OCI_INDEX, child);
+    // a valid image whose config (2 MB of environment) makes an Image larger than etcd stores
+    let bloated_config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Env": [format!("BLOAT={}", "x".repeat(2_000_000))]},
+        "rootfs": {"type": "layers", "diff_ids": []},
+    }))
+    .expect("config");
+    let bloated: Vec<u8> = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": descriptor(OCI_CONFIG, &bloated_config),
+        "layers": [layer(1, json!(1))],
+    }))
+    .expect("manifest");
+    serve("bloated:v1", OCI_MANIFEST, bloated);
     serve(
         "broken:v1",
         OCI_MANIFEST,
@@ -154,6 +170,7 @@ fn hostile() -> Hostile {
     Hostile {
         manifests,
         config,
+        bloated_config,
         good_digest: sha256_digest(&good),
         lie_told,
         layers_len,
@@ -164,6 +181,8 @@ fn start_registry(h: &Hostile) -> FaultServer {
     let manifests = h.manifests.clone();
     let config = h.config.clone();
     let config_path = format!("/v2/{{}}/blobs/{}", sha256_digest(&config));
+    let bloated = h.bloated_config.clone();
+    let bloated_path = format!("/v2/bloated/blobs/{}", sha256_digest(&bloated));
     let lie = h.lie_told.clone();
     let good = manifests["good:v1"].1.clone();
     FaultServer::start(move |req: &Seen| {
@@ -187,6 +206,7 @@ fn start_registry(h: &Hostile) -> FaultServer {
             (_, "blobs") if path == config_path.replace("{}", repository) => {
                 Reply::ok(OCI_CONFIG, config.clone())
             }
+            (_, "blobs") if path == bloated_path => Reply::ok(OCI_CONFIG, bloated.clone()),
             ("loop", _) => Reply::redirect(302, "/a"),
             // announces a digest the body does not have, or serves other bytes for a digest
             ("mismatch", "manifests") => {
@@ -260,6 +280,7 @@ async fn hostile_registries_fail_their_tags_with_a_reason_and_spare_the_good_one
         ),
         ("loop", at("loop:v1"), "Legacy"),
         ("broken", at("broken:v1"), "Legacy"),
+        ("bloated", at("bloated:v1"), "Legacy"),
         ("metadata", "169.254.169.254/a/b:v1".into(), "Legacy"),
         ("link-local", "169.254.10.10:5000/a/b:v1".into(), "Legacy"),
         ("link-local-v6", "[fe80::1]:5000/a/b:v1".into(), "Legacy"),
@@ -324,6 +345,16 @@ async fn hostile_registries_fail_their_tags_with_a_reason_and_spare_the_good_one
     expect("wrong-bytes", "InternalError", &[&h.lie_told]);
     expect("loop", "InternalError", &["redirect loop"]);
     expect("broken", "InternalError", &["malformed manifest"]);
+    // an Image the apiserver could not store fails its tag only; it once failed the stream's
+    // whole reconcile, so no tag's status was ever written
+    expect(
+        "bloated",
+        "RequestEntityTooLarge",
+        &[
+            "cannot be stored",
+            "more than the 1048576 an object may have",
+        ],
+    );
     expect(
         "metadata",
         "Forbidden",

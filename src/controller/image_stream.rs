@@ -13,7 +13,7 @@
 //! be listed leaves the annotation unset, says why in a Warning Event and is tried again
 //! after ten minutes, or when the namespace's pull secrets change.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,7 +27,7 @@ use crate::api::image::Image;
 use crate::api::image_stream::{
     DOCKER_IMAGE_REPOSITORY_CHECK_ANNOTATION, ImageStream, ImageStreamStatus,
 };
-use crate::import::importer::{Batch, Failure, ImageImport};
+use crate::import::importer::{Batch, BatchResult, Failure, ImageImport, ImageResult};
 use crate::reference::DockerImageReference;
 use crate::stream::limits;
 use crate::stream::sync::{self, StatusUpdate, TagChange, TagImport};
@@ -107,8 +107,9 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
                 .collect(),
             repository,
         };
-        let result = ctx.import(&batch, &keyring, now.0).await;
-        create_images(&ctx, result.images_to_create()).await?;
+        let mut result = ctx.import(&batch, &keyring, now.0).await;
+        let refused = create_images(&ctx, result.images_to_create()).await?;
+        fail_refused(&mut result, &refused);
         for (w, r) in work.iter().zip(&result.images) {
             update.apply_import(&w.tag, w.generation, r);
         }
@@ -307,12 +308,94 @@ pub(super) async fn write_status(
 }
 
 /// Creates the Images an import fetched (children first); one that exists is fine (Images
-/// are immutable, the first writer wins).
-async fn create_images(ctx: &Context, images: Vec<&Image>) -> Result<(), Error> {
+/// are immutable, the first writer wins). An Image the apiserver refuses for what it is (too
+/// large, invalid) is returned by digest with the failure its tags get, so the rest of the
+/// stream is still written; any other error fails the reconcile, to be retried.
+async fn create_images(
+    ctx: &Context,
+    images: Vec<&Image>,
+) -> Result<HashMap<String, Failure>, Error> {
+    let mut refused = HashMap::new();
     for image in images {
-        create_image(ctx, image).await.map_err(Error::CreateImage)?;
+        let digest = crate::import::importer::image_digest(image).unwrap_or_default();
+        let size = stored_size(image);
+        let outcome = if size > MAX_IMAGE_BYTES {
+            Err((
+                413,
+                format!(
+                    "it would be {size} bytes, more than the {MAX_IMAGE_BYTES} an object may have"
+                ),
+            ))
+        } else {
+            match create_image(ctx, image).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(status)) if image_refused(status.code, &status.message) => {
+                    let code = if status.code == 500 { 413 } else { status.code };
+                    Err((code, status.message))
+                }
+                Err(e) => return Err(Error::CreateImage(e)),
+            }
+        };
+        if let Err((code, why)) = outcome {
+            tracing::warn!(%digest, code, %why, "Image refused");
+            let message = format!("Image {digest} cannot be stored: {why}");
+            let reason = refusal_reason(code);
+            refused.insert(
+                digest,
+                Failure {
+                    reason,
+                    code,
+                    message,
+                },
+            );
+        }
     }
-    Ok(())
+    Ok(refused)
+}
+
+/// Images above this size are not sent: etcd refuses requests over 1.5 MiB by default, and
+/// the ImageStreamTag, ImageTag and ImageStreamImage views embed the Image again.
+const MAX_IMAGE_BYTES: usize = 1024 * 1024;
+
+/// The Image's size as stored (without manifest and config, as [`create_image`] writes it).
+fn stored_size(image: &Image) -> usize {
+    let mut stored = image.clone();
+    stored.spec.docker_image_manifest.clear();
+    stored.spec.docker_image_config.clear();
+    serde_json::to_vec(&stored).map_or(0, |bytes| bytes.len())
+}
+
+/// A refusal of the Image itself, not of the moment: retrying cannot help. The apiserver
+/// answers an object too large for etcd with a 500 naming the size.
+fn image_refused(code: u16, message: &str) -> bool {
+    matches!(code, 400 | 413 | 422)
+        || (code == 500 && (message.contains("too large") || message.contains("larger than max")))
+}
+
+fn refusal_reason(code: u16) -> &'static str {
+    match code {
+        413 => "RequestEntityTooLarge",
+        422 => "Invalid",
+        _ => "BadRequest",
+    }
+}
+
+/// Turns every import whose Image was refused into that failure.
+fn fail_refused(result: &mut BatchResult, refused: &HashMap<String, Failure>) {
+    if refused.is_empty() {
+        return;
+    }
+    let fail = |r: &mut ImageResult| {
+        if let Ok(imported) = r
+            && let Some(failure) = refused.get(&imported.image)
+        {
+            *r = Err(failure.clone());
+        }
+    };
+    result.images.iter_mut().for_each(fail);
+    if let Some(Ok(images)) = result.repository.as_mut().map(|r| r.images.as_mut()) {
+        images.iter_mut().for_each(fail);
+    }
 }
 
 /// Creates `image` unless it exists (then nothing is changed); manifest and config JSON are
@@ -381,4 +464,74 @@ pub(super) fn truncate(mut s: String) -> String {
         s.truncate(end);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::importer::{Imported, RepositoryResult};
+
+    fn imported(image: &str) -> ImageResult {
+        Ok(Imported {
+            tag: "t".into(),
+            image: image.into(),
+            reference: format!("r/a@{image}"),
+            unchanged: false,
+        })
+    }
+
+    #[test]
+    fn only_the_imports_of_a_refused_image_fail() {
+        let failure = Failure {
+            reason: refusal_reason(422),
+            code: 422,
+            message: "the apiserver refused Image sha256:a: too long".into(),
+        };
+        let refused = HashMap::from([("sha256:a".to_string(), failure.clone())]);
+        let earlier = Failure {
+            reason: "NotFound",
+            code: 404,
+            message: "gone".into(),
+        };
+        let mut result = BatchResult {
+            images: vec![
+                imported("sha256:a"),
+                imported("sha256:b"),
+                Err(earlier.clone()),
+            ],
+            repository: Some(RepositoryResult {
+                images: Ok(vec![imported("sha256:b"), imported("sha256:a")]),
+                tags: vec!["x".into(), "y".into()],
+                additional_tags: Vec::new(),
+            }),
+            new_images: Default::default(),
+        };
+        fail_refused(&mut result, &refused);
+        assert_eq!(result.images[0], Err(failure.clone()));
+        assert_eq!(result.images[1], imported("sha256:b"));
+        assert_eq!(result.images[2], Err(earlier));
+        let repository = result.repository.expect("repository");
+        assert_eq!(
+            repository.images,
+            Ok(vec![imported("sha256:b"), Err(failure)])
+        );
+    }
+
+    #[test]
+    fn refusals_of_the_image_itself_are_told_from_passing_failures() {
+        for code in [400, 413, 422] {
+            assert!(image_refused(code, "refused"), "{code}");
+        }
+        for code in [403, 409, 429, 500, 503, 504] {
+            assert!(!image_refused(code, "etcdserver: leader changed"), "{code}");
+        }
+        assert!(image_refused(500, "etcdserver: request is too large"));
+        assert!(image_refused(
+            500,
+            "rpc error: code = ResourceExhausted desc = trying to send message larger than max (3000679 vs. 2097152)"
+        ));
+        assert_eq!(refusal_reason(413), "RequestEntityTooLarge");
+        assert_eq!(refusal_reason(422), "Invalid");
+        assert_eq!(refusal_reason(400), "BadRequest");
+    }
 }
