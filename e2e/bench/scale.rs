@@ -67,6 +67,11 @@ fn args() -> Args {
             "--repos" => a.repos = value().parse().expect("--repos"),
             "--interval" => a.interval = value().parse().expect("--interval"),
             "--out" => a.out = Some(PathBuf::from(value())),
+            // only regenerate DIR/scale.md from the JSON results there
+            "--render" => {
+                render_table(Path::new(&value()));
+                std::process::exit(0);
+            }
             // cargo bench passes --bench
             "--bench" => {}
             other => panic!("unknown option {other}"),
@@ -633,6 +638,11 @@ fn write_results(dir: &Path, streams: usize, result: &Value) {
     std::fs::create_dir_all(dir).expect("results directory");
     let body = serde_json::to_string_pretty(result).unwrap_or_default() + "\n";
     std::fs::write(dir.join(format!("scale-{streams}.json")), body).expect("write JSON");
+    render_table(dir);
+}
+
+/// `dir/scale.md` from every `scale-*.json` in `dir`.
+fn render_table(dir: &Path) {
     let mut results: Vec<Value> = std::fs::read_dir(dir)
         .expect("read results")
         .filter_map(Result::ok)
@@ -652,22 +662,26 @@ fn write_results(dir: &Path, streams: usize, result: &Value) {
          | streams | tags | interval | first full import | views settled | idle registry req/min | HEAD per tag per interval | idle apiserver writes/min | RSS (peak) | CPU s per 1,000 checks | 1% change p50 / p99 | machine |\n\
          | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
     );
+    let n = |v: &Value, digits: usize| match v.as_f64() {
+        Some(x) => format!("{x:.digits$}"),
+        None => "–".into(),
+    };
     for r in &results {
         md.push_str(&format!(
             "| {} | {} | {} s | {} s | {} s | {} | {} | {} | {} MiB ({} MiB) | {} | {} s / {} s | {} |\n",
             r["streams"],
             r["scheduled_tags"],
             r["interval_seconds"],
-            r["first_full_import_seconds"],
-            r["views_settled_seconds"],
-            r["idle"]["registry_requests_per_minute"],
-            r["idle"]["head_per_tag_per_interval"],
-            r["idle"]["apiserver_writes_per_minute"],
-            r["rss_mib"],
-            r["peak_rss_mib"],
-            r["idle"]["cpu_seconds_per_1000_checks"],
-            r["change"]["p50_seconds"],
-            r["change"]["p99_seconds"],
+            n(&r["first_full_import_seconds"], 1),
+            n(&r["views_settled_seconds"], 1),
+            n(&r["idle"]["registry_requests_per_minute"], 0),
+            n(&r["idle"]["head_per_tag_per_interval"], 3),
+            n(&r["idle"]["apiserver_writes_per_minute"], 1),
+            n(&r["rss_mib"], 0),
+            n(&r["peak_rss_mib"], 0),
+            n(&r["idle"]["cpu_seconds_per_1000_checks"], 3),
+            n(&r["change"]["p50_seconds"], 1),
+            n(&r["change"]["p99_seconds"], 1),
             r["machine"].as_str().unwrap_or_default(),
         ));
     }
