@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::sync::{Mutex, PoisonError};
 
 use futures::StreamExt;
@@ -79,19 +80,82 @@ impl Error {
 /// The stored views, as metadata.
 #[derive(Clone)]
 pub struct ViewStores {
-    tags: Store<PartialObjectMeta<ImageStreamTag>>,
-    image_tags: Store<PartialObjectMeta<ImageTag>>,
-    images: Store<PartialObjectMeta<ImageStreamImage>>,
-    layers: Store<PartialObjectMeta<ImageStreamLayers>>,
+    tags: ViewCache<ImageStreamTag>,
+    image_tags: ViewCache<ImageTag>,
+    images: ViewCache<ImageStreamImage>,
+    layers: ViewCache<ImageStreamLayers>,
 }
 
 impl ViewStores {
     /// Waits until every cache has listed once.
     pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
-        self.tags.wait_until_ready().await?;
-        self.image_tags.wait_until_ready().await?;
-        self.images.wait_until_ready().await?;
-        self.layers.wait_until_ready().await
+        self.tags.store.wait_until_ready().await?;
+        self.image_tags.store.wait_until_ready().await?;
+        self.images.store.wait_until_ready().await?;
+        self.layers.store.wait_until_ready().await
+    }
+}
+
+/// The views of one kind (metadata only), with the names of each stream's views, so a sync
+/// reads its stream's views without a pass over every view of the cluster.
+pub struct ViewCache<K: Resource<DynamicType = ()> + Clone + 'static> {
+    store: Store<PartialObjectMeta<K>>,
+    by_stream: Arc<Mutex<ViewNames>>,
+}
+
+/// View names by stream (`namespace`, `name`).
+type ViewNames = HashMap<(String, String), BTreeSet<String>>;
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Clone for ViewCache<K> {
+    fn clone(&self) -> Self {
+        ViewCache {
+            store: self.store.clone(),
+            by_stream: self.by_stream.clone(),
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> ViewCache<K> {
+    /// The stored views of stream `namespace/stream`.
+    fn of_stream(&self, namespace: &str, stream: &str) -> Vec<Arc<PartialObjectMeta<K>>> {
+        let names = self
+            .by_stream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(namespace.to_string(), stream.to_string()))
+            .cloned()
+            .unwrap_or_default();
+        names
+            .iter()
+            .filter_map(|name| self.store.get(&ObjectRef::new(name).within(namespace)))
+            .filter(|v| views::stream_of(&v.metadata) == Some(stream))
+            .collect()
+    }
+
+    /// Keeps the index in step with one watch event (after the store applied it).
+    fn index(&self, event: &watcher::Event<PartialObjectMeta<K>>) {
+        let (view, present) = match event {
+            watcher::Event::Apply(v) | watcher::Event::InitApply(v) => (v, true),
+            watcher::Event::Delete(v) => (v, false),
+            watcher::Event::Init | watcher::Event::InitDone => return,
+        };
+        let (Some(stream), Some(namespace)) = (views::stream_of(&view.metadata), view.namespace())
+        else {
+            return;
+        };
+        let mut index = self
+            .by_stream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let key = (namespace, stream.to_string());
+        if present {
+            index.entry(key).or_default().insert(view.name_any());
+        } else if let Some(names) = index.get_mut(&key) {
+            names.remove(&view.name_any());
+            if names.is_empty() {
+                index.remove(&key);
+            }
+        }
     }
 }
 
@@ -125,7 +189,7 @@ fn watch_kind<K>(
     client: &Client,
     namespace: Option<&str>,
     triggers: Triggers,
-) -> (Store<PartialObjectMeta<K>>, BoxFuture<'static, ()>)
+) -> (ViewCache<K>, BoxFuture<'static, ()>)
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
@@ -136,14 +200,22 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store::<PartialObjectMeta<K>>();
+    let cache = ViewCache {
+        store,
+        by_stream: Arc::default(),
+    };
+    let indexer = cache.clone();
     let task = watcher(
         scoped::<PartialObjectMeta<K>>(client, namespace),
         watcher::Config::default().any_semantic(),
     )
     .default_backoff()
-    .modify(super::lean)
+    .modify(lean_view)
     .reflect(writer)
     .for_each(move |event| {
+        if let Ok(event) = &event {
+            indexer.index(event);
+        }
         if let Ok(watcher::Event::Apply(view) | watcher::Event::Delete(view)) = event
             && let (Some(stream), Some(ns)) = (views::stream_of(&view.metadata), view.namespace())
         {
@@ -151,7 +223,15 @@ where
         }
         futures::future::ready(())
     });
-    (store, Box::pin(task))
+    (cache, Box::pin(task))
+}
+
+/// What the view caches never read: a stored view is compared by its hash annotation only.
+fn lean_view<K: Resource>(view: &mut K) {
+    let meta = view.meta_mut();
+    meta.managed_fields = None;
+    meta.labels = None;
+    meta.owner_references = None;
 }
 
 /// Which streams show which Images, from their last sync: an Image created or deleted brings
@@ -307,7 +387,7 @@ async fn put_all<K>(
     namespace: &str,
     stream: &str,
     desired: Vec<K>,
-    store: &Store<PartialObjectMeta<K>>,
+    cache: &ViewCache<K>,
     with_status: bool,
 ) -> Result<(), Error>
 where
@@ -319,14 +399,7 @@ where
 {
     let api = Api::<K>::namespaced(client.clone(), namespace);
     let kind = K::kind(&());
-    let stored: Vec<_> = store
-        .state()
-        .into_iter()
-        .filter(|v| {
-            v.namespace().as_deref() == Some(namespace)
-                && views::stream_of(&v.metadata) == Some(stream)
-        })
-        .collect();
+    let stored = cache.of_stream(namespace, stream);
     let wanted: BTreeSet<String> = desired.iter().map(ResourceExt::name_any).collect();
     let params = PostParams {
         field_manager: Some(MANAGER.into()),
@@ -339,7 +412,7 @@ where
     };
     for mut view in desired {
         let name = view.name_any();
-        match store.get(&ObjectRef::new(&name).within(namespace)) {
+        match cache.store.get(&ObjectRef::new(&name).within(namespace)) {
             Some(meta) if views::stored_hash(&meta.metadata) == views::stored_hash(view.meta()) => {
             }
             Some(meta) => {
@@ -434,12 +507,34 @@ pub async fn sweep(ctx: &Context) -> Result<usize, Error> {
     let stores = &ctx.views;
     let metas = stores
         .tags
+        .store
         .state()
         .iter()
         .map(|v| v.metadata.clone())
-        .chain(stores.image_tags.state().iter().map(|v| v.metadata.clone()))
-        .chain(stores.images.state().iter().map(|v| v.metadata.clone()))
-        .chain(stores.layers.state().iter().map(|v| v.metadata.clone()))
+        .chain(
+            stores
+                .image_tags
+                .store
+                .state()
+                .iter()
+                .map(|v| v.metadata.clone()),
+        )
+        .chain(
+            stores
+                .images
+                .store
+                .state()
+                .iter()
+                .map(|v| v.metadata.clone()),
+        )
+        .chain(
+            stores
+                .layers
+                .store
+                .state()
+                .iter()
+                .map(|v| v.metadata.clone()),
+        )
         .collect::<Vec<_>>();
     for meta in metas {
         let (Some(stream), Some(namespace)) = (views::stream_of(&meta), meta.namespace.clone())
