@@ -397,3 +397,177 @@ fn respond(conn: &mut TcpStream, request: &Seen, reply: &Reply) -> (usize, bool)
         }
     }
 }
+
+// ------------------------------------------------------------ forwarding ---
+
+/// Decides per request whether a forwarding server injects a fault: `Some(reply)` answers
+/// the request with it, `None` passes it to the real registry.
+pub type Injector = dyn Fn(&Seen) -> Option<Reply> + Send + Sync;
+
+/// What a forwarding server does to the real registry's answers, switchable at run time.
+#[derive(Clone, Default)]
+pub struct FaultSwitch {
+    inner: Arc<Mutex<SwitchState>>,
+}
+
+#[derive(Default)]
+struct SwitchState {
+    inject: Option<Arc<Injector>>,
+    delay: Duration,
+}
+
+impl FaultSwitch {
+    pub fn new() -> FaultSwitch {
+        FaultSwitch::default()
+    }
+    /// From now on `inject` decides each request.
+    pub fn inject(&self, inject: impl Fn(&Seen) -> Option<Reply> + Send + Sync + 'static) {
+        self.inner.lock().unwrap().inject = Some(Arc::new(inject));
+    }
+    /// Every request gets `reply` instead of the registry's answer.
+    pub fn always(&self, reply: Reply) {
+        self.inject(move |_| Some(reply.clone()));
+    }
+    /// The registry's answers are held back `delay` before they are sent.
+    pub fn delay(&self, delay: Duration) {
+        self.inner.lock().unwrap().delay = delay;
+    }
+    /// Back to a plain proxy: no injected faults, no delay.
+    pub fn clear(&self) {
+        let mut state = self.inner.lock().unwrap();
+        state.inject = None;
+        state.delay = Duration::ZERO;
+    }
+    fn decide(&self, request: &Seen) -> Result<Reply, Duration> {
+        let (inject, delay) = {
+            let state = self.inner.lock().unwrap();
+            (state.inject.clone(), state.delay)
+        };
+        match inject.and_then(|f| f(request)) {
+            Some(reply) => Ok(reply),
+            None => Err(delay),
+        }
+    }
+}
+
+impl FaultServer {
+    /// A proxy in front of the plain-HTTP registry at `upstream` (`127.0.0.1:PORT`): each
+    /// request is answered by `switch` (a fault) or passed on and the registry's answer
+    /// relayed (after the switch's delay, if any). The log shows every request with the
+    /// status the client got. A registry that cannot be reached gives 502.
+    pub fn forward(upstream: &str, switch: FaultSwitch) -> FaultServer {
+        let upstream = upstream.to_string();
+        FaultServer::start(move |request: &Seen| match switch.decide(request) {
+            Ok(reply) => reply,
+            Err(delay) => relay(&upstream, request).delay(delay),
+        })
+    }
+}
+
+/// Sends `request` to `upstream` and turns its answer into a [`Reply`] (a chunked body is
+/// de-chunked; hop-by-hop headers are dropped).
+fn relay(upstream: &str, request: &Seen) -> Reply {
+    match try_relay(upstream, request) {
+        Ok(reply) => reply,
+        Err(e) => Reply::new(502)
+            .header("Content-Type", "text/plain")
+            .body(format!("fault proxy: {upstream}: {e}")),
+    }
+}
+
+fn try_relay(upstream: &str, request: &Seen) -> io::Result<Reply> {
+    let mut conn = TcpStream::connect(upstream)?;
+    conn.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let target = match &request.query {
+        Some(q) => format!("{}?{q}", request.path),
+        None => request.path.clone(),
+    };
+    let mut head = format!(
+        "{} {target} HTTP/1.1\r\nHost: {upstream}\r\n",
+        request.method
+    );
+    for (k, v) in &request.headers {
+        if !matches!(
+            k.as_str(),
+            "host" | "connection" | "keep-alive" | "content-length" | "transfer-encoding"
+        ) {
+            head += &format!("{k}: {v}\r\n");
+        }
+    }
+    head += "Connection: close\r\n\r\n";
+    conn.write_all(head.as_bytes())?;
+
+    let mut reader = BufReader::new(conn);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("bad status line {line:?}")))?;
+    let mut reply = Reply::new(status);
+    let (mut length, mut chunked) = (None, false);
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 {
+            break;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let Some((k, v)) = h.split_once(':') else {
+            continue;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        match k.to_ascii_lowercase().as_str() {
+            "connection" | "keep-alive" => continue,
+            "transfer-encoding" => {
+                chunked = v.eq_ignore_ascii_case("chunked");
+                continue;
+            }
+            "content-length" => length = v.parse::<usize>().ok(),
+            _ => {}
+        }
+        reply = reply.header(k, v);
+    }
+    let body = if request.method == "HEAD" || status == 204 || status == 304 {
+        Vec::new()
+    } else if chunked {
+        read_chunked(&mut reader)?
+    } else if let Some(n) = length {
+        let mut body = vec![0; n];
+        reader.read_exact(&mut body)?;
+        body
+    } else {
+        let mut body = Vec::new();
+        reader.read_to_end(&mut body)?;
+        body
+    };
+    Ok(reply.body(body))
+}
+
+fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        reader.read_line(&mut size)?;
+        let size = size.trim().split(';').next().unwrap_or("");
+        let n = usize::from_str_radix(size, 16)
+            .map_err(|_| io::Error::other(format!("bad chunk size {size:?}")))?;
+        if n == 0 {
+            // trailers, then the empty line
+            loop {
+                let mut t = String::new();
+                if reader.read_line(&mut t)? == 0 || t.trim_end().is_empty() {
+                    return Ok(body);
+                }
+            }
+        }
+        let start = body.len();
+        body.resize(start + n, 0);
+        reader.read_exact(&mut body[start..])?;
+        let mut crlf = [0u8; 2];
+        reader.read_exact(&mut crlf)?;
+    }
+}

@@ -575,6 +575,63 @@ impl TestRegistry {
     }
 }
 
+/// A registry that goes away and comes back (fault tests).
+impl TestRegistry {
+    /// Kills the registry (SIGKILL): its port refuses connections until [`Self::restart`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether the registry process is running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Starts the registry again on the same address, config and storage (after
+    /// [`Self::stop`]), appending to the same logs, and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        self.stop();
+        let append = |path: &Path| {
+            fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(path)
+                .unwrap()
+        };
+        let mut cmd = Command::new(registry_binary());
+        cmd.arg("serve")
+            .arg(&self.config_path)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(append(&self.log.path))
+            .stderr(append(&self.stderr_log));
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("REGISTRY_") {
+                cmd.env_remove(k);
+            }
+        }
+        // the config says port 0; the same port again, so references stay valid
+        cmd.env("REGISTRY_HTTP_ADDR", &self.addr);
+        self.child = spawn_with_parent_death_signal(cmd).expect("restart docker-registry");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(&self.addr).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "docker-registry exited on restart ({status}):\n{}",
+                    self.stderr_log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry not listening on {} 30 s after a restart",
+                self.addr
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for TestRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();
