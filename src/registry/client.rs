@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub(crate) config: RegistryConfig,
     resolver: GuardedResolver,
     semaphores: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Per registry: no request before this instant (a 429's `Retry-After`).
+    hold_off: Mutex<HashMap<String, Instant>>,
 }
 
 impl Shared {
@@ -46,7 +48,31 @@ impl Shared {
             resolver: GuardedResolver::new(&config.dns_overrides),
             config,
             semaphores: Mutex::new(HashMap::new()),
+            hold_off: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Waits until the registry's `Retry-After` (if any) has passed.
+    async fn wait_hold_off(&self, endpoint: &str) {
+        loop {
+            let until = lock(&self.hold_off).get(endpoint).copied();
+            match until {
+                Some(until) if until > Instant::now() => {
+                    tokio::time::sleep_until(until.into()).await;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// A 429 asked for `delay`: no request to the registry before it has passed.
+    fn hold_off(&self, endpoint: &str, delay: Duration) {
+        let now = Instant::now();
+        let until = now + delay;
+        let mut hold_off = lock(&self.hold_off);
+        hold_off.retain(|_, t| *t > now);
+        let entry = hold_off.entry(endpoint.to_string()).or_insert(until);
+        *entry = (*entry).max(until);
     }
 
     fn limit_for(&self, endpoint: &str) -> usize {
@@ -446,15 +472,22 @@ impl RegistryClient {
         let attempt = || {
             let fut = op();
             async move {
+                // a Retry-After holds back every request to the registry, not just this one
+                self.shared.wait_hold_off(call.endpoint).await;
                 let _permit = self.shared.permit(call.endpoint).await;
-                match tokio::time::timeout(config.timeout, fut).await {
+                let result = match tokio::time::timeout(config.timeout, fut).await {
                     Ok(result) => result,
                     Err(_) => Err(RegistryError::Timeout {
                         image: call.image.clone(),
                         registry: call.registry.to_string(),
                         after: config.timeout,
                     }),
+                };
+                if let Some(asked) = result.as_ref().err().and_then(RegistryError::retry_after) {
+                    self.shared
+                        .hold_off(call.endpoint, asked.min(config.max_retry_after));
                 }
+                result
             }
         };
         attempt
