@@ -87,6 +87,9 @@ pub enum Decision {
     Wait(Duration),
 }
 
+/// The shortest time a stream stays known without being asked about.
+const MIN_STALE: Duration = Duration::from_secs(60);
+
 impl Schedule {
     pub fn new(
         interval: Duration,
@@ -164,13 +167,15 @@ impl Schedule {
         }
     }
 
-    /// Forgets, once an interval, the streams nobody asked about for two intervals.
+    /// Forgets, once an interval, the streams nobody asked about for two intervals (at least
+    /// a minute: a stream whose reconcile keeps failing is asked about only on each retry, and
+    /// forgetting it would push its next check past every retry).
     fn sweep(&mut self, now: Instant) {
         if now.saturating_duration_since(self.swept) < self.interval {
             return;
         }
         self.swept = now;
-        let stale = 2 * self.interval;
+        let stale = (2 * self.interval).max(MIN_STALE);
         self.due
             .retain(|_, entry| now.saturating_duration_since(entry.seen) < stale);
     }
@@ -204,6 +209,26 @@ mod tests {
     use super::*;
 
     const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_short_interval_does_not_forget_a_stream_between_retries() {
+        // a 1 s interval, a stream whose reconcile fails and is retried every 5 s
+        let t0 = Instant::now();
+        let interval = Duration::from_secs(1);
+        let mut s = Schedule::new(interval, None, &[], t0);
+        s.decide("failing", &[], t0);
+        let mut checked = 0;
+        for retry in 1..=6u32 {
+            let at = t0 + Duration::from_secs(5) * retry;
+            // another stream keeps the schedule sweeping
+            s.decide("busy", &[], at - Duration::from_millis(500));
+            if matches!(s.decide("failing", &[], at), Decision::CheckNow { .. }) {
+                checked += 1;
+            }
+        }
+        // known all along, so due at every retry; forgotten, it would never be
+        assert_eq!(checked, 6);
+    }
 
     #[test]
     fn first_checks_are_spread_over_the_interval() {
