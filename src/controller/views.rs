@@ -132,6 +132,15 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> ViewCache<K> {
             .collect()
     }
 
+    /// The metadata of every stored view of this kind.
+    fn metas(&self) -> Vec<kube::api::ObjectMeta> {
+        self.store
+            .state()
+            .iter()
+            .map(|v| v.metadata.clone())
+            .collect()
+    }
+
     /// Keeps the index in step with one watch event (after the store applied it).
     fn index(&self, event: &watcher::Event<PartialObjectMeta<K>>) {
         let (view, present) = match event {
@@ -505,37 +514,13 @@ pub async fn remove_stream(ctx: &Context, namespace: &str, name: &str) -> Result
 pub async fn sweep(ctx: &Context) -> Result<usize, Error> {
     let mut orphans = BTreeSet::new();
     let stores = &ctx.views;
-    let metas = stores
-        .tags
-        .store
-        .state()
-        .iter()
-        .map(|v| v.metadata.clone())
-        .chain(
-            stores
-                .image_tags
-                .store
-                .state()
-                .iter()
-                .map(|v| v.metadata.clone()),
-        )
-        .chain(
-            stores
-                .images
-                .store
-                .state()
-                .iter()
-                .map(|v| v.metadata.clone()),
-        )
-        .chain(
-            stores
-                .layers
-                .store
-                .state()
-                .iter()
-                .map(|v| v.metadata.clone()),
-        )
-        .collect::<Vec<_>>();
+    let metas = [
+        stores.tags.metas(),
+        stores.image_tags.metas(),
+        stores.images.metas(),
+        stores.layers.metas(),
+    ]
+    .concat();
     for meta in metas {
         let (Some(stream), Some(namespace)) = (views::stream_of(&meta), meta.namespace.clone())
         else {
