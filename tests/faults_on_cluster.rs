@@ -456,7 +456,12 @@ async fn registry_down_for_minutes_while_scheduled_tags_are_rechecked() {
         checks >= 2 * (window / 30),
         "{checks} failed checks in {window} s"
     );
-    assert!(attempts >= 3 * checks, "{attempts} attempts for {checks}");
+    // a check in flight (one per tag) when the counters were first read made some of its
+    // attempts before: it counts as a failed check here with up to two attempts missing
+    assert!(
+        attempts + 2 * 2 >= 3 * checks,
+        "{attempts} attempts for {checks}"
+    );
 
     reg.restart();
     let restarted = Instant::now();
