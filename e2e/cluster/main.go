@@ -119,7 +119,7 @@ func parseFlags() (*options, error) {
 	fs.StringVar(&o.dir, "dir", "", "working directory (required): pki/, etcd/, cluster.log, kubeconfig, ready")
 	fs.IntVar(&o.port, "port", 0, "kube-apiserver secure port on 127.0.0.1 (0 = pick a free port)")
 	fs.IntVar(&o.etcdPort, "etcd-port", 0, "etcd client port on 127.0.0.1 (0 = pick a free port)")
-	fs.BoolVar(&o.keep, "keep", false, "keep DIR/etcd on exit")
+	fs.BoolVar(&o.keep, "keep", false, "keep DIR/etcd on exit, and start again on DIR/etcd and DIR/pki when an earlier run left them (a restart of the same cluster)")
 	fs.BoolVar(&o.removeDir, "remove-dir-on-exit", false, "remove DIR entirely when stopped by SIGTERM/SIGINT (for a DIR made only for this run); kept after a failure")
 	fs.BoolVar(&o.logToFile, "log-to-file", true, "redirect stderr (etcd, kube-apiserver, harness) to DIR/cluster.log")
 	fs.Usage = func() {
@@ -183,7 +183,7 @@ func run(parentDied <-chan os.Signal) int {
 		}()
 	}
 
-	pki, err := writePKI(filepath.Join(o.dir, "pki"))
+	pki, err := preparePKI(filepath.Join(o.dir, "pki"), o.keep)
 	if err != nil {
 		fatalf("generating certificates: %v", err)
 		return 1
@@ -320,6 +320,10 @@ func freePorts(n int) ([]int, error) {
 
 func startEtcd(ctx context.Context, o *options) (*embed.Etcd, string, error) {
 	dir := filepath.Join(o.dir, "etcd")
+	// etcd data from an earlier run with --keep: started on it again, a restart of the
+	// same cluster (same objects, same resourceVersions)
+	_, statErr := os.Stat(filepath.Join(dir, "member"))
+	kept := statErr == nil
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		if ctx.Err() != nil {
@@ -333,7 +337,11 @@ func startEtcd(ctx context.Context, o *options) (*embed.Etcd, string, error) {
 		if o.etcdPort != 0 {
 			clientPort = o.etcdPort
 		}
-		_ = os.RemoveAll(dir)
+		if o.keep && kept {
+			logf("reusing the etcd data in %s", dir)
+		} else {
+			_ = os.RemoveAll(dir)
+		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, "", err
 		}
@@ -449,6 +457,23 @@ func waitReady(ctx context.Context, p *pkiFiles, serverURL, kubeconfigPath, read
 	fmt.Fprintf(os.Stdout, "READY %s\n", kubeconfigPath)
 }
 
+// preparePKI reuses the PKI in dir when keep is set and an earlier run wrote it all (so
+// kubeconfigs and service-account tokens issued before a restart stay valid); otherwise it
+// generates a new one.
+func preparePKI(dir string, keep bool) (*pkiFiles, error) {
+	if keep {
+		p, err := readPKI(dir)
+		if err == nil {
+			logf("reusing the PKI in %s", dir)
+			return p, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("reading the kept PKI: %w", err)
+		}
+	}
+	return writePKI(dir)
+}
+
 type pkiFiles struct {
 	dir                              string
 	caCert, servingCert, servingKey  string
@@ -541,17 +566,8 @@ func writePKI(dir string) (*pkiFiles, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pkiFiles{
-		dir:          dir,
-		caCert:       filepath.Join(dir, "ca.crt"),
-		servingCert:  filepath.Join(dir, "apiserver.crt"),
-		servingKey:   filepath.Join(dir, "apiserver.key"),
-		saKey:        filepath.Join(dir, "sa.key"),
-		saPub:        filepath.Join(dir, "sa.pub"),
-		caPEM:        caPEM,
-		adminCertPEM: adminCert,
-		adminKeyPEM:  adminKey,
-	}
+	p := pkiPaths(dir)
+	p.caPEM, p.adminCertPEM, p.adminKeyPEM = caPEM, adminCert, adminKey
 	files := map[string][]byte{
 		p.caCert:                        caPEM,
 		filepath.Join(dir, "ca.key"):    caKeyPEM,
@@ -566,6 +582,41 @@ func writePKI(dir string) (*pkiFiles, error) {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			return nil, err
 		}
+	}
+	return p, nil
+}
+
+func pkiPaths(dir string) *pkiFiles {
+	return &pkiFiles{
+		dir:         dir,
+		caCert:      filepath.Join(dir, "ca.crt"),
+		servingCert: filepath.Join(dir, "apiserver.crt"),
+		servingKey:  filepath.Join(dir, "apiserver.key"),
+		saKey:       filepath.Join(dir, "sa.key"),
+		saPub:       filepath.Join(dir, "sa.pub"),
+	}
+}
+
+// readPKI loads what writePKI wrote; an error wrapping os.ErrNotExist when a file is missing.
+func readPKI(dir string) (*pkiFiles, error) {
+	p := pkiPaths(dir)
+	for _, path := range []string{p.servingCert, p.servingKey, p.saKey, p.saPub} {
+		if _, err := os.Stat(path); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if p.caPEM, err = os.ReadFile(p.caCert); err != nil {
+		return nil, err
+	}
+	if p.adminCertPEM, err = os.ReadFile(filepath.Join(dir, "admin.crt")); err != nil {
+		return nil, err
+	}
+	if p.adminKeyPEM, err = os.ReadFile(filepath.Join(dir, "admin.key")); err != nil {
+		return nil, err
+	}
+	if _, err := tls.X509KeyPair(p.adminCertPEM, p.adminKeyPEM); err != nil {
+		return nil, fmt.Errorf("admin certificate: %w", err)
 	}
 	return p, nil
 }

@@ -4,7 +4,9 @@
 //! - [`cluster`] gives the process-wide cluster: the shared one named by
 //!   `IMAGESTREAM_TEST_KUBECONFIG` (set by `e2e/with-cluster.sh`), or else one harness started
 //!   for this test process on a temp dir with free ports.
-//! - [`TestCluster::start`] starts a private harness owned by the caller (stopped on drop).
+//! - [`TestCluster::start`] starts a private harness owned by the caller (stopped on drop);
+//!   [`TestCluster::start_restartable`] one that can be stopped and started again on the same
+//!   data (an apiserver restart).
 //! - [`TestCluster::client`] is an admin (`system:masters`) client;
 //!   [`TestCluster::service_account_client`] a client for a ServiceAccount token, to run code
 //!   under real RBAC; [`fresh_namespace`] a unique throwaway namespace.
@@ -26,7 +28,7 @@ use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
-        Arc, Mutex, OnceLock,
+        Arc, Mutex, OnceLock, PoisonError,
         atomic::{AtomicU32, Ordering},
     },
     time::{Duration, Instant},
@@ -67,8 +69,11 @@ pub struct TestCluster {
 
 /// A harness process started by this test process.
 struct Harness {
-    child: Arc<Mutex<Child>>,
+    /// The running harness process (replaced by [`TestCluster::start_again`]).
+    child: Mutex<Arc<Mutex<Child>>>,
     dir: PathBuf,
+    /// The binary and arguments that start it again, for a restartable cluster.
+    restart: Option<(PathBuf, Vec<String>)>,
     /// Set when this value owns the directory (removed on drop). `None` for the process-wide
     /// harness, which is never dropped and removes its own directory on exit.
     _tempdir: Option<tempfile::TempDir>,
@@ -158,50 +163,17 @@ impl TestCluster {
                 .tempdir()
                 .expect("creating a temp dir for the cluster harness");
             let dir = tempdir.path().to_path_buf();
-            let mut cmd = Command::new(&binary);
-            // On SIGTERM (PR_SET_PDEATHSIG, below) the harness removes its directory itself:
-            // a static is never dropped, and a killed test process drops nothing. After a
+            // On SIGTERM (PR_SET_PDEATHSIG) the harness removes its directory itself: a
+            // static is never dropped, and a killed test process drops nothing. After a
             // failure it keeps the directory, so the log tail below can be read.
-            cmd.arg("--dir").arg(&dir).arg("--remove-dir-on-exit");
-            cmd.stdin(Stdio::null()).stdout(Stdio::null());
-            // The harness sends its own stderr to DIR/cluster.log once it has parsed its flags;
-            // anything before that lands here.
-            let early =
-                std::fs::File::create(dir.join("harness.stderr")).expect("creating harness.stderr");
-            cmd.stderr(early);
-            set_parent_death_signal(&mut cmd);
-
-            let child = spawn_owned(cmd)
-                .unwrap_or_else(|e| panic!("cannot run cluster harness {}: {e}", binary.display()));
-            let ready = dir.join("ready");
-            let deadline = Instant::now() + READY_TIMEOUT;
-            let outcome = loop {
-                if ready.is_file() {
-                    break Ok(());
-                }
-                if let Some(status) = child
-                    .lock()
-                    .unwrap()
-                    .try_wait()
-                    .expect("waiting for the harness")
-                {
-                    break Err(format!(
-                        "the harness exited with {status} before it was ready"
-                    ));
-                }
-                if Instant::now() >= deadline {
-                    break Err(format!(
-                        "the harness was not ready after {}s",
-                        READY_TIMEOUT.as_secs()
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            };
+            let args = vec!["--remove-dir-on-exit".to_string()];
+            let (child, outcome) = spawn_and_wait(&binary, &dir, &args);
             match outcome {
                 Ok(()) => {
                     let harness = Harness {
-                        child,
+                        child: Mutex::new(child),
                         dir: dir.clone(),
+                        restart: None,
                         _tempdir: if process_wide {
                             // The harness removes the directory itself on exit
                             // (--remove-dir-on-exit); a static is never dropped.
@@ -234,6 +206,98 @@ impl TestCluster {
             }
         }
         panic!("{last_failure}");
+    }
+
+    /// Starts a private harness like [`Self::start`] that can be stopped and started again on
+    /// the same etcd data, PKI and port ([`Self::stop`], [`Self::start_again`]): a restart of
+    /// the apiserver, after which clients, tokens and resourceVersions from before still work.
+    pub async fn start_restartable() -> TestCluster {
+        install_crypto_provider();
+        let started = tokio::task::spawn_blocking(|| {
+            let binary = harness_binary();
+            let tempdir = tempfile::Builder::new()
+                .prefix("imagestream-cluster-")
+                .tempdir()
+                .expect("creating a temp dir for the cluster harness");
+            let dir = tempdir.path().to_path_buf();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let args = vec!["--keep".to_string(), format!("--port={port}")];
+            let (child, outcome) = spawn_and_wait(&binary, &dir, &args);
+            if let Err(why) = outcome {
+                kill_and_wait(&child);
+                panic!(
+                    "cluster harness {} failed: {why}.\n{}",
+                    binary.display(),
+                    log_tail(&dir, 60)
+                );
+            }
+            TestCluster {
+                kubeconfig: dir.join("kubeconfig"),
+                harness: Some(Harness {
+                    child: Mutex::new(child),
+                    dir,
+                    restart: Some((binary, args)),
+                    _tempdir: Some(tempdir),
+                }),
+            }
+        })
+        .await;
+        match started {
+            Ok(cluster) => cluster,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("starting the test cluster: {e}"),
+        }
+    }
+
+    /// Stops the apiserver of a cluster from [`Self::start_restartable`] the way a node stops
+    /// it (SIGTERM: graceful shutdown, then etcd); returns once the harness has exited.
+    pub async fn stop(&self) {
+        let harness = self.restartable();
+        let child = harness
+            .child
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        tokio::task::spawn_blocking(move || {
+            let mut child = child.lock().unwrap_or_else(PoisonError::into_inner);
+            let pid = i32::try_from(child.id()).expect("harness pid");
+            // SAFETY: kill(2) on our own, not yet reaped, child
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let status = child.wait().expect("waiting for the harness to stop");
+            assert!(status.success(), "the harness stopped with {status}");
+        })
+        .await
+        .expect("stopping the harness");
+    }
+
+    /// Starts the cluster stopped by [`Self::stop`] again on the same data, PKI and port;
+    /// returns once it is ready.
+    pub async fn start_again(&self) {
+        let harness = self.restartable();
+        let (binary, args) = harness.restart.clone().expect("restartable");
+        let dir = harness.dir.clone();
+        let (child, outcome) =
+            tokio::task::spawn_blocking(move || spawn_and_wait(&binary, &dir, &args))
+                .await
+                .expect("starting the harness again");
+        *harness.child.lock().unwrap_or_else(PoisonError::into_inner) = child.clone();
+        if let Err(why) = outcome {
+            kill_and_wait(&child);
+            panic!(
+                "the harness did not start again: {why}\n{}",
+                log_tail(&harness.dir, 60)
+            );
+        }
+    }
+
+    fn restartable(&self) -> &Harness {
+        self.harness
+            .as_ref()
+            .filter(|h| h.restart.is_some())
+            .expect("a cluster from TestCluster::start_restartable")
     }
 
     /// Path of the admin kubeconfig (client certificate of `system:masters`), e.g. for `kubectl`.
@@ -354,9 +418,54 @@ impl TestCluster {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         if let Some(harness) = &self.harness {
-            kill_and_wait(&harness.child);
+            kill_and_wait(&harness.child.lock().unwrap_or_else(PoisonError::into_inner));
         }
     }
+}
+
+/// Starts the harness on `dir` with `args` (besides `--dir`) and waits up to
+/// [`READY_TIMEOUT`] for its ready marker.
+fn spawn_and_wait(
+    binary: &Path,
+    dir: &Path,
+    args: &[String],
+) -> (Arc<Mutex<Child>>, Result<(), String>) {
+    let ready = dir.join("ready");
+    let _ = std::fs::remove_file(&ready);
+    let mut cmd = Command::new(binary);
+    cmd.arg("--dir").arg(dir).args(args);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    // The harness sends its own stderr to DIR/cluster.log once it has parsed its flags;
+    // anything before that lands here.
+    let early = std::fs::File::create(dir.join("harness.stderr")).expect("creating harness.stderr");
+    cmd.stderr(early);
+    set_parent_death_signal(&mut cmd);
+    let child = spawn_owned(cmd)
+        .unwrap_or_else(|e| panic!("cannot run cluster harness {}: {e}", binary.display()));
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let outcome = loop {
+        if ready.is_file() {
+            break Ok(());
+        }
+        if let Some(status) = child
+            .lock()
+            .unwrap()
+            .try_wait()
+            .expect("waiting for the harness")
+        {
+            break Err(format!(
+                "the harness exited with {status} before it was ready"
+            ));
+        }
+        if Instant::now() >= deadline {
+            break Err(format!(
+                "the harness was not ready after {}s",
+                READY_TIMEOUT.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    (child, outcome)
 }
 
 /// A client authenticated as a ServiceAccount (bearer token from the TokenRequest API).
