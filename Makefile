@@ -21,6 +21,9 @@ test: setup lint harness release-static image
 	# a small version of the scale benchmark (dev build, on a cluster of its own: it sets the
 	# cluster-wide ImageImportConfig), so it cannot rot; fails when an invariant breaks
 	e2e/with-cluster.sh $(CARGO) bench --profile dev --bench scale -- --streams 200 --namespaces 4 --repos 20 --interval 20
+	# the quick start itself, scripted: fails unless the example tags import and a moved tag
+	# gets its history entry
+	DEMO_EXIT=1 scripts/demo.sh
 
 setup:
 	scripts/setup.sh

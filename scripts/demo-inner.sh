@@ -111,6 +111,7 @@ for _ in $(seq 150); do
 	sleep 0.2
 done
 kubectl get is,istag -n default
+[[ "$imported" -ge 4 ]] || { echo "only $imported of 4 tags imported within 30 s; operator log:"; tail -n 30 "$work/operator.log"; exit 1; }
 
 say "latest moves to a new image; an ImageStreamImport (oc import-image) records it in the history"
 push_image demo/hello latest "hello, new world"
