@@ -92,7 +92,7 @@ pub struct Context {
     /// status write the tags look unimported, and the imagestream controller must not fetch
     /// them a second time.
     applying: Mutex<HashSet<String>>,
-    /// The stored views, as metadata.
+    /// What the operator reads of the stored views.
     views: views::ViewStores,
     /// Which streams show which Images.
     image_index: Arc<Mutex<views::ImageIndex>>,
@@ -516,22 +516,25 @@ pub async fn run(
     let tokio_views: Vec<_> = view_tasks.into_iter().map(tokio::spawn).collect();
     let tokio_config = (!fixed).then(|| tokio::spawn(config_task));
     let ready = tokio::time::timeout(Duration::from_secs(60), async {
-        images.wait_until_ready().await?;
-        limit_ranges.wait_until_ready().await?;
+        images.wait_until_ready().await.map_err(|e| e.to_string())?;
+        limit_ranges
+            .wait_until_ready()
+            .await
+            .map_err(|e| e.to_string())?;
         for s in &secrets {
-            s.wait_until_ready().await?;
+            s.wait_until_ready().await.map_err(|e| e.to_string())?;
         }
-        view_stores.wait_until_ready().await?;
-        Ok::<(), reflector::store::WriterDropped>(())
+        view_stores
+            .wait_until_ready()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<(), String>(())
     })
     .await;
     match ready {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            return Err(Error::CacheNotReady(
-                "images/secrets/limitranges/views",
-                e.to_string(),
-            ));
+            return Err(Error::CacheNotReady("images/secrets/limitranges/views", e));
         }
         Err(_) => {
             return Err(Error::CacheNotReady(

@@ -3,12 +3,14 @@
 //! whose hash differs from the stored one; views of tags and images the stream no longer has
 //! are deleted, and so are all views of a deleted stream ([`remove_stream`], [`sweep`]).
 //!
-//! The stored views are cached as metadata only (name, resourceVersion, annotations with the
-//! hash), so the cache stays small however large the embedded Images are. A change to a view
-//! or to an Image a stream uses brings that stream back ([`Triggers`]); which streams use an
-//! Image is remembered from their last sync ([`ImageIndex`]).
+//! The stored views are watched as metadata, and only what a sync reads of each is kept
+//! ([`ViewIndex`]: resourceVersion, uid, hash, stream, client annotations): a stream has
+//! about 17 views, and their full metadata was most of the operator's memory at scale
+//! (`benches/cache_memory.rs`, issue 8). A change to a view or to an Image a stream uses
+//! brings that stream back ([`Triggers`]); which streams use an Image is remembered from
+//! their last sync ([`ImageIndex`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::{Mutex, PoisonError};
@@ -17,8 +19,9 @@ use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
 use futures::future::BoxFuture;
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PartialObjectMeta, PostParams, Preconditions};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -77,7 +80,7 @@ impl Error {
     }
 }
 
-/// The stored views, as metadata.
+/// The stored views, one index per kind.
 #[derive(Clone)]
 pub struct ViewStores {
     tags: ViewCache<ImageStreamTag>,
@@ -86,92 +89,234 @@ pub struct ViewStores {
     layers: ViewCache<ImageStreamLayers>,
 }
 
+/// A view watch ended before it listed once.
+#[derive(Debug, thiserror::Error)]
+#[error("the {0} watch ended before it listed")]
+pub struct NotListed(String);
+
 impl ViewStores {
-    /// Waits until every cache has listed once.
-    pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
-        self.tags.store.wait_until_ready().await?;
-        self.image_tags.store.wait_until_ready().await?;
-        self.images.store.wait_until_ready().await?;
-        self.layers.store.wait_until_ready().await
+    /// Waits until every index has listed once.
+    pub async fn wait_until_ready(&self) -> Result<(), NotListed> {
+        self.tags.wait_until_ready().await?;
+        self.image_tags.wait_until_ready().await?;
+        self.images.wait_until_ready().await?;
+        self.layers.wait_until_ready().await
     }
 }
 
-/// The views of one kind (metadata only), with the names of each stream's views, so a sync
-/// reads its stream's views without a pass over every view of the cluster.
-pub struct ViewCache<K: Resource<DynamicType = ()> + Clone + 'static> {
-    store: Store<PartialObjectMeta<K>>,
-    by_stream: Arc<Mutex<ViewNames>>,
+/// What a sync reads of a stored view; the rest of its metadata is never read. Each view
+/// of the cluster has one, so the strings are boxed (no spare capacity) and client
+/// annotations take room only on views that have some.
+#[derive(Clone, Debug, PartialEq)]
+struct Stored {
+    stream: Option<Arc<str>>,
+    resource_version: Option<Box<str>>,
+    uid: Option<Box<str>>,
+    hash: Option<Box<str>>,
+    client: Option<Box<[(String, String)]>>,
 }
 
-/// View names by stream (`namespace`, `name`).
-type ViewNames = HashMap<(String, String), BTreeSet<String>>;
+impl Stored {
+    fn of(meta: &ObjectMeta, stream: Option<Arc<str>>) -> Stored {
+        let client: Vec<(String, String)> = meta
+            .annotations
+            .iter()
+            .flatten()
+            .filter(|(k, _)| views::is_client_annotation(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Stored {
+            stream,
+            resource_version: meta.resource_version.as_deref().map(Box::from),
+            uid: meta.uid.as_deref().map(Box::from),
+            hash: views::stored_hash(meta).map(Box::from),
+            client: (!client.is_empty()).then(|| client.into_boxed_slice()),
+        }
+    }
 
-impl<K: Resource<DynamicType = ()> + Clone + 'static> Clone for ViewCache<K> {
-    fn clone(&self) -> Self {
-        ViewCache {
-            store: self.store.clone(),
-            by_stream: self.by_stream.clone(),
+    /// The stored metadata a write or a delete reads: name, namespace, resourceVersion,
+    /// uid, and the stream, hash and client annotations.
+    fn meta(&self, namespace: &str, name: &str) -> ObjectMeta {
+        let mut annotations: BTreeMap<String, String> =
+            self.client.iter().flatten().cloned().collect();
+        if let Some(stream) = &self.stream {
+            annotations.insert(names::ANNOTATION_STREAM.into(), stream.to_string());
+        }
+        if let Some(hash) = &self.hash {
+            annotations.insert(views::ANNOTATION_VIEW_HASH.into(), hash.to_string());
+        }
+        ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            resource_version: self.resource_version.as_deref().map(Into::into),
+            uid: self.uid.as_deref().map(Into::into),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
         }
     }
 }
 
-impl<K: Resource<DynamicType = ()> + Clone + 'static> ViewCache<K> {
-    /// The stored views of stream `namespace/stream`.
-    fn of_stream(&self, namespace: &str, stream: &str) -> Vec<Arc<PartialObjectMeta<K>>> {
-        let names = self
-            .by_stream
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&(namespace.to_string(), stream.to_string()))
-            .cloned()
-            .unwrap_or_default();
-        names
-            .iter()
-            .filter_map(|name| self.store.get(&ObjectRef::new(name).within(namespace)))
-            .filter(|v| views::stream_of(&v.metadata) == Some(stream))
-            .collect()
-    }
+/// The stored views of one kind: by namespace, by name, with each stream's view names.
+/// Public for `benches/cache_memory.rs`, which measures it.
+#[derive(Debug, Default, PartialEq)]
+pub struct ViewIndex(HashMap<Box<str>, Namespaced>);
 
-    /// The metadata of every stored view of this kind.
-    fn metas(&self) -> Vec<kube::api::ObjectMeta> {
-        self.store
-            .state()
-            .iter()
-            .map(|v| v.metadata.clone())
-            .collect()
-    }
+#[derive(Debug, Default, PartialEq)]
+struct Namespaced {
+    views: HashMap<Arc<str>, Stored>,
+    by_stream: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
+}
 
-    /// Keeps the index in step with one watch event (after the store applied it).
-    fn index(&self, event: &watcher::Event<PartialObjectMeta<K>>) {
-        let (view, present) = match event {
-            watcher::Event::Apply(v) | watcher::Event::InitApply(v) => (v, true),
-            watcher::Event::Delete(v) => (v, false),
-            watcher::Event::Init | watcher::Event::InitDone => return,
-        };
-        let (Some(stream), Some(namespace)) = (views::stream_of(&view.metadata), view.namespace())
-        else {
+impl ViewIndex {
+    /// Stores (or replaces) the view `meta` describes.
+    pub fn put(&mut self, meta: &ObjectMeta) {
+        let (Some(namespace), Some(name)) = (&meta.namespace, &meta.name) else {
             return;
         };
-        let mut index = self
-            .by_stream
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let key = (namespace, stream.to_string());
-        if present {
-            index.entry(key).or_default().insert(view.name_any());
-        } else if let Some(names) = index.get_mut(&key) {
-            names.remove(&view.name_any());
+        self.remove(namespace, name);
+        let ns = self.0.entry(namespace.as_str().into()).or_default();
+        let name: Arc<str> = name.as_str().into();
+        // one copy of the stream name for all its views
+        let stream = views::stream_of(meta).map(|stream| {
+            let key = match ns.by_stream.get_key_value(stream) {
+                Some((key, _)) => key.clone(),
+                None => Arc::from(stream),
+            };
+            let names = ns.by_stream.entry(key.clone()).or_default();
+            names.insert(name.clone());
+            key
+        });
+        ns.views.insert(name, Stored::of(meta, stream));
+    }
+
+    pub fn remove(&mut self, namespace: &str, name: &str) {
+        let Some(ns) = self.0.get_mut(namespace) else {
+            return;
+        };
+        if let Some(stream) = ns.views.remove(name).and_then(|v| v.stream)
+            && let Some(names) = ns.by_stream.get_mut(&stream)
+        {
+            names.remove(name);
             if names.is_empty() {
-                index.remove(&key);
+                ns.by_stream.remove(&stream);
             }
         }
+        if ns.views.is_empty() {
+            self.0.remove(namespace);
+        }
+    }
+
+    /// What is kept of the view `namespace/name`, as metadata.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<ObjectMeta> {
+        let stored = self.0.get(namespace)?.views.get(name)?;
+        Some(stored.meta(namespace, name))
+    }
+
+    /// What is kept of the views of stream `namespace/stream`.
+    pub fn of_stream(&self, namespace: &str, stream: &str) -> Vec<ObjectMeta> {
+        let Some(ns) = self.0.get(namespace) else {
+            return Vec::new();
+        };
+        ns.by_stream
+            .get(stream)
+            .into_iter()
+            .flatten()
+            .filter_map(|name| Some(ns.views.get(name)?.meta(namespace, name)))
+            .collect()
+    }
+
+    /// Every stream (`namespace`, `name`) some view names.
+    pub fn streams(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .flat_map(|(namespace, ns)| {
+                ns.by_stream
+                    .keys()
+                    .map(|stream| (namespace.to_string(), stream.to_string()))
+            })
+            .collect()
+    }
+}
+
+/// Keeps a [`ViewIndex`] in step with a watch, as a reflector keeps its store: a (re)list is
+/// collected aside and replaces the index when it is complete.
+struct Indexer {
+    index: Arc<Mutex<ViewIndex>>,
+    relist: Option<ViewIndex>,
+    listed: tokio::sync::watch::Sender<bool>,
+}
+
+impl Indexer {
+    fn apply(&mut self, event: &watcher::Event<ObjectMeta>) {
+        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        match event {
+            watcher::Event::Apply(meta) => index.put(meta),
+            watcher::Event::Delete(meta) => {
+                if let (Some(namespace), Some(name)) = (&meta.namespace, &meta.name) {
+                    index.remove(namespace, name);
+                }
+            }
+            watcher::Event::Init => self.relist = Some(ViewIndex::default()),
+            watcher::Event::InitApply(meta) => self.relist.get_or_insert_default().put(meta),
+            watcher::Event::InitDone => {
+                *index = self.relist.take().unwrap_or_default();
+                self.listed.send_replace(true);
+            }
+        }
+    }
+}
+
+/// The views of one kind, as a [`ViewIndex`] fed by a metadata watch.
+pub struct ViewCache<K> {
+    index: Arc<Mutex<ViewIndex>>,
+    listed: tokio::sync::watch::Receiver<bool>,
+    kind: std::marker::PhantomData<fn() -> K>,
+}
+
+impl<K> Clone for ViewCache<K> {
+    fn clone(&self) -> Self {
+        ViewCache {
+            index: self.index.clone(),
+            listed: self.listed.clone(),
+            kind: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> ViewCache<K> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ViewIndex> {
+        self.index.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn wait_until_ready(&self) -> Result<(), NotListed> {
+        let mut listed = self.listed.clone();
+        listed
+            .wait_for(|done| *done)
+            .await
+            .map(|_| ())
+            .map_err(|_| NotListed(K::kind(&()).into_owned()))
+    }
+
+    /// The stored view `namespace/name`.
+    fn get(&self, namespace: &str, name: &str) -> Option<ObjectMeta> {
+        self.lock().get(namespace, name)
+    }
+
+    /// The stored views of stream `namespace/stream`.
+    fn of_stream(&self, namespace: &str, stream: &str) -> Vec<ObjectMeta> {
+        self.lock().of_stream(namespace, stream)
+    }
+
+    /// The streams (`namespace`, `name`) the stored views of this kind name.
+    fn streams(&self) -> Vec<(String, String)> {
+        self.lock().streams()
     }
 }
 
 /// Where changes that concern a stream are sent.
 pub type Triggers = UnboundedSender<ObjectRef<ImageStream>>;
 
-/// The view caches and the tasks that fill them; each change of a view after the initial
+/// The view indexes and the tasks that fill them; each change of a view after the initial
 /// list is sent to `triggers` as its stream.
 pub fn watch(
     client: &Client,
@@ -208,39 +353,48 @@ where
         + Sync
         + 'static,
 {
-    let (store, writer) = reflector::store::<PartialObjectMeta<K>>();
+    let (listed, listed_rx) = tokio::sync::watch::channel(false);
+    let index = Arc::<Mutex<ViewIndex>>::default();
     let cache = ViewCache {
-        store,
-        by_stream: Arc::default(),
+        index: index.clone(),
+        listed: listed_rx,
+        kind: std::marker::PhantomData,
     };
-    let indexer = cache.clone();
+    let mut indexer = Indexer {
+        index,
+        relist: None,
+        listed,
+    };
     let task = watcher(
         scoped::<PartialObjectMeta<K>>(client, namespace),
         watcher::Config::default().any_semantic(),
     )
     .default_backoff()
-    .modify(lean_view)
-    .reflect(writer)
     .for_each(move |event| {
-        if let Ok(event) = &event {
-            indexer.index(event);
-        }
-        if let Ok(watcher::Event::Apply(view) | watcher::Event::Delete(view)) = event
-            && let (Some(stream), Some(ns)) = (views::stream_of(&view.metadata), view.namespace())
+        let Ok(event) = event else {
+            return futures::future::ready(());
+        };
+        let event = metadata(event);
+        indexer.apply(&event);
+        if let watcher::Event::Apply(meta) | watcher::Event::Delete(meta) = &event
+            && let (Some(stream), Some(ns)) = (views::stream_of(meta), &meta.namespace)
         {
-            let _ = triggers.unbounded_send(ObjectRef::new(stream).within(&ns));
+            let _ = triggers.unbounded_send(ObjectRef::new(stream).within(ns));
         }
         futures::future::ready(())
     });
     (cache, Box::pin(task))
 }
 
-/// What the view caches never read: a stored view is compared by its hash annotation only.
-fn lean_view<K: Resource>(view: &mut K) {
-    let meta = view.meta_mut();
-    meta.managed_fields = None;
-    meta.labels = None;
-    meta.owner_references = None;
+/// A watch event of a view as its metadata.
+fn metadata<K>(event: watcher::Event<PartialObjectMeta<K>>) -> watcher::Event<ObjectMeta> {
+    match event {
+        watcher::Event::Apply(v) => watcher::Event::Apply(v.metadata),
+        watcher::Event::Delete(v) => watcher::Event::Delete(v.metadata),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitApply(v) => watcher::Event::InitApply(v.metadata),
+        watcher::Event::InitDone => watcher::Event::InitDone,
+    }
 }
 
 /// Which streams show which Images, from their last sync: an Image created or deleted brings
@@ -421,12 +575,11 @@ where
     };
     for mut view in desired {
         let name = view.name_any();
-        match cache.store.get(&ObjectRef::new(&name).within(namespace)) {
-            Some(meta) if views::stored_hash(&meta.metadata) == views::stored_hash(view.meta()) => {
-            }
+        match cache.get(namespace, &name) {
+            Some(meta) if views::stored_hash(&meta) == views::stored_hash(view.meta()) => {}
             Some(meta) => {
-                views::keep_client_annotations(view.meta_mut(), &meta.metadata);
-                view.meta_mut().resource_version = meta.metadata.resource_version.clone();
+                views::keep_client_annotations(view.meta_mut(), &meta);
+                view.meta_mut().resource_version = meta.resource_version.clone();
                 if with_status {
                     let stored = api
                         .replace_status(&name, &params, &view)
@@ -451,17 +604,16 @@ where
             }
         }
     }
-    for view in stored {
-        let name = view.name_any();
-        if wanted.contains(&name) {
+    for meta in stored {
+        if meta.name.as_ref().is_some_and(|name| wanted.contains(name)) {
             continue;
         }
-        delete(&api, &view.metadata).await?;
+        delete(&api, &meta).await?;
     }
     Ok(())
 }
 
-async fn delete<K>(api: &Api<K>, meta: &kube::api::ObjectMeta) -> Result<(), Error>
+async fn delete<K>(api: &Api<K>, meta: &ObjectMeta) -> Result<(), Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
@@ -512,26 +664,181 @@ pub async fn remove_stream(ctx: &Context, namespace: &str, name: &str) -> Result
 /// Deletes the views whose stream does not exist (it was deleted while the operator was not
 /// running); returns how many streams' views went.
 pub async fn sweep(ctx: &Context) -> Result<usize, Error> {
-    let mut orphans = BTreeSet::new();
     let stores = &ctx.views;
-    let metas = [
-        stores.tags.metas(),
-        stores.image_tags.metas(),
-        stores.images.metas(),
-        stores.layers.metas(),
+    let orphans: BTreeSet<(String, String)> = [
+        stores.tags.streams(),
+        stores.image_tags.streams(),
+        stores.images.streams(),
+        stores.layers.streams(),
     ]
-    .concat();
-    for meta in metas {
-        let (Some(stream), Some(namespace)) = (views::stream_of(&meta), meta.namespace.clone())
-        else {
-            continue;
-        };
-        if ctx.stream(&namespace, stream).is_none() {
-            orphans.insert((namespace, stream.to_string()));
-        }
-    }
+    .into_iter()
+    .flatten()
+    .filter(|(namespace, stream)| ctx.stream(namespace, stream).is_none())
+    .collect();
     for (namespace, stream) in &orphans {
         remove_stream(ctx, namespace, stream).await?;
     }
     Ok(orphans.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(namespace: &str, name: &str, stream: Option<&str>, rv: &str) -> ObjectMeta {
+        let mut annotations = BTreeMap::from([
+            (
+                views::ANNOTATION_VIEW_HASH.to_string(),
+                format!("hash-{rv}"),
+            ),
+            (names::ANNOTATION_TAG.to_string(), "latest".to_string()),
+            ("from-the-stream".to_string(), "x".repeat(100)),
+        ]);
+        if let Some(stream) = stream {
+            annotations.insert(names::ANNOTATION_STREAM.into(), stream.into());
+        }
+        ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            resource_version: Some(rv.into()),
+            uid: Some(format!("uid-{name}")),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn names(metas: &[ObjectMeta]) -> Vec<&str> {
+        let mut names: Vec<&str> = metas.iter().filter_map(|m| m.name.as_deref()).collect();
+        names.sort();
+        names
+    }
+
+    /// A sync reads the name, namespace, resourceVersion, uid, stream, hash and client
+    /// annotations of a stored view, and nothing else is kept.
+    #[test]
+    fn keeps_what_a_sync_reads() {
+        let mut index = ViewIndex::default();
+        let mut stored = meta("ns", "ruby.latest", Some("ruby"), "7");
+        let client = "kubectl.kubernetes.io/last-applied-configuration";
+        stored
+            .annotations
+            .get_or_insert_default()
+            .insert(client.into(), "{}".into());
+        index.put(&stored);
+
+        let got = index.get("ns", "ruby.latest").unwrap();
+        assert_eq!(got.name.as_deref(), Some("ruby.latest"));
+        assert_eq!(got.namespace.as_deref(), Some("ns"));
+        assert_eq!(got.resource_version.as_deref(), Some("7"));
+        assert_eq!(got.uid.as_deref(), Some("uid-ruby.latest"));
+        assert_eq!(views::stored_hash(&got), Some("hash-7"));
+        assert_eq!(views::stream_of(&got), Some("ruby"));
+        let annotations = got.annotations.unwrap();
+        assert_eq!(annotations.get(client).map(String::as_str), Some("{}"));
+        assert_eq!(annotations.len(), 3, "{annotations:?}");
+        assert_eq!(index.get("ns", "ruby.other"), None);
+        assert_eq!(index.get("other", "ruby.latest"), None);
+
+        // no client annotations: none stored
+        index.put(&meta("ns", "ruby.latest", Some("ruby"), "8"));
+        let views = &index.0["ns"].views;
+        assert_eq!(views["ruby.latest"].client, None);
+        assert_eq!(views["ruby.latest"].hash.as_deref(), Some("hash-8"));
+    }
+
+    #[test]
+    fn views_by_stream() {
+        let mut index = ViewIndex::default();
+        index.put(&meta("a", "ruby.latest", Some("ruby"), "1"));
+        index.put(&meta("a", "ruby.old", Some("ruby"), "2"));
+        index.put(&meta("a", "php.latest", Some("php"), "3"));
+        index.put(&meta("b", "ruby.latest", Some("ruby"), "4"));
+        index.put(&meta("a", "loose", None, "5"));
+
+        assert_eq!(
+            names(&index.of_stream("a", "ruby")),
+            ["ruby.latest", "ruby.old"]
+        );
+        assert_eq!(names(&index.of_stream("b", "ruby")), ["ruby.latest"]);
+        assert_eq!(names(&index.of_stream("a", "php")), ["php.latest"]);
+        assert!(index.of_stream("c", "ruby").is_empty());
+        // a view without a stream is found by name, and belongs to no stream
+        assert!(index.get("a", "loose").is_some());
+        let mut streams = index.streams();
+        streams.sort();
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            streams,
+            [pair("a", "php"), pair("a", "ruby"), pair("b", "ruby")]
+        );
+
+        // a view that changes stream moves
+        index.put(&meta("a", "ruby.old", Some("php"), "6"));
+        assert_eq!(names(&index.of_stream("a", "ruby")), ["ruby.latest"]);
+        assert_eq!(
+            names(&index.of_stream("a", "php")),
+            ["php.latest", "ruby.old"]
+        );
+
+        // deletes leave nothing behind
+        for (ns, name) in [
+            ("a", "ruby.latest"),
+            ("a", "ruby.old"),
+            ("a", "php.latest"),
+            ("b", "ruby.latest"),
+            ("a", "loose"),
+            ("a", "never-stored"),
+        ] {
+            index.remove(ns, name);
+        }
+        assert!(index.of_stream("a", "php").is_empty());
+        assert_eq!(index, ViewIndex::default());
+    }
+
+    /// A (re)list replaces the index once complete, as a reflector replaces its store: views
+    /// deleted while the watch was down go, and the index is ready after the first list.
+    #[test]
+    fn a_relist_replaces_the_index() {
+        let (listed, ready) = tokio::sync::watch::channel(false);
+        let mut indexer = Indexer {
+            index: Arc::default(),
+            relist: None,
+            listed,
+        };
+        let index = indexer.index.clone();
+        let all = |index: &Arc<Mutex<ViewIndex>>| {
+            let mut all: Vec<(String, String)> = index
+                .lock()
+                .unwrap()
+                .0
+                .iter()
+                .flat_map(|(ns, n)| n.views.keys().map(|v| (ns.to_string(), v.to_string())))
+                .collect();
+            all.sort();
+            all
+        };
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+
+        indexer.apply(&watcher::Event::Init);
+        indexer.apply(&watcher::Event::InitApply(meta("a", "x.1", Some("x"), "1")));
+        indexer.apply(&watcher::Event::InitApply(meta("a", "x.2", Some("x"), "2")));
+        assert!(all(&index).is_empty());
+        assert!(!*ready.borrow());
+        indexer.apply(&watcher::Event::InitDone);
+        assert!(*ready.borrow());
+        assert_eq!(all(&index), [pair("a", "x.1"), pair("a", "x.2")]);
+
+        indexer.apply(&watcher::Event::Apply(meta("a", "x.3", Some("x"), "3")));
+        indexer.apply(&watcher::Event::Delete(meta("a", "x.1", Some("x"), "1")));
+        assert_eq!(all(&index), [pair("a", "x.2"), pair("a", "x.3")]);
+
+        // the watch restarts: x.2 went meanwhile, x.3 changed
+        indexer.apply(&watcher::Event::Init);
+        indexer.apply(&watcher::Event::InitApply(meta("a", "x.3", Some("x"), "9")));
+        assert_eq!(all(&index), [pair("a", "x.2"), pair("a", "x.3")]);
+        indexer.apply(&watcher::Event::InitDone);
+        assert_eq!(all(&index), [pair("a", "x.3")]);
+        let got = index.lock().unwrap().of_stream("a", "x");
+        assert_eq!(got[0].resource_version.as_deref(), Some("9"));
+    }
 }
