@@ -4,9 +4,9 @@
 //! are deleted, and so are all views of a deleted stream ([`remove_stream`], [`sweep`]).
 //!
 //! The stored views are watched as metadata, and only what a sync reads of each is kept
-//! ([`ViewIndex`]: resourceVersion, uid, hash, stream, client annotations): a stream has
-//! about 17 views, and their full metadata was most of the operator's memory at scale
-//! (`benches/cache_memory.rs`, issue 8). A change to a view or to an Image a stream uses
+//! ([`ViewIndex`]: resourceVersion, uid, hash, stream, client annotations): a stream of 5
+//! tags has 16 views or more, and their full metadata was most of the operator's memory at
+//! scale (`benches/cache_memory.rs`, issue 8). A change to a view or to an Image a stream uses
 //! brings that stream back ([`Triggers`]); which streams use an Image is remembered from
 //! their last sync ([`ImageIndex`]).
 
