@@ -20,17 +20,18 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Resource;
 use kube::api::{PartialObjectMeta, TypeMeta};
 use kube::runtime::reflector;
 use kube::runtime::watcher::Event;
+use kube::{Resource, ResourceExt};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use imagestream_operator::api::{
     Image, ImageStream, ImageStreamImage, ImageStreamLayers, ImageStreamTag, ImageTag,
 };
-use imagestream_operator::controller::views::ViewIndex;
+use imagestream_operator::controller::views::{ImageIndex, ViewIndex};
+use imagestream_operator::names;
 
 /// Counts live bytes: as requested, and as glibc chunks (8-byte header, 16-byte steps,
 /// 32 bytes at least).
@@ -140,6 +141,43 @@ fn measure_index(dir: &Path, file: &'static str, kind: &'static str) -> Row {
     }
 }
 
+/// The [`ImageIndex`] of `DIR/imagestreams.json`: each stream and the Images its history
+/// shows (children of lists aside).
+fn measure_image_index(dir: &Path) -> Row {
+    let text = std::fs::read_to_string(dir.join("imagestreams.json")).expect("imagestreams.json");
+    let list: serde_json::Value = serde_json::from_str(&text).expect("a JSON list");
+    let streams: Vec<((String, String), Vec<String>)> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| ImageStream::deserialize(i).expect("imagestreams"))
+        .map(|s| {
+            let images = s
+                .status
+                .iter()
+                .flat_map(|st| &st.tags)
+                .flat_map(|t| &t.items)
+                .map(|e| names::image(&e.image))
+                .collect();
+            ((s.namespace().unwrap_or_default(), s.name_any()), images)
+        })
+        .collect();
+    let count = streams.len();
+    let mut index = ImageIndex::default();
+    let before = live();
+    for (stream, images) in streams {
+        index.set(stream, images);
+    }
+    let after = live();
+    Row {
+        kind: "image index (per stream)",
+        count,
+        json: 0,
+        requested: after.0 - before.0,
+        chunks: after.1 - before.1,
+    }
+}
+
 fn lean<K: Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
 }
@@ -187,6 +225,7 @@ fn main() {
     print(&rows, "all, views as metadata stores");
     print(&rows[..2], "streams and Images");
     print(&indexes, "views as indexes");
+    print(&[measure_image_index(dir)], "image index");
 }
 
 fn print(rows: &[Row], total_label: &str) {
