@@ -189,6 +189,7 @@ impl ViewIndex {
         ns.views.insert(name, Stored::of(meta, stream));
     }
 
+    /// Forgets the view `namespace/name`.
     pub fn remove(&mut self, namespace: &str, name: &str) {
         let Some(ns) = self.0.get_mut(namespace) else {
             return;
