@@ -1251,12 +1251,9 @@ async fn apiserver_restarted_under_two_replicas() {
     let from = |t: &str| reg.image_ref("app", t);
     let cluster = cluster::TestCluster::start_restartable().await;
     let lab = processes_on(&cluster, "fault-restart").await;
-    let mut replicas = Replicas::start(
-        lab.account.kubeconfig(),
-        &lab.ns,
-        &["replica-a", "replica-b"],
-    );
+    let mut replicas = Replicas::start(lab.account.kubeconfig(), &lab.ns, &["replica-a"]);
     wait_for_holder(&lab.admin, &lab.ns, "replica-a", Duration::from_secs(30)).await;
+    replicas.spawn("replica-b");
     let versions = Versions::record(&lab.api, "s");
     create_stream(
         &lab.api,

@@ -215,7 +215,8 @@ impl Running {
         Api::namespaced(self.admin.clone(), &self.namespace)
     }
 
-    /// A dry-run create comes back with generations once the apiserver calls the webhooks.
+    /// A dry-run create comes back with generations once the apiserver calls the mutating
+    /// webhooks, and an invalid one is refused once it calls the validating ones.
     async fn wait_until_called(&self) {
         let probe: ImageStream = serde_json::from_value(json!({
             "apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
@@ -231,10 +232,35 @@ impl Running {
                 ..PostParams::default()
             };
             match self.streams().create(&dry_run, &probe).await {
-                Ok(s) if s.spec.tags[0].generation == Some(1) => return,
+                Ok(s) if s.spec.tags[0].generation == Some(1) => break,
                 other => assert!(
                     Instant::now() < deadline,
                     "the webhooks were not called: {other:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // the validating configuration is written after the mutating one, and the apiserver
+        // may call the one before it knows the other
+        let mut invalid = probe;
+        if let Some(from) = invalid.spec.tags[0].from.as_mut() {
+            from.name = "abc@badid".into();
+        }
+        loop {
+            assert!(!self.task.is_finished(), "the operator stopped");
+            let dry_run = PostParams {
+                dry_run: true,
+                ..PostParams::default()
+            };
+            match self.streams().create(&dry_run, &invalid).await {
+                Err(kube::Error::Api(status))
+                    if status.code == 422 && status.message.contains("denied the request") =>
+                {
+                    return;
+                }
+                other => assert!(
+                    Instant::now() < deadline,
+                    "the validating webhook was not called: {other:?}"
                 ),
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
