@@ -106,7 +106,14 @@ pub async fn run(
         webhooks: options.webhooks.is_some(),
         leader: options.leader.is_some(),
     };
-    if let Err(e) = crate::permissions::check(&client, &scope).await {
+    let checked = tokio::select! {
+        checked = crate::permissions::check_until_answered(&client, &scope) => checked,
+        () = shutdown.clone() => {
+            stop_probes();
+            return Ok(());
+        }
+    };
+    if let Err(e) = checked {
         stop_probes();
         return Err(Error::Permissions(e));
     }

@@ -6,6 +6,12 @@
 //! parts need is asked of the apiserver as a SelfSubjectAccessReview, and the process stops
 //! with the full list of what is missing. The roles are compiled in, so the check cannot drift
 //! from the install.
+//!
+//! An apiserver that cannot answer yet (restarting, unreachable, overloaded) is asked again
+//! with backoff instead of ending the process: a replica started during a control-plane
+//! restart waits for it, not-ready, rather than crash-looping.
+
+use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::authorization::v1::{
@@ -57,6 +63,28 @@ impl Error {
             Error::Review(..) => "PermissionCheckFailed",
         }
     }
+
+    /// The apiserver gave no answer (unreachable, restarting, overloaded): worth asking again.
+    /// A refusal, or a 4xx about the review itself, is an answer.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Review(_, e) => unanswered(e),
+            Error::Missing(_) | Error::Roles(..) => false,
+        }
+    }
+}
+
+fn unanswered(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        _ => false,
+    }
+}
+
+/// The wait before asking again after `attempt` unanswered checks: 1 s doubling to 16 s.
+pub fn retry_delay(attempt: u32) -> Duration {
+    Duration::from_secs(1 << attempt.min(4))
 }
 
 /// One verb on one resource (or subresource), in a namespace or cluster-wide, perhaps on
@@ -178,6 +206,28 @@ fn expand(rule: &PolicyRule, namespace: Option<&str>) -> Vec<Right> {
     rights
 }
 
+/// [`check`], asked again with backoff ([`retry_delay`]) while the apiserver gives no
+/// answer; returns the first answer, or an error that is not transient.
+pub async fn check_until_answered(client: &Client, scope: &Scope) -> Result<(), Error> {
+    let mut attempt = 0;
+    loop {
+        match check(client, scope).await {
+            Err(e) if e.is_transient() => {
+                let delay = retry_delay(attempt);
+                tracing::warn!(
+                    reason = e.reason(),
+                    error = %e,
+                    retry_in = ?delay,
+                    "the apiserver did not answer the permission check; asking again"
+                );
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Asks the apiserver about every right `scope` needs; `Err(Missing)` lists each refused one.
 pub async fn check(client: &Client, scope: &Scope) -> Result<(), Error> {
     let rights = required(scope)?;
@@ -296,6 +346,42 @@ mod tests {
             &rights,
             "get leases.coordination.k8s.io \"imagestream-operator\" in namespace ops"
         ));
+    }
+
+    #[test]
+    fn only_an_apiserver_that_gave_no_answer_is_asked_again() {
+        let right = || Box::new(has_right());
+        let api = |code: u16| {
+            Error::Review(
+                right(),
+                kube::Error::Api(Box::new(
+                    kube::core::Status::failure("x", "y").with_code(code),
+                )),
+            )
+        };
+        for code in [500, 503, 504, 429] {
+            assert!(api(code).is_transient(), "{code}");
+        }
+        for code in [400, 401, 403, 404, 422] {
+            assert!(!api(code).is_transient(), "{code}");
+        }
+        let unreachable = Error::Review(right(), kube::Error::Service("connection refused".into()));
+        assert!(unreachable.is_transient());
+        assert!(!Error::Missing(vec![has_right()]).is_transient());
+        assert!(!Error::Roles("deploy/rbac.yaml", "bad".into()).is_transient());
+        let delays: Vec<u64> = (0..7).map(|a| retry_delay(a).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 16, 16]);
+    }
+
+    fn has_right() -> Right {
+        Right {
+            verb: "get".into(),
+            group: String::new(),
+            resource: "secrets".into(),
+            subresource: None,
+            name: None,
+            namespace: Some("ns".into()),
+        }
     }
 
     #[test]
