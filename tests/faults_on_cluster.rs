@@ -1219,6 +1219,15 @@ impl Replicas {
         }
     }
 
+    /// What the running replica `identity` wrote.
+    fn output(&self, identity: &str) -> String {
+        self.running
+            .iter()
+            .find(|(i, _, _)| i == identity)
+            .map(|(_, _, dir)| output(dir.path()))
+            .unwrap_or_else(|| panic!("{identity} is not running; exits {:#?}", self.exits))
+    }
+
     fn logs(&self) -> String {
         self.running
             .iter()
@@ -1240,7 +1249,8 @@ impl Drop for Replicas {
 /// graceful shutdown refuses new connections at once but waits for the open watches up to
 /// its 60 s shutdown timeout, so the operator is cut off for well over the 10 s lease. The leader, unable to renew, stops and exits; started again (as the
 /// kubelet would) it or the other replica leads again; a change made after the restart is
-/// imported exactly once and nothing imported before is lost or imported again.
+/// imported exactly once and nothing imported before is lost or imported again. A replica
+/// started while the apiserver is down waits for it.
 #[tokio::test]
 async fn apiserver_restarted_under_two_replicas() {
     const DOWN: Duration = Duration::from_secs(15);
@@ -1275,6 +1285,9 @@ async fn apiserver_restarted_under_two_replicas() {
     let stopping = Instant::now();
     cluster.stop().await;
     let stopped = stopping.elapsed();
+    // a third replica starts while the apiserver is down (a rescheduled Pod): it waits for
+    // the apiserver instead of ending
+    replicas.spawn("replica-c");
     tokio::time::sleep(DOWN).await;
     let starting = Instant::now();
     cluster.start_again().await;
@@ -1347,6 +1360,11 @@ async fn apiserver_restarted_under_two_replicas() {
         .filter(|r| r.method == "GET" && r.path == "/v2/app/manifests/b")
         .count();
     assert_eq!(refetched, 0, "b re-imported after the restart");
+    let waited = replicas.output("replica-c");
+    assert!(
+        waited.contains("the apiserver did not answer the permission check; asking again"),
+        "{waited}"
+    );
     // a leader that could not renew for a whole lease stopped with that reason
     for (identity, status, out) in &replicas.exits {
         assert!(!status.success(), "{identity} exited with {status}:\n{out}");
