@@ -228,8 +228,12 @@ impl Versions {
             tokio::spawn(async move {
                 let mut stream = std::pin::pin!(stream);
                 while let Some(event) = stream.next().await {
-                    if let Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) = event {
-                        seen.lock().unwrap().push((Instant::now(), s));
+                    match event {
+                        Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => {
+                            seen.lock().unwrap().push((Instant::now(), s));
+                        }
+                        Ok(_) => {}
+                        Err(e) => eprintln!("watching the stream: {e}"),
                     }
                 }
             })
@@ -278,8 +282,19 @@ impl Versions {
     }
 
     /// No version lost an entry of the one before it, entries were only added in front, and
-    /// no history holds a digest twice.
-    fn assert_history_kept(&self) -> usize {
+    /// no history holds a digest twice; and the watch saw it all up to `last` (the history
+    /// the stream ended with), so the check covered the whole fault.
+    async fn assert_history_kept(&self, last: &History) -> usize {
+        let started = Instant::now();
+        while self.all().last().map(history).as_ref() != Some(last) {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "the watch did not see the final history; it saw {} versions, the last {:#?}",
+                self.all().len(),
+                self.all().last().map(history)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let all = self.all();
         for pair in all.windows(2) {
             let (prev, next) = (history(&pair[0]), history(&pair[1]));
@@ -375,7 +390,7 @@ impl Scheduled {
         assert_eq!(history(&settled), after, "history moved after recovery");
         assert_eq!(failure(&settled, "a"), None);
         assert_eq!(failure(&settled, "b"), None);
-        let versions = self.versions.assert_history_kept();
+        let versions = self.versions.assert_history_kept(&after).await;
         println!("{versions} versions of the stream, none lost or repeated an entry");
         took
     }
@@ -903,7 +918,7 @@ async fn apiserver_unreachable_then_back() {
         assert_eq!(failure(s, "a"), None);
         assert_eq!(failure(s, "b"), None);
     }
-    let n = versions.assert_history_kept();
+    let n = versions.assert_history_kept(&after).await;
     println!(
         "{failed} reconciles failed during the outage ({reasons:?}), the change fetched {fetched} times; it landed {took:?} after the apiserver was back; {n} versions"
     );
@@ -1088,7 +1103,7 @@ async fn operator_killed_mid_import_and_started_again() {
     assert_extends("b", &before["b"], &after["b"], &[]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(history(&lab.api.get("s").await.expect("get")), after);
-    let n = versions.assert_history_kept();
+    let n = versions.assert_history_kept(&after).await;
     println!(
         "killed mid-import; the restart imported it {took:?} after starting ({:?} after the kill); {n} versions",
         started - killed + took
@@ -1162,7 +1177,7 @@ async fn leader_killed_the_other_replica_keeps_the_history() {
     assert_extends("b", &before["b"], &after["b"], &[]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(history(&lab.api.get("s").await.expect("get")), after);
-    let n = versions.assert_history_kept();
+    let n = versions.assert_history_kept(&after).await;
     println!(
         "the change landed {took:?} after the leader died ({:?}); {n} versions",
         killed.elapsed()
@@ -1373,7 +1388,7 @@ async fn apiserver_restarted_under_two_replicas() {
             "{identity} exited with {status} for another reason:\n{out}"
         );
     }
-    let n = versions.assert_history_kept();
+    let n = versions.assert_history_kept(&after).await;
     println!(
         "{} restart(s) ({:?}); {leader} led {led:?} after the apiserver was back; the change landed {took:?} after the edit; {n} versions",
         replicas.exits.len(),
