@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
@@ -222,7 +222,7 @@ impl Versions {
     fn record(api: &Api<ImageStream>, name: &str) -> Versions {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-        let stream = watcher::watcher(api.clone(), config);
+        let stream = watcher::watcher(api.clone(), config).default_backoff();
         let task = {
             let seen = seen.clone();
             tokio::spawn(async move {
