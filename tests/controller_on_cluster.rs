@@ -137,6 +137,69 @@ async fn worked_example_import_history_and_images() {
     assert_eq!(api.get("app").await.unwrap().resource_version(), rv);
 }
 
+/// Tags imported in one pass each get their own `Imported` Event, naming the tag and its
+/// ImageStreamTag as the related object (kube's recorder would fold Events alike but for
+/// the note into one, the first tag's note counted for all).
+#[tokio::test]
+async fn each_imported_tag_gets_its_own_event() {
+    let reg = RegistryOptions::plain().start();
+    let mut digests = Vec::new();
+    for (i, t) in ["t0", "t1", "t2"].iter().enumerate() {
+        digests.push(push(&reg, "events", t, 760 + i as u64).await);
+    }
+    let (admin, ns, _operator) = operator("is-events", Settings::default()).await;
+    let api: Api<ImageStream> = Api::namespaced(admin.clone(), &ns);
+    let tags: Vec<_> = ["t0", "t1", "t2"]
+        .iter()
+        .map(|t| tag(t, &reg.image_ref("events", t), 1, false))
+        .collect();
+    create_stream(&api, "s", json!(tags)).await;
+    wait_for(&api, "s", 30, |s| {
+        ["t0", "t1", "t2"].iter().all(|t| !items(s, t).is_empty())
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let events = support::cluster::events(&admin, &ns, "ImageStream", "s", "Imported").await;
+        let mut seen: Vec<(String, String)> = events
+            .iter()
+            .map(|e| {
+                let related = e.related.as_ref();
+                (
+                    format!(
+                        "{}/{}",
+                        related.and_then(|r| r.kind.clone()).unwrap_or_default(),
+                        related.and_then(|r| r.name.clone()).unwrap_or_default()
+                    ),
+                    e.note.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        seen.sort();
+        let wanted: Vec<(String, String)> = ["t0", "t1", "t2"]
+            .iter()
+            .zip(&digests)
+            .map(|(t, d)| {
+                (
+                    format!(
+                        "ImageStreamTag/{}",
+                        imagestream_operator::names::stream_tag("s", t)
+                    ),
+                    format!("tag {t} now points at {d}"),
+                )
+            })
+            .collect();
+        if seen == wanted {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Imported Events {seen:#?}, wanted {wanted:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A tag that fails gets ImportSuccess=False with upstream's reason and message (written
 /// once), and a scheduled tag recovers on its own when the registry is fixed.
 #[tokio::test]

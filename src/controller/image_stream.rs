@@ -427,7 +427,7 @@ async fn publish(ctx: &Context, stream: &ImageStream, changes: &[TagChange]) {
                 reason: "Imported".into(),
                 note: Some(format!("tag {tag} now points at {image}")),
                 action: "Import".into(),
-                secondary: None,
+                secondary: Some(super::tag_reference(stream, tag)),
             },
             TagChange::Failed {
                 tag,
@@ -438,14 +438,14 @@ async fn publish(ctx: &Context, stream: &ImageStream, changes: &[TagChange]) {
                 reason: "ImportFailed".into(),
                 note: Some(truncate(format!("tag {tag}: {reason}: {message}"))),
                 action: "Import".into(),
-                secondary: None,
+                secondary: Some(super::tag_reference(stream, tag)),
             },
             TagChange::Recovered { tag } => Event {
                 type_: EventType::Normal,
                 reason: "ImportRecovered".into(),
                 note: Some(format!("tag {tag} imported again after a failure")),
                 action: "Import".into(),
-                secondary: None,
+                secondary: Some(super::tag_reference(stream, tag)),
             },
         };
         if let Err(e) = ctx.recorder.publish(&event, &reference).await {

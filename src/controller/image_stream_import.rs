@@ -432,7 +432,7 @@ async fn imported(ctx: &Context, stream: &ImageStream, request: &str, changes: &
             reason: reason.into(),
             note: Some(truncate(note)),
             action: "Import".into(),
-            secondary: None,
+            secondary: Some(super::tag_reference(stream, change.tag())),
         };
         if let Err(e) = ctx.recorder.publish(&event, &reference).await {
             tracing::warn!(error = %e, "publishing an event failed");

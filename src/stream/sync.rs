@@ -235,6 +235,16 @@ pub enum TagChange {
     Recovered { tag: String },
 }
 
+impl TagChange {
+    pub fn tag(&self) -> &str {
+        match self {
+            TagChange::Updated { tag, .. }
+            | TagChange::Failed { tag, .. }
+            | TagChange::Recovered { tag } => tag,
+        }
+    }
+}
+
 /// A stream found elsewhere, for ImageStreamTag/ImageStreamImage references to other streams.
 pub trait StreamLookup {
     /// The stream `name` in `namespace`, if it exists.
