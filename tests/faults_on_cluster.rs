@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
@@ -222,7 +222,9 @@ impl Versions {
     fn record(api: &Api<ImageStream>, name: &str) -> Versions {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-        let stream = watcher::watcher(api.clone(), config).default_backoff();
+        // no backoff of its own (it grows to 30 s, past the checks' waits): a quarter of a
+        // second after each error
+        let stream = watcher::watcher(api.clone(), config);
         let task = {
             let seen = seen.clone();
             tokio::spawn(async move {
@@ -233,7 +235,10 @@ impl Versions {
                             seen.lock().unwrap().push((Instant::now(), s));
                         }
                         Ok(_) => {}
-                        Err(e) => eprintln!("watching the stream: {e}"),
+                        Err(e) => {
+                            eprintln!("watching the stream: {e}");
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                        }
                     }
                 }
             })
