@@ -41,23 +41,6 @@ use crate::import::importer::{Batch, BatchResult, Importer};
 use crate::registry::ClientCache;
 
 pub use metrics::Metrics;
-
-/// The ImageStreamTag `stream:tag` as an Event's related object. Kube's recorder folds
-/// Events with the same object, reason and related object into one (a count on the first
-/// note), so each tag's Events name their own tag here to stay apart.
-pub(crate) fn tag_reference(
-    stream: &ImageStream,
-    tag: &str,
-) -> k8s_openapi::api::core::v1::ObjectReference {
-    use kube::Resource;
-    k8s_openapi::api::core::v1::ObjectReference {
-        api_version: Some(crate::api::image_stream_tag::ImageStreamTag::api_version(&()).into()),
-        kind: Some(crate::api::image_stream_tag::ImageStreamTag::kind(&()).into()),
-        namespace: stream.namespace(),
-        name: Some(crate::names::stream_tag(&stream.name_any(), tag)),
-        ..Default::default()
-    }
-}
 use schedule::{Decision, Schedule};
 pub use settings::Settings;
 
@@ -765,5 +748,22 @@ async fn watch_configuration(
         if changed.unbounded_send(()).is_err() {
             return;
         }
+    }
+}
+
+/// The ImageStreamTag `stream:tag` as an Event's related object. Kube's recorder folds
+/// Events with the same object, reason and related object into one (a count on the first
+/// note), so each tag's Events name their own tag here to stay apart.
+pub(crate) fn tag_reference(
+    stream: &ImageStream,
+    tag: &str,
+) -> k8s_openapi::api::core::v1::ObjectReference {
+    use kube::Resource;
+    k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(crate::api::image_stream_tag::ImageStreamTag::api_version(&()).into()),
+        kind: Some(crate::api::image_stream_tag::ImageStreamTag::kind(&()).into()),
+        namespace: stream.namespace(),
+        name: Some(crate::names::stream_tag(&stream.name_any(), tag)),
+        ..Default::default()
     }
 }
