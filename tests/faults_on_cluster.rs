@@ -1020,6 +1020,26 @@ async fn processes_on(cluster: &cluster::TestCluster, prefix: &str) -> Processes
     }
 }
 
+/// Creates stream `s` with unscheduled tags `a` and `b` from `(pull spec, digest)` and waits
+/// until both are imported.
+async fn imported_pair(
+    api: &Api<ImageStream>,
+    (a_from, a): (&str, &str),
+    (b_from, b): (&str, &str),
+) -> ImageStream {
+    create_stream(
+        api,
+        "s",
+        json!([tag("a", a_from, 1, false), tag("b", b_from, 1, false)]),
+    )
+    .await;
+    let (stream, _) = wait_for(api, "s", Duration::from_secs(30), "import", |s| {
+        at(s, "a", a) && at(s, "b", b)
+    })
+    .await;
+    stream
+}
+
 async fn set_tags(api: &Api<ImageStream>, tags: Value) {
     api.patch(
         "s",
@@ -1047,19 +1067,7 @@ async fn operator_killed_mid_import_and_started_again() {
     let mut first = operator_process(kubeconfig, &lab.ns, "op", dir.path());
     wait_for_holder(&lab.admin, &lab.ns, "op", Duration::from_secs(30)).await;
     let versions = Versions::record(&lab.api, "s");
-    create_stream(
-        &lab.api,
-        "s",
-        json!([
-            tag("a", &from("a"), 1, false),
-            tag("b", &from("b"), 1, false)
-        ]),
-    )
-    .await;
-    let (stream, _) = wait_for(&lab.api, "s", Duration::from_secs(30), "import", |s| {
-        at(s, "a", &a1) && at(s, "b", &b1)
-    })
-    .await;
+    let stream = imported_pair(&lab.api, (&from("a"), &a1), (&from("b"), &b1)).await;
     let before = history(&stream);
 
     // the user points a elsewhere (generation 2, as the webhook would set); the registry
@@ -1137,19 +1145,7 @@ async fn leader_killed_the_other_replica_keeps_the_history() {
     wait_for_holder(&lab.admin, &lab.ns, "replica-a", Duration::from_secs(30)).await;
     let mut other = operator_process(kubeconfig, &lab.ns, "replica-b", dir_b.path());
     let versions = Versions::record(&lab.api, "s");
-    create_stream(
-        &lab.api,
-        "s",
-        json!([
-            tag("a", &from("a"), 1, false),
-            tag("b", &from("b"), 1, false)
-        ]),
-    )
-    .await;
-    let (stream, _) = wait_for(&lab.api, "s", Duration::from_secs(30), "import", |s| {
-        at(s, "a", &a1) && at(s, "b", &b1)
-    })
-    .await;
+    let stream = imported_pair(&lab.api, (&from("a"), &a1), (&from("b"), &b1)).await;
     let before = history(&stream);
     assert_eq!(
         holder(&lab.admin, &lab.ns).await.as_deref(),
@@ -1285,19 +1281,7 @@ async fn apiserver_restarted_under_two_replicas() {
     wait_for_holder(&lab.admin, &lab.ns, "replica-a", Duration::from_secs(30)).await;
     replicas.spawn("replica-b");
     let versions = Versions::record(&lab.api, "s");
-    create_stream(
-        &lab.api,
-        "s",
-        json!([
-            tag("a", &from("a"), 1, false),
-            tag("b", &from("b"), 1, false)
-        ]),
-    )
-    .await;
-    let (stream, _) = wait_for(&lab.api, "s", Duration::from_secs(30), "import", |s| {
-        at(s, "a", &a1) && at(s, "b", &b1)
-    })
-    .await;
+    let stream = imported_pair(&lab.api, (&from("a"), &a1), (&from("b"), &b1)).await;
     let before = history(&stream);
     let resource_version = stream.resource_version();
     let mark = reg.mark();

@@ -225,44 +225,50 @@ impl Running {
         }))
         .expect("probe");
         let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            assert!(!self.task.is_finished(), "the operator stopped");
-            let dry_run = PostParams {
-                dry_run: true,
-                ..PostParams::default()
-            };
-            match self.streams().create(&dry_run, &probe).await {
-                Ok(s) if s.spec.tags[0].generation == Some(1) => break,
-                other => assert!(
-                    Instant::now() < deadline,
-                    "the webhooks were not called: {other:?}"
-                ),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.dry_run_until(
+            &probe,
+            deadline,
+            "the webhooks were not called",
+            |r| matches!(r, Ok(s) if s.spec.tags[0].generation == Some(1)),
+        )
+        .await;
         // the validating configuration is written after the mutating one, and the apiserver
         // may call the one before it knows the other
         let mut invalid = probe;
         if let Some(from) = invalid.spec.tags[0].from.as_mut() {
             from.name = "abc@badid".into();
         }
+        self.dry_run_until(
+            &invalid,
+            deadline,
+            "the validating webhook was not called",
+            |r| {
+                matches!(r, Err(kube::Error::Api(status))
+                if status.code == 422 && status.message.contains("denied the request"))
+            },
+        )
+        .await;
+    }
+
+    /// Dry-run creates `object` until `done` holds for the answer; panics past `deadline`.
+    async fn dry_run_until(
+        &self,
+        object: &ImageStream,
+        deadline: Instant,
+        what: &str,
+        done: impl Fn(&Result<ImageStream, kube::Error>) -> bool,
+    ) {
+        let dry_run = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
         loop {
             assert!(!self.task.is_finished(), "the operator stopped");
-            let dry_run = PostParams {
-                dry_run: true,
-                ..PostParams::default()
-            };
-            match self.streams().create(&dry_run, &invalid).await {
-                Err(kube::Error::Api(status))
-                    if status.code == 422 && status.message.contains("denied the request") =>
-                {
-                    return;
-                }
-                other => assert!(
-                    Instant::now() < deadline,
-                    "the validating webhook was not called: {other:?}"
-                ),
+            let answer = self.streams().create(&dry_run, object).await;
+            if done(&answer) {
+                return;
             }
+            assert!(Instant::now() < deadline, "{what}: {answer:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
