@@ -1,10 +1,16 @@
 // Command cluster-harness runs a real kube-apiserver backed by an embedded etcd in
-// one process on 127.0.0.1, for tests. See /work/shared/docs/apiserver-harness.md
-// section 5 and e2e/cluster/README.md.
+// one process on 127.0.0.1, and kube-controller-manager beside it, for tests. See
+// /work/shared/docs/apiserver-harness.md section 5 and e2e/cluster/README.md.
 //
 // Usage:
 //
-//	cluster-harness --dir DIR [--port N] [--etcd-port N] [--keep] [--remove-dir-on-exit] [-- extra kube-apiserver flags]
+//	cluster-harness --dir DIR [--port N] [--etcd-port N] [--keep] [--remove-dir-on-exit] [--no-controller-manager] [-- extra kube-apiserver flags]
+//
+// Once kube-apiserver is ready, the harness starts itself again as a child process
+// running kube-controller-manager (the first argument kube-controller-manager selects
+// that mode): a second process because both components install process-wide signal
+// handlers and register the same component globals. Its log goes to
+// DIR/controller-manager.log; it gets SIGTERM when the harness stops or dies.
 //
 // It writes its PKI to DIR/pki, etcd data to DIR/etcd, its log (etcd, kube-apiserver
 // and its own messages) to DIR/cluster.log, and, once /readyz answers 200 and the
@@ -34,6 +40,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -55,6 +62,7 @@ import (
 	_ "k8s.io/component-base/metrics/prometheus/version"  // as upstream: version metric
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+	kcmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 )
 
 // origStderr is the harness's stderr before it was redirected to the log file.
@@ -77,9 +85,37 @@ func fatalf(format string, args ...any) {
 func init() { runtime.LockOSThread() }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == controllerManagerMode {
+		runtime.UnlockOSThread()
+		cmd := kcmapp.NewControllerManagerCommand()
+		cmd.SetArgs(os.Args[2:])
+		os.Exit(cli.Run(cmd))
+	}
 	hup := adoptParentDeathSignal()
 	runtime.UnlockOSThread()
 	os.Exit(run(hup))
+}
+
+// controllerManagerMode, as the first argument, runs kube-controller-manager instead of
+// the harness (the child process started by startControllerManager).
+const controllerManagerMode = "kube-controller-manager"
+
+// controllers are what the tests need of kube-controller-manager: workloads roll out
+// (Deployments create ReplicaSets, and so on; with no scheduler or kubelet their Pods
+// stay Pending), ownerReferences are garbage-collected, deleted namespaces are emptied
+// and go away, aggregated ClusterRoles are filled in. Not the service-account
+// controllers: the harness runs without the ServiceAccount admission plugin, and
+// tests make the ServiceAccounts they use.
+var controllers = []string{
+	"deployment-controller",
+	"replicaset-controller",
+	"statefulset-controller",
+	"daemonset-controller",
+	"job-controller",
+	"cronjob-controller",
+	"garbage-collector-controller",
+	"namespace-controller",
+	"clusterrole-aggregation-controller",
 }
 
 // adoptParentDeathSignal replaces a parent-death signal (PR_SET_PDEATHSIG) set by
@@ -110,7 +146,9 @@ type options struct {
 	keep      bool
 	removeDir bool
 	logToFile bool
-	extra     []string
+	// controllerManager starts kube-controller-manager once kube-apiserver is ready.
+	controllerManager bool
+	extra             []string
 }
 
 func parseFlags() (*options, error) {
@@ -122,14 +160,16 @@ func parseFlags() (*options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep DIR/etcd on exit, and start again on DIR/etcd and DIR/pki when an earlier run left them (a restart of the same cluster)")
 	fs.BoolVar(&o.removeDir, "remove-dir-on-exit", false, "remove DIR entirely when stopped by SIGTERM/SIGINT (for a DIR made only for this run); kept after a failure")
 	fs.BoolVar(&o.logToFile, "log-to-file", true, "redirect stderr (etcd, kube-apiserver, harness) to DIR/cluster.log")
+	noControllerManager := fs.Bool("no-controller-manager", false, "do not start kube-controller-manager (no rollouts, garbage collection or namespace deletion)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: cluster-harness --dir DIR [--port N] [--etcd-port N] [--keep] [-- extra kube-apiserver flags]\n")
+		fmt.Fprintf(fs.Output(), "usage: cluster-harness --dir DIR [--port N] [--etcd-port N] [--keep] [--no-controller-manager] [-- extra kube-apiserver flags]\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return nil, err
 	}
 	o.extra = fs.Args()
+	o.controllerManager = !*noControllerManager
 	if o.dir == "" {
 		fs.Usage()
 		return nil, errors.New("--dir is required")
@@ -201,9 +241,11 @@ func run(parentDied <-chan os.Signal) int {
 	etcdDir := etcd.Config().Dir
 	var stopping atomic.Bool
 	var cleanupOnce sync.Once
+	kcm := &controllerManager{}
 	cleanup := func() {
 		cleanupOnce.Do(func() {
 			stopping.Store(true)
+			kcm.stop()
 			etcd.Close()
 			if !o.keep {
 				_ = os.RemoveAll(etcdDir)
@@ -268,7 +310,19 @@ func run(parentDied <-chan os.Signal) int {
 	args = append(args, o.extra...)
 	cmd.SetArgs(args)
 
-	go waitReady(ctx, pki, serverURL, kubeconfigPath, readyPath, start)
+	beforeReady := func() {}
+	if o.controllerManager {
+		beforeReady = func() { kcm.start(ctx, o.dir, kubeconfigPath, &stopping) }
+		// Stopped as soon as the signal arrives: kube-apiserver's graceful shutdown waits
+		// (up to a minute) for the watches clients hold open, and the controller manager
+		// holds dozens.
+		go func() {
+			<-ctx.Done()
+			stopping.Store(true)
+			kcm.stop()
+		}()
+	}
+	go waitReady(ctx, pki, serverURL, kubeconfigPath, readyPath, start, beforeReady)
 
 	logf("etcd ready at %s after %s; starting kube-apiserver on %s", etcdURL, time.Since(start).Round(time.Millisecond), serverURL)
 	code := cli.Run(cmd)
@@ -389,8 +443,8 @@ func startEtcd(ctx context.Context, o *options) (*embed.Etcd, string, error) {
 }
 
 // waitReady polls /readyz and the "default" namespace with the admin client
-// certificate, then writes the kubeconfig and the ready marker.
-func waitReady(ctx context.Context, p *pkiFiles, serverURL, kubeconfigPath, readyPath string, start time.Time) {
+// certificate, then writes the kubeconfig, calls beforeReady, and writes the ready marker.
+func waitReady(ctx context.Context, p *pkiFiles, serverURL, kubeconfigPath, readyPath string, start time.Time, beforeReady func()) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(p.caPEM)
 	pair, err := tls.X509KeyPair(p.adminCertPEM, p.adminKeyPEM)
@@ -446,6 +500,7 @@ func waitReady(ctx context.Context, p *pkiFiles, serverURL, kubeconfigPath, read
 		logf("writing kubeconfig: %v", err)
 		return
 	}
+	beforeReady()
 	if err := os.WriteFile(readyPath+".tmp", []byte(serverURL+"\n"), 0o600); err == nil {
 		err = os.Rename(readyPath+".tmp", readyPath)
 		if err != nil {
@@ -635,4 +690,115 @@ func serial() *big.Int {
 		panic(err)
 	}
 	return n.Add(n, big.NewInt(1))
+}
+
+// controllerManager is the kube-controller-manager child process: started once
+// kube-apiserver is ready, started again if it exits while the harness runs, stopped
+// (SIGTERM, then SIGKILL after 10 s) before etcd.
+type controllerManager struct {
+	mu      sync.Mutex
+	process *os.Process
+	// done is closed when the supervising goroutine has ended.
+	done chan struct{}
+}
+
+func (c *controllerManager) start(ctx context.Context, dir, kubeconfig string, stopping *atomic.Bool) {
+	self, err := os.Executable()
+	if err != nil {
+		logf("kube-controller-manager not started: %v", err)
+		return
+	}
+	logPath := filepath.Join(dir, "controller-manager.log")
+	args := []string{
+		controllerManagerMode,
+		"--kubeconfig=" + kubeconfig,
+		"--leader-elect=false",
+		"--secure-port=0",
+		"--controllers=" + strings.Join(controllers, ","),
+		"--use-service-account-credentials=false",
+		"--v=0",
+	}
+	done := make(chan struct{})
+	c.mu.Lock()
+	c.done = done
+	c.mu.Unlock()
+	started := make(chan struct{})
+	go func() {
+		defer close(done)
+		// The parent-death signal belongs to the thread that forks: this goroutine
+		// keeps its thread until the child has exited.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		first := true
+		for attempt := 0; ; attempt++ {
+			if stopping.Load() || ctx.Err() != nil {
+				break
+			}
+			logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+			if err != nil {
+				logf("kube-controller-manager not started: %v", err)
+				break
+			}
+			cmd := exec.Command(self, args...)
+			cmd.Stdout, cmd.Stderr = logFile, logFile
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+			err = cmd.Start()
+			_ = logFile.Close()
+			if err != nil {
+				logf("kube-controller-manager not started: %v", err)
+				break
+			}
+			c.mu.Lock()
+			c.process = cmd.Process
+			c.mu.Unlock()
+			if stopping.Load() {
+				// stop ran before the process was recorded
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+			}
+			logf("kube-controller-manager started (pid %d, log %s)", cmd.Process.Pid, logPath)
+			if first {
+				first = false
+				close(started)
+			}
+			err = cmd.Wait()
+			c.mu.Lock()
+			c.process = nil
+			c.mu.Unlock()
+			if stopping.Load() || ctx.Err() != nil {
+				break
+			}
+			logf("kube-controller-manager exited (%v); starting it again", err)
+			time.Sleep(time.Second)
+		}
+		if first {
+			close(started)
+		}
+	}()
+	<-started
+}
+
+// stop ends the controller manager; the caller has set the stopping flag first.
+func (c *controllerManager) stop() {
+	c.mu.Lock()
+	p, done := c.process, c.done
+	c.mu.Unlock()
+	if done == nil {
+		return
+	}
+	if p != nil {
+		_ = p.Signal(syscall.SIGTERM)
+	}
+	select {
+	case <-done:
+		return
+	case <-time.After(10 * time.Second):
+	}
+	c.mu.Lock()
+	p = c.process
+	c.mu.Unlock()
+	if p != nil {
+		logf("kube-controller-manager did not stop within 10s; killing it")
+		_ = p.Kill()
+	}
+	<-done
 }

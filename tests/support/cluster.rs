@@ -15,8 +15,10 @@
 //! (cached; about a second when warm), else `target/e2e/cluster-harness`.
 //!
 //! A harness started here gets `PR_SET_PDEATHSIG` = SIGTERM, so it stops when the test process
-//! dies, however it dies. There is no kube-controller-manager: namespaces never finish
-//! deleting, there is no garbage collection and no `default` ServiceAccount.
+//! dies, however it dies. It runs kube-controller-manager beside kube-apiserver (workloads
+//! roll out, ownerReferences are garbage-collected, namespaces finish deleting), but no
+//! scheduler or kubelet and no service-account controllers: there is no `default`
+//! ServiceAccount.
 //!
 //! Build a new [`kube::Client`] per test (each `#[tokio::test]` has its own runtime, and a
 //! client's background tasks die with the runtime that created them), which is why
@@ -492,8 +494,8 @@ impl ServiceAccountClient {
 }
 
 /// Creates a namespace with a unique name `<prefix>-<suffix>` (a valid DNS label) and returns
-/// the name. It is labelled [`TEST_NAMESPACE_LABEL`]`=true`. Without a kube-controller-manager
-/// deleting it would never finish, so tests just leave it.
+/// the name. It is labelled [`TEST_NAMESPACE_LABEL`]`=true`. Tests leave it: the cluster is
+/// thrown away after the run.
 pub async fn fresh_namespace(client: &Client, prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let mut clean: String = prefix
