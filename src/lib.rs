@@ -7,9 +7,10 @@
 //! [`crd`] (the CustomResourceDefinitions generated from the types), [`reference`] and
 //! [`credentials`] (pull specs and pull secrets, OpenShift's way), [`registry`] (the registry
 //! transport), [`import`] (registry images to Image objects), [`inspect`] (one import from the
-//! command line), [`stream`] (tag generations, history and conditions), [`controller`] (the
-//! controllers), [`operator`] (webhooks and controllers in one process), [`permissions`] (its
-//! rights, checked at start), [`leader`] (leader election) and [`probes`] (health and metrics
+//! command line), [`stream`] (tag generations, history and conditions), [`trigger`] (workloads
+//! that follow ImageStreamTags: image change triggers), [`controller`] (the controllers),
+//! [`operator`] (webhooks and controllers in one process), [`permissions`] (its rights,
+//! checked at start), [`leader`] (leader election) and [`probes`] (health and metrics
 //! endpoints).
 
 pub mod admission;
@@ -29,3 +30,4 @@ pub mod prune;
 pub mod reference;
 pub mod registry;
 pub mod stream;
+pub mod trigger;

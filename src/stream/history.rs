@@ -275,7 +275,9 @@ pub fn pull_spec_for_tag(
     mode: PullSpecMode,
 ) -> Result<PullSpec, PullSpecError> {
     let spec_tag = stream.spec.tag(tag);
-    let status = stream.status.clone().unwrap_or_default();
+    // borrowed: triggers resolve tags on every stream event
+    let none = ImageStreamStatus::default();
+    let status = stream.status.as_ref().unwrap_or(&none);
     let repository = if default_external && !status.public_docker_image_repository.is_empty() {
         status.public_docker_image_repository.as_str()
     } else {
@@ -287,7 +289,7 @@ pub fn pull_spec_for_tag(
             && t.reference_policy.type_ != TagReferencePolicyType::Local)
             .then(|| from.name.clone())
     });
-    let Some(event) = latest(&status, tag) else {
+    let Some(event) = latest(status, tag) else {
         if let Some(pull_spec) = source_docker_image {
             return Ok(PullSpec {
                 pull_spec,
