@@ -53,6 +53,11 @@ enum Command {
         /// Run the controllers without leader election (one replica only).
         #[arg(long)]
         no_leader_elect: bool,
+        /// Do not run the image change trigger controller: workloads annotated with
+        /// image.openshift.io/triggers are left alone, and its rights (the
+        /// imagestream-operator-triggers ClusterRole) are not needed.
+        #[arg(long)]
+        no_image_triggers: bool,
         /// This replica's name in the leader Lease (default: the host name and process id).
         #[arg(long, env = "POD_NAME")]
         leader_identity: Option<String>,
@@ -135,6 +140,7 @@ fn main() -> anyhow::Result<()> {
             webhook_url,
             no_webhooks,
             no_leader_elect,
+            no_image_triggers,
             leader_identity,
             metrics_port,
             log_format,
@@ -165,6 +171,7 @@ fn main() -> anyhow::Result<()> {
                 settings: None,
                 metrics: Default::default(),
                 pruner: Some(Default::default()),
+                image_triggers: !no_image_triggers,
             };
             let started = Started {
                 metrics_port,

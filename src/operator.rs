@@ -105,6 +105,7 @@ pub async fn run(
         watch_namespace: options.controllers.watch_namespace.clone(),
         webhooks: options.webhooks.is_some(),
         leader: options.leader.is_some(),
+        triggers: options.controllers.image_triggers,
     };
     let checked = tokio::select! {
         checked = crate::permissions::check_until_answered(&client, &scope) => checked,

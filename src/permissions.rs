@@ -35,6 +35,7 @@ const ROLE_FILES: [(&str, &str); 2] = [
 const CONTROLLER_ROLE: &str = "imagestream-operator";
 const ADMISSION_ROLE: &str = "imagestream-operator-admission";
 const LEADER_ROLE: &str = "imagestream-operator-leader";
+const TRIGGERS_ROLE: &str = "imagestream-operator-triggers";
 
 /// Reviews in flight at once.
 const CONCURRENT_REVIEWS: usize = 8;
@@ -128,6 +129,8 @@ pub struct Scope {
     pub watch_namespace: Option<String>,
     pub webhooks: bool,
     pub leader: bool,
+    /// The image change trigger controller runs.
+    pub triggers: bool,
 }
 
 #[derive(Deserialize)]
@@ -154,6 +157,7 @@ pub fn required(scope: &Scope) -> Result<Vec<Right>, Error> {
                 CONTROLLER_ROLE => true,
                 ADMISSION_ROLE => scope.webhooks,
                 LEADER_ROLE => scope.leader,
+                TRIGGERS_ROLE => scope.triggers,
                 _ => false,
             };
             if !needed {
@@ -285,6 +289,7 @@ mod tests {
             watch_namespace: None,
             webhooks,
             leader,
+            triggers: false,
         }
     }
 
@@ -329,6 +334,25 @@ mod tests {
         let mut sorted = all.clone();
         sorted.dedup();
         assert_eq!(sorted.len(), all.len());
+    }
+
+    #[test]
+    fn the_trigger_rights_are_needed_only_with_triggers() {
+        let without = required(&scope(false, false)).unwrap();
+        let with = required(&Scope {
+            triggers: true,
+            ..scope(false, false)
+        })
+        .unwrap();
+        for right in [
+            "patch deployments.apps (all namespaces)",
+            "watch cronjobs.batch (all namespaces)",
+            "create subjectaccessreviews.authorization.k8s.io (all namespaces)",
+        ] {
+            assert!(has(&with, right), "{right}");
+            assert!(!has(&without, right), "{right}");
+        }
+        assert!(without.iter().all(|r| with.contains(r)));
     }
 
     #[test]

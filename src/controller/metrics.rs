@@ -54,6 +54,8 @@ pub struct Metrics {
     /// Scheduled checks of a stream, and the tags they covered.
     pub scheduled_checks: AtomicU64,
     pub scheduled_tags: AtomicU64,
+    /// Workloads patched by image change triggers (one patch per workload and change).
+    pub trigger_patches: AtomicU64,
     registry: Registry,
     imports: Family<ImportLabels, Counter>,
     requests: Family<RequestLabels, Counter>,
@@ -62,6 +64,12 @@ pub struct Metrics {
     scheduled_streams: Gauge,
     budget_remaining: Family<RegistryLabel, Gauge>,
     in_flight: Family<ControllerLabel, Gauge>,
+    trigger_writes: Family<KindLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -129,6 +137,12 @@ impl Default for Metrics {
             "Reconciles running now, by controller",
             in_flight.clone(),
         );
+        let trigger_writes = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "image_trigger_patches",
+            "Workloads patched by image change triggers, by kind",
+            trigger_writes.clone(),
+        );
         Metrics {
             imports_new: AtomicU64::default(),
             imports_unchanged: AtomicU64::default(),
@@ -137,6 +151,7 @@ impl Default for Metrics {
             images_created: AtomicU64::default(),
             scheduled_checks: AtomicU64::default(),
             scheduled_tags: AtomicU64::default(),
+            trigger_patches: AtomicU64::default(),
             registry,
             imports,
             requests,
@@ -145,6 +160,7 @@ impl Default for Metrics {
             scheduled_streams,
             budget_remaining,
             in_flight,
+            trigger_writes,
         }
     }
 }
@@ -206,6 +222,11 @@ impl Metrics {
             .fetch_add(u64::try_from(tags).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
+    pub(super) fn trigger_patch(&self, kind: &'static str) {
+        self.trigger_patches.fetch_add(1, Ordering::Relaxed);
+        self.trigger_writes.get_or_create(&KindLabel { kind }).inc();
+    }
+
     /// Counts a reconcile of `controller` as in flight until the guard is dropped.
     pub(crate) fn reconciling(&self, controller: &'static str) -> Reconciling {
         let gauge = self
@@ -218,14 +239,19 @@ impl Metrics {
 
     /// Reconciles running now, in every controller.
     pub fn in_flight(&self) -> i64 {
-        ["imagestream", "imagestreamimport", "imagestreammapping"]
-            .into_iter()
-            .map(|controller| {
-                self.in_flight
-                    .get_or_create(&ControllerLabel { controller })
-                    .get()
-            })
-            .sum()
+        [
+            "imagestream",
+            "imagestreamimport",
+            "imagestreammapping",
+            "imagetrigger",
+        ]
+        .into_iter()
+        .map(|controller| {
+            self.in_flight
+                .get_or_create(&ControllerLabel { controller })
+                .get()
+        })
+        .sum()
     }
 
     pub fn get(counter: &AtomicU64) -> u64 {
@@ -282,6 +308,7 @@ mod tests {
         m.reconcile_error("imagestream", "StatusWriteFailed");
         m.import_batch(Duration::from_millis(30));
         m.schedule(3, &[("*".into(), 57)]);
+        m.trigger_patch("Deployment");
         let text = m.encode();
         for line in [
             r#"imagestream_operator_imports_total{registry="quay.io",result="new",reason=""} 1"#,
@@ -292,6 +319,7 @@ mod tests {
             "imagestream_operator_import_duration_seconds_count 1",
             "imagestream_operator_scheduled_streams 3",
             r#"imagestream_operator_registry_budget_remaining{registry="*"} 57"#,
+            r#"imagestream_operator_image_trigger_patches_total{kind="Deployment"} 1"#,
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

@@ -8,7 +8,8 @@
 //! ([`image_stream::reconcile`]), ending each pass that wrote nothing by bringing the stream's
 //! views in step ([`views`]; a change of a view, or of an Image a stream shows, brings the
 //! stream back); ImageStreamImports ([`image_stream_import`]) and ImageStreamMappings
-//! ([`image_stream_mapping`]) are processed beside it.
+//! ([`image_stream_mapping`]) are processed beside it, and workloads follow their tags
+//! ([`trigger`], fed by the same stream watch and cache).
 
 pub mod image_stream;
 pub mod image_stream_import;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod pruner;
 pub mod schedule;
 pub mod settings;
+pub mod trigger;
 pub mod views;
 
 use std::collections::{HashMap, HashSet};
@@ -382,6 +384,8 @@ pub struct Options {
     pub metrics: Arc<Metrics>,
     /// The pruner to follow; `None` runs none.
     pub pruner: Option<pruner::PrunerOptions>,
+    /// Run the image change trigger controller ([`trigger`]).
+    pub image_triggers: bool,
 }
 
 impl Default for Options {
@@ -393,6 +397,7 @@ impl Default for Options {
             settings: None,
             metrics: Arc::default(),
             pruner: Some(pruner::PrunerOptions::default()),
+            image_triggers: true,
         }
     }
 }
@@ -471,6 +476,9 @@ pub async fn run(
     let (streams, streams_writer) = reflector::store::<ImageStream>();
     // set once the stream cache has listed (see `loaded`)
     let (listed, streams_listed) = tokio::sync::watch::channel(false);
+    // the trigger controller follows the same watch, after the cache took each change
+    let (to_triggers, trigger_events) = futures::channel::mpsc::unbounded();
+    let to_triggers = options.image_triggers.then_some(to_triggers);
     let stream_events = watcher(streams_api, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(lean)
@@ -478,6 +486,18 @@ pub async fn run(
         .inspect(move |event| {
             if matches!(event, Ok(watcher::Event::InitDone)) {
                 listed.send_replace(true);
+            }
+            if let (Some(tx), Ok(event)) = (&to_triggers, event) {
+                let _ = match event {
+                    watcher::Event::Apply(s) | watcher::Event::Delete(s) => {
+                        tx.unbounded_send(trigger::StreamEvent::Changed {
+                            namespace: s.namespace().unwrap_or_default(),
+                            name: s.name_any(),
+                        })
+                    }
+                    watcher::Event::InitDone => tx.unbounded_send(trigger::StreamEvent::Listed),
+                    _ => Ok(()),
+                };
             }
         })
         .touched_objects();
@@ -610,6 +630,21 @@ pub async fn run(
         ctx.clone(),
         shutdown.clone(),
     );
+    let triggers_task = options.image_triggers.then(|| {
+        tokio::spawn(trigger::run(
+            trigger::Options {
+                client: client.clone(),
+                recorder: ctx.recorder.clone(),
+                metrics: ctx.metrics.clone(),
+                streams: streams.clone(),
+                stream_events: trigger_events,
+                streams_listed: streams_listed.clone(),
+                watch_namespace: options.watch_namespace.clone(),
+                concurrency: usize::from(options.concurrency),
+            },
+            shutdown.clone(),
+        ))
+    });
     let pruner_task = options.pruner.clone().map(|p| {
         let (ctx, shutdown, listed) = (ctx.clone(), shutdown.clone(), streams_listed.clone());
         tokio::spawn(async move {
@@ -621,6 +656,10 @@ pub async fn run(
     future::join3(streams_controller, mappings_controller, imports_controller).await;
     if let Some(t) = pruner_task {
         // a run in progress finishes its current write; then the task ends with `shutdown`
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+    if let Some(t) = triggers_task {
+        // it ends with `shutdown` too; a patch in flight finishes
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
     drop(keep_open);

@@ -136,6 +136,32 @@ impl Running {
     pub async fn start_with(prefix: &str, signatures: bool) -> Running {
         cluster::install_crypto_provider();
         let cluster = cluster::cluster().await;
+        Running::start_on(cluster, prefix, signatures, false).await
+    }
+
+    /// As [`Running::start`] on `cluster`, with the controllers watching every namespace:
+    /// only on a cluster of the test's own ([`cluster::TestCluster::start`]), where no other
+    /// test's streams are. The webhooks serve the fresh namespace and those of
+    /// [`Running::serve`].
+    pub async fn start_cluster_wide(cluster: &cluster::TestCluster, prefix: &str) -> Running {
+        Running::start_on(cluster, prefix, false, true).await
+    }
+
+    /// The webhooks serve `namespace` too.
+    pub async fn serve(&self, namespace: &str) {
+        let label = json!({"metadata": {"labels": {SELECTOR_LABEL: self.namespace}}});
+        Api::<Namespace>::all(self.admin.clone())
+            .patch(namespace, &PatchParams::default(), &Patch::Merge(&label))
+            .await
+            .expect("label the namespace");
+    }
+
+    async fn start_on(
+        cluster: &cluster::TestCluster,
+        prefix: &str,
+        signatures: bool,
+        cluster_wide: bool,
+    ) -> Running {
         let admin = cluster.client().await;
         crds::install(&admin).await;
         let namespace = cluster::fresh_namespace(&admin, prefix).await;
@@ -175,11 +201,12 @@ impl Running {
         let options = operator::Options {
             controllers: controller::Options {
                 namespace: namespace.clone(),
-                watch_namespace: Some(namespace.clone()),
+                watch_namespace: (!cluster_wide).then(|| namespace.clone()),
                 settings: Some(Settings::default()),
                 concurrency: 4,
                 metrics: metrics.clone(),
                 pruner: None,
+                image_triggers: true,
             },
             webhooks: Some(WebhookOptions {
                 listener,
