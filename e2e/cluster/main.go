@@ -44,6 +44,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -383,10 +384,13 @@ func startEtcd(ctx context.Context, o *options) (*embed.Etcd, string, error) {
 		if ctx.Err() != nil {
 			return nil, "", ctx.Err()
 		}
-		ports, err := freePorts(2)
+		// Three ports: a restart with --port starts etcd while kube-apiserver's port is free,
+		// and a free port picked then can be that one (seen in the restart fault case).
+		ports, err := freePorts(3)
 		if err != nil {
 			return nil, "", err
 		}
+		ports = slices.DeleteFunc(ports, func(p int) bool { return p == o.port })
 		clientPort, peerPort := ports[0], ports[1]
 		if o.etcdPort != 0 {
 			clientPort = o.etcdPort
