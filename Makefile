@@ -42,7 +42,7 @@ harness:
 ## bench: install prerequisites, then run every benchmark (benches/*.rs: programs that print
 ## figures and exit non-zero when a target is missed) against the local registry and cluster
 bench: setup
-	e2e/with-cluster.sh $(CARGO) bench --no-fail-fast --bench controller_latency --bench import_traffic --bench triggers
+	e2e/with-cluster.sh $(CARGO) bench --no-fail-fast --bench controller_latency --bench import_traffic --bench triggers --bench image_lookup_latency --bench notifications
 
 ## scale: the scale benchmark (e2e/bench/scale.rs) with STREAMS streams (default 10000, 30+
 ## minutes), results into e2e/bench/results/ (JSON, and the markdown table of every run there)

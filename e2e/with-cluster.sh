@@ -9,7 +9,7 @@
 #   IMAGESTREAM_CLUSTER_HARNESS              the harness binary (for tests that start their own)
 #   IMAGESTREAM_CLUSTER_DIR                  the harness directory (cluster.log, pki/)
 # and always stops the cluster afterwards (SIGTERM, then SIGKILL after 20 s). Exits with
-# CMD's status.
+# CMD's status. A SIGTERM or SIGINT to this script is passed on to CMD as SIGTERM.
 #
 # Environment: IMAGESTREAM_CLUSTER_READY_TIMEOUT (seconds, default 120);
 # IMAGESTREAM_KEEP_CLUSTER_DIR=1 keeps the directory (and its log) after the run.
@@ -84,8 +84,21 @@ export KUBECONFIG="$dir/kubeconfig"
 export IMAGESTREAM_CLUSTER_HARNESS="$bin"
 export IMAGESTREAM_CLUSTER_DIR="$dir"
 
+# CMD runs in the background so that a SIGTERM or SIGINT to this script is handled at once
+# (bash runs traps only between commands, so a foreground CMD would delay it until CMD ended):
+# it is passed on to CMD as SIGTERM, and the cluster is stopped once CMD has ended. A
+# background command would get /dev/null as stdin and ignore SIGINT; `<&0` and
+# `env --default-signal` keep both as they are for a foreground command (Ctrl-C in a terminal
+# still reaches CMD itself).
 set +e
-"$@"
-status=$?
+env --default-signal=INT,QUIT "$@" <&0 &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null' INT TERM
+while true; do
+	wait "$child"
+	status=$?
+	# wait also returns when a trapped signal arrives: go on waiting while CMD still runs
+	kill -0 "$child" 2>/dev/null || break
+done
 set -e
 exit "$status"

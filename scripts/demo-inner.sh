@@ -2,16 +2,21 @@
 # The demo inside e2e/with-cluster.sh (KUBECONFIG is the cluster's admin); see scripts/demo.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin="${CARGO_TARGET_DIR:-target}/debug/imagestream-operator"
+bin="${DEMO_BIN:-${CARGO_TARGET_DIR:-target}/debug/imagestream-operator}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/imagestream-demo.XXXXXX")"
 ns=imagestream-operator
 pids=()
 cleanup() {
+	trap '' INT TERM # a second Ctrl-C or SIGTERM must not cut the clean-up short
 	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-	wait 2>/dev/null || true
+	# only what was started here: a bare `wait` would also wait for the idle `sleep` below
+	wait "${pids[@]}" 2>/dev/null || true
 	[[ "${DEMO_KEEP:-}" == 1 ]] || rm -rf "$work"
 }
 trap cleanup EXIT
+# a signal during the set-up still runs the clean-up (a signal without a trap would not)
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -82,6 +87,8 @@ for file in deploy/rbac.yaml deploy/admission-rbac.yaml; do
 	done
 done
 kubectl apply -f config/image-import-config.yaml >/dev/null
+# the roles for users (aggregated into view, edit and admin where kube-controller-manager runs)
+kubectl apply -f deploy/user-roles.yaml >/dev/null
 
 say "the operator, as a local process under its ServiceAccount"
 token=$(kubectl create token imagestream-operator -n "$ns" --duration=24h)
@@ -142,8 +149,13 @@ sleep 1  # the views follow the stream within a moment
 kubectl get itag -n default
 kubectl get is hello -n default -o jsonpath='{range .status.tags[*]}{.tag}{": "}{range .items[*]}{.image}{" "}{end}{"\n"}{end}'
 
+# set before saying so: from here a Ctrl-C or SIGTERM is how the demo is meant to end
+trap 'echo; echo "stopping"; exit 0' INT TERM
 say "running"
 echo "export KUBECONFIG=$KUBECONFIG   # in another shell; Ctrl-C here stops everything"
 if [[ "${DEMO_EXIT:-}" == 1 ]]; then exit 0; fi
-trap 'echo; echo "stopping"; exit 0' INT TERM
-while true; do sleep 3600 & wait $!; done
+while true; do
+	sleep 3600 &
+	pids+=($!)
+	wait $!
+done

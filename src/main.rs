@@ -50,6 +50,10 @@ enum Command {
         /// them, streams written meanwhile get no tag generations.
         #[arg(long, conflicts_with_all = ["webhook_url", "webhook_port"])]
         no_webhooks: bool,
+        /// Do not resolve short image names in Pods and pod templates through streams with
+        /// `lookupPolicy.local` (the image lookup webhook is then not registered).
+        #[arg(long)]
+        no_image_lookup: bool,
         /// Run the controllers without leader election (one replica only).
         #[arg(long)]
         no_leader_elect: bool,
@@ -61,6 +65,10 @@ enum Command {
         /// This replica's name in the leader Lease (default: the host name and process id).
         #[arg(long, env = "POD_NAME")]
         leader_identity: Option<String>,
+        /// This replica's IP address: the leader keeps `<ip>:<webhook port>` in its Lease, and
+        /// the other replicas forward registry notifications there.
+        #[arg(long, env = "POD_IP")]
+        pod_ip: Option<String>,
         /// Port of /livez, /readyz and /metrics (plain HTTP); 0 turns them off.
         #[arg(long, default_value_t = imagestream_operator::probes::DEFAULT_PORT)]
         metrics_port: u16,
@@ -139,9 +147,11 @@ fn main() -> anyhow::Result<()> {
             webhook_service,
             webhook_url,
             no_webhooks,
+            no_image_lookup,
             no_leader_elect,
             no_image_triggers,
             leader_identity,
+            pod_ip,
             metrics_port,
             log_format,
             shutdown_grace,
@@ -157,12 +167,24 @@ fn main() -> anyhow::Result<()> {
                     &identity,
                 )
             });
-            let webhooks = (!no_webhooks).then(|| Webhooks {
-                port: webhook_port,
-                admission: match webhook_url {
+            let webhooks = (!no_webhooks).then(|| {
+                let mut admission = match webhook_url {
                     Some(url) => by_url(&namespace, &webhook_service, url),
                     None => admission::Options::in_cluster(&namespace, &webhook_service),
-                },
+                };
+                admission.registration.image_lookup =
+                    (!no_image_lookup).then(|| admission::LookupRegistration {
+                        only_namespace: watch_namespace.clone(),
+                        ..admission::LookupRegistration::in_cluster(&namespace)
+                    });
+                Webhooks {
+                    port: webhook_port,
+                    advertise: pod_ip.map(|ip| match ip.parse::<std::net::Ipv6Addr>() {
+                        Ok(_) => format!("[{ip}]:{webhook_port}"),
+                        Err(_) => format!("{ip}:{webhook_port}"),
+                    }),
+                    admission,
+                }
             });
             let controllers = imagestream_operator::controller::Options {
                 namespace,
@@ -172,6 +194,8 @@ fn main() -> anyhow::Result<()> {
                 metrics: Default::default(),
                 pruner: Some(Default::default()),
                 image_triggers: !no_image_triggers,
+                in_flight: Default::default(),
+                receivers: None,
             };
             let started = Started {
                 metrics_port,
@@ -213,6 +237,8 @@ fn main() -> anyhow::Result<()> {
 /// The webhook server to start.
 struct Webhooks {
     port: u16,
+    /// `ip:port` for the other replicas.
+    advertise: Option<String>,
     admission: admission::Options,
 }
 
@@ -289,6 +315,7 @@ fn run_operator(
                 Some(operator::WebhookOptions {
                     listener,
                     admission: w.admission,
+                    advertise: w.advertise,
                 })
             }
             None => None,

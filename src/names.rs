@@ -89,6 +89,24 @@ pub fn image_signature(image: &str, signature: &str) -> String {
     hashed(&[image, signature])
 }
 
+/// Object name of a stored ImageStreamMapping request that maps `image` to `stream:tag`.
+///
+/// Upstream names a mapping after its stream and never stores it; here it waits to be applied,
+/// so each (stream, tag, image) gets a name of its own and two mappings of one stream can wait
+/// at the same time. The stream's name stays in [`ANNOTATION_STREAM`].
+pub fn image_stream_mapping(stream: &str, tag: &str, image: &str) -> String {
+    if is_plain_head(stream)
+        && is_plain(tag)
+        && let Some((algo, hex)) = split_digest(image)
+    {
+        let name = format!("{stream}.{tag}.{algo}.{hex}");
+        if name.len() <= MAX_NAME_LEN {
+            return name;
+        }
+    }
+    hashed(&[stream, tag, image])
+}
+
 /// Splits a plain-form ImageStreamTag name back into `(stream, tag)`; `None` for hashed names.
 pub fn parse_stream_tag(name: &str) -> Option<(&str, &str)> {
     if has_hash_suffix(name) {
@@ -248,6 +266,35 @@ mod tests {
     use std::collections::HashMap;
 
     const HEX64: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn mappings_are_named_per_stream_tag_and_image() {
+        let digest = format!("sha256:{HEX64}");
+        assert_eq!(
+            image_stream_mapping("ruby", "latest", &digest),
+            format!("ruby.latest.sha256.{HEX64}")
+        );
+        let names = [
+            image_stream_mapping("ruby", "latest", &digest),
+            image_stream_mapping("ruby", "v2", &digest),
+            image_stream_mapping("ruby", "Latest", &digest),
+            image_stream_mapping("ruby", "latest", "not-a-digest"),
+            image_stream_mapping("my.app", "latest", &digest),
+        ];
+        for (i, name) in names.iter().enumerate() {
+            // what the apiserver checks of a custom resource's name (no per-label limit)
+            let valid = name.len() <= MAX_NAME_LEN
+                && name.split('.').all(|l| {
+                    !l.is_empty()
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                        && l.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                });
+            assert!(valid, "{name}");
+            assert!(!names[..i].contains(name), "{name} twice");
+        }
+    }
 
     #[test]
     fn common_names_are_readable() {

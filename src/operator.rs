@@ -4,7 +4,9 @@
 //! The webhooks are where OpenShift's apiserver computes generations and defaults
 //! (design.md section 3), so a stream written while they are down would get no generations:
 //! they are registered with `failurePolicy: Fail`, and a failure to set them up ends the
-//! process (Kubernetes restarts it) instead of running the controllers alone.
+//! process (Kubernetes restarts it) instead of running the controllers alone. The image
+//! lookup webhook (unless turned off) answers from an index of the ImageStreams that every
+//! replica watches for itself.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,7 +19,11 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::admission::{self, AdmissionSettings, KubeAuthorizer, KubeLimitRanges, Webhooks};
+use crate::admission::{
+    self, AdmissionSettings, ImageLookup, Imports, KubeAuthorizer, KubeLimitRanges, KubeReferences,
+    Webhooks,
+};
+use crate::api::image_stream::ImageStream;
 use crate::config::{ImageConfig, SINGLETON_NAME};
 use crate::controller;
 
@@ -40,11 +46,15 @@ pub struct Options {
 /// Twenty seconds: ten less than a Pod's default termination grace period.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
-/// Where and how the webhooks are served.
+/// Where and how the webhooks (and the registry notification receivers) are served.
 pub struct WebhookOptions {
     /// Bound by the caller, so tests can pick a free port.
     pub listener: TcpListener,
     pub admission: admission::Options,
+    /// `ip:port` the other replicas reach this one's listener at (the Pod IP in a cluster),
+    /// for notifications they forward to the leader. Default: the host and port of a URL
+    /// registration; without either, a follower answers notifications 503.
+    pub advertise: Option<String>,
 }
 
 /// Why the operator stopped; [`Error::reason`] is stable.
@@ -86,6 +96,15 @@ pub async fn run(
     if options.webhooks.is_some() {
         parts.extend([WEBHOOKS_REGISTERED, ADMISSION_SETTINGS]);
     }
+    let image_lookup = options
+        .webhooks
+        .as_ref()
+        .is_some_and(|w| w.admission.registration.image_lookup.is_some())
+        .then(|| Arc::new(ImageLookup::new(options.controllers.metrics.clone())));
+    if image_lookup.is_some() {
+        parts.push(IMAGE_STREAMS_INDEXED);
+    }
+    let watch_namespace = options.controllers.watch_namespace.clone();
     let readiness = crate::probes::Readiness::waiting_for(&parts);
     let probes = options.probes.map(|listener| {
         tokio::spawn(crate::probes::serve(
@@ -119,10 +138,33 @@ pub async fn run(
         return Err(Error::Permissions(e));
     }
     readiness.done(PERMISSIONS);
+    // what the webhooks' imports share with the controllers
+    let shared = Shared {
+        metrics: options.controllers.metrics.clone(),
+        in_flight: options.controllers.in_flight.clone(),
+        settings: options.controllers.settings.clone(),
+        namespace: options.controllers.namespace.clone(),
+        watch_namespace: options.controllers.watch_namespace.clone(),
+    };
+    let mut controller_options = options.controllers;
+    let mut leader = options.leader;
+    // registry notifications are served where the webhooks are, and imported by the leader
+    let receivers = options.webhooks.as_ref().map(|web| {
+        let receivers = Arc::new(crate::receiver::Receivers::new(
+            client.clone(),
+            receiver_options(&controller_options, leader.as_ref(), web),
+            controller_options.metrics.clone(),
+        ));
+        controller_options.receivers = Some(receivers.clone());
+        if let Some(leader) = leader.as_mut() {
+            leader.address = advertised(web);
+        }
+        receivers
+    });
     let controllers = run_controllers(
         client.clone(),
-        options.controllers,
-        options.leader,
+        controller_options,
+        leader,
         shutdown.clone(),
         options.shutdown_grace,
     );
@@ -140,16 +182,65 @@ pub async fn run(
             return Err(Error::Identity(e));
         }
     };
-    let webhooks = Arc::new(
-        Webhooks::new(KubeAuthorizer::new(client.clone()), settings_rx)
-            .with_limit_ranges(KubeLimitRanges::new(client.clone()))
-            .with_writer(writer),
-    );
+    let mut admission_options = web.admission;
+    // the operator's own status writes and Image deletes skip the webhooks
+    admission_options.registration.operator =
+        Some(writer.operator().to_string()).filter(|o| !o.is_empty());
+    let fixed = shared.settings.is_some();
+    let imports = Arc::new(Imports::new(
+        client.clone(),
+        shared.metrics,
+        shared.in_flight,
+        shared.settings.unwrap_or_default(),
+        import_budget(admission_options.registration.import_timeout_seconds),
+    ));
+    let import_settings = (!fixed).then(|| {
+        let imports = imports.clone();
+        tokio::spawn(crate::controller::watch_configuration(
+            client.clone(),
+            shared.namespace.clone(),
+            move |next| {
+                imports.set_settings(next);
+                true
+            },
+        ))
+    });
+    let webhooks = Webhooks::new(KubeAuthorizer::new(client.clone()), settings_rx)
+        .with_limit_ranges(KubeLimitRanges::new(client.clone()))
+        .with_writer(writer)
+        .with_imports(imports)
+        .with_references(KubeReferences::new(
+            client.clone(),
+            shared.watch_namespace.as_deref(),
+        ));
+    let mut webhooks = match &image_lookup {
+        Some(lookup) => webhooks.with_image_lookup(lookup.clone()),
+        None => webhooks,
+    };
+    if let Some(receivers) = &receivers {
+        webhooks = webhooks.with_receivers(receivers.clone());
+    }
+    let receivers_task =
+        receivers.map(|r| tokio::spawn(crate::receiver::watch::run(client.clone(), r)));
+    // the index loads while the webhooks are being registered
+    let lookup_watch = image_lookup.map(|lookup| {
+        let api: Api<ImageStream> = match &watch_namespace {
+            Some(namespace) => Api::namespaced(client.clone(), namespace),
+            None => Api::all(client.clone()),
+        };
+        let indexed = readiness.clone();
+        tokio::spawn(async move {
+            lookup
+                .watch(api, move || indexed.done(IMAGE_STREAMS_INDEXED))
+                .await;
+        })
+    });
+    let webhooks = Arc::new(webhooks);
     let registered = readiness.clone();
     let server = admission::serve(
         client.clone(),
         web.listener,
-        web.admission,
+        admission_options,
         webhooks,
         shutdown,
         move || registered.done(WEBHOOKS_REGISTERED),
@@ -162,14 +253,90 @@ pub async fn run(
     ));
     let result = future::try_join(server, controllers).await.map(|_| ());
     config.abort();
+    if let Some(task) = import_settings {
+        task.abort();
+    }
+    if let Some(watch) = lookup_watch {
+        watch.abort();
+    }
+    if let Some(task) = receivers_task {
+        task.abort();
+    }
     stop_probes();
     result
+}
+
+/// What the webhooks' imports share with the controllers of the same process.
+struct Shared {
+    metrics: Arc<crate::controller::Metrics>,
+    in_flight: Arc<crate::controller::InFlight>,
+    /// Fixed settings (tests, demos); `None` follows the cluster's configuration objects.
+    settings: Option<crate::controller::Settings>,
+    /// Where the `additionalTrustedCA` ConfigMap is.
+    namespace: String,
+    watch_namespace: Option<String>,
+}
+
+/// How long the registry work of an import answered in admission may take: two thirds of the
+/// webhook's timeout, the rest is for writing Images and the stream.
+fn import_budget(timeout_seconds: i32) -> Duration {
+    let millis = u64::try_from(timeout_seconds.max(1)).unwrap_or(1) * 1000;
+    Duration::from_millis(millis * 2 / 3)
+}
+
+/// Where receivers are served and how a follower reaches the leader.
+fn receiver_options(
+    controllers: &controller::Options,
+    leader: Option<&crate::leader::LeaderOptions>,
+    web: &WebhookOptions,
+) -> crate::receiver::Options {
+    let base_url = match &web.admission.registration.endpoint {
+        admission::Endpoint::Url(url) => url.trim_end_matches('/').to_string(),
+        admission::Endpoint::Service {
+            namespace,
+            name,
+            port,
+        } if *port == 443 => format!("https://{name}.{namespace}.svc"),
+        admission::Endpoint::Service {
+            namespace,
+            name,
+            port,
+        } => format!("https://{name}.{namespace}.svc:{port}"),
+    };
+    crate::receiver::Options {
+        operator_namespace: controllers.namespace.clone(),
+        watch_namespace: controllers.watch_namespace.clone(),
+        base_url,
+        forward: leader.map(|l| crate::receiver::forward::ForwardOptions {
+            lease_namespace: l.namespace.clone(),
+            lease_name: l.name.clone(),
+            tls_name: web.admission.dns_names.first().cloned().unwrap_or_default(),
+            ca_secret: web.admission.ca_secret.clone(),
+        }),
+    }
+}
+
+/// This replica's `host:port` for the others: as given, or the URL it is registered at.
+fn advertised(web: &WebhookOptions) -> Option<String> {
+    if let Some(address) = &web.advertise {
+        return Some(address.clone());
+    }
+    match &web.admission.registration.endpoint {
+        admission::Endpoint::Url(url) => url
+            .trim_start_matches("https://")
+            .split('/')
+            .next()
+            .map(str::to_string)
+            .filter(|a| !a.is_empty()),
+        admission::Endpoint::Service { .. } => None,
+    }
 }
 
 /// The parts `/readyz` waits for.
 const PERMISSIONS: &str = "permissions checked";
 const WEBHOOKS_REGISTERED: &str = "webhooks registered";
 const ADMISSION_SETTINGS: &str = "ImageConfig read";
+const IMAGE_STREAMS_INDEXED: &str = "ImageStreams indexed for image lookup";
 
 /// The controllers, at once or once this process leads.
 async fn run_controllers(

@@ -329,6 +329,22 @@ mod tests {
             &all,
             "create subjectaccessreviews.authorization.k8s.io (all namespaces)"
         ));
+        // the image lookup webhook's index: the watch of every stream
+        for verb in ["list", "watch"] {
+            assert!(has(
+                &all,
+                &format!("{verb} imagestreams.image.openshift.io (all namespaces)")
+            ));
+        }
+        // registry notifications are served with the webhooks
+        for right in [
+            "watch imagereceivers.operator.imagestream.io (all namespaces)",
+            "patch imagereceivers/status.operator.imagestream.io (all namespaces)",
+            "get leases.coordination.k8s.io \"imagestream-operator\" in namespace ops",
+        ] {
+            assert!(has(&all, right), "{right}");
+            assert!(!has(&controllers, right), "{right}");
+        }
         // every controller right is still there, once
         assert!(controllers.iter().all(|r| all.contains(r)));
         let mut sorted = all.clone();

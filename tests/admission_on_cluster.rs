@@ -99,6 +99,10 @@ impl Webhook {
                 }),
                 timeout_seconds: 10,
                 signatures: false,
+                import_timeout_seconds: 30,
+                image_deletes: admission::ImageDeletes::Unguarded,
+                operator: None,
+                image_lookup: None,
             },
             certificates,
         };
@@ -466,9 +470,14 @@ async fn status_subresource_is_not_mutated() {
         webhook.webhooks.counts(Hook::ValidateImageStreams),
     );
     // unsorted status tags, one not in spec, generations the mutating rules would never write
+    // (valid pull specs: a user's status write is held to upstream's status rules)
+    let (aa, bb) = (
+        format!("sha256:{}", "a".repeat(64)),
+        format!("sha256:{}", "b".repeat(64)),
+    );
     let status = json!({"status": {"dockerImageRepository": "", "tags": [
-        {"tag": "z", "items": [{"created": "2031-01-01T00:00:00Z", "dockerImageReference": "nginx@sha256:aa", "image": "sha256:aa", "generation": 9}]},
-        {"tag": "b", "items": [{"created": "2031-01-01T00:00:00Z", "dockerImageReference": "nginx@sha256:bb", "image": "sha256:bb", "generation": 5}]},
+        {"tag": "z", "items": [{"created": "2031-01-01T00:00:00Z", "dockerImageReference": format!("nginx@{aa}"), "image": aa, "generation": 9}]},
+        {"tag": "b", "items": [{"created": "2031-01-01T00:00:00Z", "dockerImageReference": format!("nginx@{bb}"), "image": bb, "generation": 5}]},
     ]}});
     let written = api
         .patch_status("s", &PatchParams::default(), &Patch::Merge(&status))

@@ -490,3 +490,27 @@ async fn unauthorized_repository_retries_when_pull_secrets_change() {
     assert_eq!(items(&stream, "v1")[0].image, digest);
     assert!(stream.annotations().contains_key(CHECK));
 }
+
+/// Issue 16: an ImageStreamImage reference by image id alone (`from.name: <id>`, an image of
+/// the stream itself as upstream reads it; validation accepts it) is resolved, where the
+/// controller used to fail it with `Invalid`.
+#[tokio::test]
+async fn an_image_stream_image_by_id_alone_is_resolved() {
+    let reg = RegistryOptions::plain().start();
+    let d1 = push(&reg, "app", "v1", 711).await;
+    let (admin, ns, _operator) = operator("is-by-id", Settings::default()).await;
+    let api: Api<ImageStream> = Api::namespaced(admin.clone(), &ns);
+    create_stream(
+        &api,
+        "app",
+        json!([
+            tag("v1", &reg.image_ref("app", "v1"), 1, false),
+            {"name": "byid", "from": {"kind": "ImageStreamImage", "name": &d1[..19]},
+                "generation": 1},
+        ]),
+    )
+    .await;
+    let stream = wait_for(&api, "app", 30, |s| !items(s, "byid").is_empty()).await;
+    assert_eq!(items(&stream, "byid")[0].image, d1);
+    assert_eq!(condition(&stream, "byid"), None);
+}

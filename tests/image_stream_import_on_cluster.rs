@@ -86,7 +86,8 @@ async fn preview_changes_nothing() {
     let shown = found.image.as_ref().expect("the image");
     assert_eq!(
         shown.metadata.name.as_deref(),
-        Some(names::image(&digest).as_str())
+        Some(digest.as_str()),
+        "named as upstream names Images"
     );
     assert_eq!(
         shown.spec.docker_image_reference,

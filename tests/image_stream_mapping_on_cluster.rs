@@ -17,7 +17,7 @@ use imagestream_operator::controller::Settings;
 use imagestream_operator::names;
 use imagestream_operator::stream::sync::Repositories;
 use support::cluster::events;
-use support::operator::{create_stream, items, start as operator};
+use support::operator::{Running, create_stream, items, start as operator};
 
 const D1: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 const D2: &str = "sha256:293aa25bf219f3e47472281b7e68c09bb6f315c2adf7f86a7302b85bdaa63db3";
@@ -274,4 +274,54 @@ async fn a_mapping_past_the_image_limit_is_refused() {
     create_mapping(&mappings, "app", "v2", D1, "").await;
     eventually(30, "the same image mapped again", || gone(&mappings, "app")).await;
     assert_eq!(items(&streams.get("app").await.unwrap(), "v2")[0].image, D1);
+}
+
+/// Issue 16: mappings for two tags of one stream waiting at the same time (two pushes before
+/// the stream exists, or while the operator is busy) are both accepted and both applied. A
+/// mapping is named after its stream; the operator's webhook stores each under a name of its
+/// own, where the second create used to be refused with AlreadyExists while the first waited.
+#[tokio::test]
+async fn mappings_of_two_tags_at_once_both_apply() {
+    let op = Running::start("ism-two").await;
+    let ns = op.namespace.clone();
+    let streams = op.streams();
+    let mappings: Api<ImageStreamMapping> = Api::namespaced(op.admin.clone(), &ns);
+    create_mapping(
+        &mappings,
+        "app",
+        "v1",
+        D1,
+        &format!("{REGISTRY}/{ns}/app@{D1}"),
+    )
+    .await;
+    create_mapping(
+        &mappings,
+        "app",
+        "v2",
+        D2,
+        &format!("{REGISTRY}/{ns}/app@{D2}"),
+    )
+    .await;
+    let waiting = mappings.list(&Default::default()).await.expect("list");
+    assert_eq!(waiting.items.len(), 2, "both wait for the stream");
+    create_stream(&streams, "app", json!([])).await;
+    let stream = eventually(30, "both tags mapped", || {
+        let streams = streams.clone();
+        async move {
+            let s = streams.get("app").await.expect("get stream");
+            (!items(&s, "v1").is_empty() && !items(&s, "v2").is_empty()).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(items(&stream, "v1")[0].image, D1);
+    assert_eq!(items(&stream, "v2")[0].image, D2);
+    eventually(30, "the mappings removed", || {
+        let mappings = mappings.clone();
+        async move {
+            let left = mappings.list(&Default::default()).await.expect("list");
+            left.items.is_empty().then_some(())
+        }
+    })
+    .await;
+    op.finish().await;
 }

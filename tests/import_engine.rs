@@ -375,6 +375,39 @@ async fn attestations_are_skipped_in_legacy_and_kept_in_preserve_original() {
             .any(|m| m.os == "unknown"),
         "the index is kept whole"
     );
+    // as upstream (openshift-apiserver importer: manifestListToImage lists every entry of
+    // the list, importSubManifests imports each): attestation manifests (`unknown/unknown`)
+    // are listed and imported as Images like the platform images
+    let index = seeded(&f)
+        .image("lab/attest", "latest")
+        .as_index()
+        .expect("an index");
+    let listed: Vec<&str> = top
+        .spec
+        .docker_image_manifests
+        .iter()
+        .map(|m| m.digest.as_str())
+        .collect();
+    let manifest = index.manifest_json();
+    let entries: Vec<&str> = manifest["manifests"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["digest"].as_str().expect("digest"))
+        .collect();
+    assert_eq!(listed, entries, "every entry, in the list's order");
+    let imported: Vec<String> = images[..images.len() - 1]
+        .iter()
+        .filter_map(imagestream_operator::import::importer::image_digest)
+        .collect();
+    for attestation in index.attestations() {
+        assert!(
+            imported.iter().any(|d| d == attestation.digest()),
+            "attestation {} imported: {imported:?}",
+            attestation.digest()
+        );
+    }
+    assert_eq!(imported.len(), entries.len());
 }
 
 #[tokio::test]

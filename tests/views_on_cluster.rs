@@ -559,3 +559,133 @@ async fn concurrent_edits_of_an_istag_and_its_stream_lose_nothing() {
     assert_eq!(versions().await, last, "written again after settling");
     op.finish().await;
 }
+
+/// Issue 16: ImageStreamImages and ImageStreamLayers are read-only for users (405, as upstream
+/// serves them only for GET) while the operator keeps writing them; one deleted comes back.
+#[tokio::test]
+async fn read_only_views_refuse_user_writes() {
+    let reg = RegistryOptions::plain().start();
+    let d1 = push(&reg, "app", "v1", 931).await;
+    let op = Running::start("views-ro").await;
+    let ns = op.namespace.clone();
+    create_stream(
+        &op.streams(),
+        "app",
+        json!([docker_tag("v1", &reg.image_ref("app", "v1"))]),
+    )
+    .await;
+    let isimages = Api::<ImageStreamImage>::namespaced(op.admin.clone(), &ns);
+    let name = names::stream_image("app", &d1);
+    let view = eventually(WAIT, "the ImageStreamImage", || async {
+        isimages.get_opt(&name).await.ok().flatten()
+    })
+    .await;
+    let refused = |e: kube::Error| match e {
+        kube::Error::Api(s) => {
+            assert_eq!(
+                (s.code, s.reason.as_str()),
+                (405, "MethodNotAllowed"),
+                "{s:?}"
+            );
+            assert!(s.message.contains("are read-only"), "{s:?}");
+        }
+        e => panic!("{e}"),
+    };
+    let mut labelled = view.clone();
+    labelled.metadata.labels = Some([("mine".to_string(), "x".to_string())].into());
+    refused(
+        isimages
+            .replace(&name, &PostParams::default(), &labelled)
+            .await
+            .expect_err("an update is refused"),
+    );
+    let mut other = view.clone();
+    other.metadata = kube::api::ObjectMeta {
+        name: Some("app.made-up".into()),
+        ..Default::default()
+    };
+    refused(
+        isimages
+            .create(&PostParams::default(), &other)
+            .await
+            .expect_err("a create is refused"),
+    );
+    let layers = Api::<ImageStreamLayers>::namespaced(op.admin.clone(), &ns);
+    let mut stream_layers = layers.get("app").await.expect("the ImageStreamLayers");
+    stream_layers.metadata.labels = Some([("mine".to_string(), "x".to_string())].into());
+    refused(
+        layers
+            .replace("app", &PostParams::default(), &stream_layers)
+            .await
+            .expect_err("an update is refused"),
+    );
+    // a delete passes (garbage collection and namespace deletion need it); the view returns
+    isimages
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually(WAIT, "the ImageStreamImage written again", || async {
+        isimages
+            .get_opt(&name)
+            .await
+            .ok()
+            .flatten()
+            .filter(|v| v.uid() != view.uid())
+    })
+    .await;
+    op.finish().await;
+}
+
+/// oc-compat.md 3.7: a DELETE of a tag view answers success. The webhook removes the tag from
+/// the stream within the request; the operator used to delete the view at once on seeing
+/// that, and the apiserver's own delete of it then answered the user 404 (`oc delete istag
+/// a b c` reported some as not found). Tag views the stream no longer wants are left for a
+/// moment to the user's delete now.
+#[tokio::test]
+async fn tag_view_deletes_answer_success() {
+    let op = Running::start("views-del").await;
+    let ns = op.namespace.clone();
+    let tags: Vec<String> = (0..48).map(|i| format!("t{i}")).collect();
+    let spec: Vec<Value> = tags
+        .iter()
+        .map(|t| {
+            json!({"name": t, "reference": true,
+                "from": {"kind": "DockerImage", "name": format!("example.com/app:{t}")}})
+        })
+        .collect();
+    create_stream(&op.streams(), "app", json!(spec)).await;
+    let istags = Api::<ImageStreamTag>::namespaced(op.admin.clone(), &ns);
+    let itags = Api::<ImageTag>::namespaced(op.admin.clone(), &ns);
+    eventually(WAIT, "every tag view", || async {
+        let (a, b) = (
+            istags.list(&ListParams::default()).await.ok()?,
+            itags.list(&ListParams::default()).await.ok()?,
+        );
+        (a.items.len() == tags.len() && b.items.len() == tags.len()).then_some(())
+    })
+    .await;
+    let mut refused = Vec::new();
+    for (i, tag) in tags.iter().enumerate() {
+        let name = names::stream_tag("app", tag);
+        let deleted = if i % 2 == 0 {
+            istags.delete(&name, &DeleteParams::default()).await.err()
+        } else {
+            itags.delete(&name, &DeleteParams::default()).await.err()
+        };
+        if let Some(e) = deleted {
+            refused.push(format!("{name}: {e}"));
+        }
+    }
+    assert!(refused.is_empty(), "{refused:#?}");
+    let stream = op.streams().get("app").await.expect("app");
+    assert!(stream.spec.tags.is_empty(), "{:?}", stream.spec);
+    eventually(WAIT, "no tag views left", || async {
+        let (a, b) = (
+            istags.list(&ListParams::default()).await.ok()?,
+            itags.list(&ListParams::default()).await.ok()?,
+        );
+        (a.items.is_empty() && b.items.is_empty()).then_some(())
+    })
+    .await;
+    op.finish().await;
+}

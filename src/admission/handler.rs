@@ -9,10 +9,15 @@ use kube::core::admission::AdmissionResponse;
 use tokio::sync::watch;
 
 use super::access::Authorizer;
+use super::image_lookup::ImageLookup;
+use super::imagestreamimport::Imports;
 use super::limit_ranges::{LimitRangeSource, NoLimitRanges};
+use super::prune_guard::{self, ReferenceSource};
 use super::review::{self, ReviewError};
 use super::tags::Writer;
-use super::{AdmissionSettings, image_signatures, imagestream, imagestreamimport, tags};
+use super::{
+    AdmissionSettings, image_signatures, imagestream, imagestreamimport, mappings, read_only, tags,
+};
 
 /// Path of the mutating ImageStream webhook.
 pub const MUTATE_IMAGE_STREAMS_PATH: &str = "/mutate/imagestreams";
@@ -20,6 +25,14 @@ pub const MUTATE_IMAGE_STREAMS_PATH: &str = "/mutate/imagestreams";
 pub const VALIDATE_IMAGE_STREAMS_PATH: &str = "/validate/imagestreams";
 /// Path of the validating ImageStreamImport webhook.
 pub const VALIDATE_IMAGE_STREAM_IMPORTS_PATH: &str = "/validate/imagestreamimports";
+/// Path of the mutating ImageStreamImport webhook (it answers the import).
+pub const MUTATE_IMAGE_STREAM_IMPORTS_PATH: &str = "/mutate/imagestreamimports";
+/// Path of the mutating webhook of users' `imagestreams/status` writes.
+pub const MUTATE_IMAGE_STREAM_STATUS_PATH: &str = "/mutate/imagestreams/status";
+/// Path of the validating webhook of users' `imagestreams/status` writes.
+pub const VALIDATE_IMAGE_STREAM_STATUS_PATH: &str = "/validate/imagestreams/status";
+/// Path of the validating Image DELETE webhook.
+pub const VALIDATE_IMAGE_DELETES_PATH: &str = "/validate/images";
 /// Path of the mutating ImageStreamTag and ImageTag webhook (their write paths).
 pub const MUTATE_TAGS_PATH: &str = "/mutate/tags";
 /// Path of the validating ImageStreamTag and ImageTag DELETE webhook.
@@ -28,6 +41,12 @@ pub const VALIDATE_TAG_DELETES_PATH: &str = "/validate/tags";
 pub const MUTATE_IMAGE_SIGNATURES_PATH: &str = "/mutate/imagesignatures";
 /// Path of the validating ImageSignature DELETE webhook (detaches it).
 pub const VALIDATE_IMAGE_SIGNATURE_DELETES_PATH: &str = "/validate/imagesignatures";
+/// Path of the mutating Pod and pod template webhook (`lookupPolicy.local`).
+pub const MUTATE_IMAGE_LOOKUP_PATH: &str = "/mutate/image-lookup";
+/// Path of the mutating ImageStreamMapping CREATE webhook (names the stored request).
+pub const MUTATE_IMAGE_STREAM_MAPPINGS_PATH: &str = "/mutate/imagestreammappings";
+/// Path of the validating webhook of the read-only views (ImageStreamImage, ImageStreamLayers).
+pub const VALIDATE_READ_ONLY_VIEWS_PATH: &str = "/validate/readonlyviews";
 
 /// One webhook.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -39,10 +58,17 @@ pub enum Hook {
     ValidateTagDeletes,
     MutateImageSignatures,
     ValidateImageSignatureDeletes,
+    MutateImageStreamImports,
+    MutateImageStreamStatus,
+    ValidateImageStreamStatus,
+    ValidateImageDeletes,
+    MutateImageLookup,
+    MutateImageStreamMappings,
+    ValidateReadOnlyViews,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 7] = [
+    pub const ALL: [Hook; 14] = [
         Hook::MutateImageStreams,
         Hook::ValidateImageStreams,
         Hook::ValidateImageStreamImports,
@@ -50,6 +76,13 @@ impl Hook {
         Hook::ValidateTagDeletes,
         Hook::MutateImageSignatures,
         Hook::ValidateImageSignatureDeletes,
+        Hook::MutateImageStreamImports,
+        Hook::MutateImageStreamStatus,
+        Hook::ValidateImageStreamStatus,
+        Hook::ValidateImageDeletes,
+        Hook::MutateImageLookup,
+        Hook::MutateImageStreamMappings,
+        Hook::ValidateReadOnlyViews,
     ];
 
     pub fn path(self) -> &'static str {
@@ -61,6 +94,13 @@ impl Hook {
             Hook::ValidateTagDeletes => VALIDATE_TAG_DELETES_PATH,
             Hook::MutateImageSignatures => MUTATE_IMAGE_SIGNATURES_PATH,
             Hook::ValidateImageSignatureDeletes => VALIDATE_IMAGE_SIGNATURE_DELETES_PATH,
+            Hook::MutateImageStreamImports => MUTATE_IMAGE_STREAM_IMPORTS_PATH,
+            Hook::MutateImageStreamStatus => MUTATE_IMAGE_STREAM_STATUS_PATH,
+            Hook::ValidateImageStreamStatus => VALIDATE_IMAGE_STREAM_STATUS_PATH,
+            Hook::ValidateImageDeletes => VALIDATE_IMAGE_DELETES_PATH,
+            Hook::MutateImageLookup => MUTATE_IMAGE_LOOKUP_PATH,
+            Hook::MutateImageStreamMappings => MUTATE_IMAGE_STREAM_MAPPINGS_PATH,
+            Hook::ValidateReadOnlyViews => VALIDATE_READ_ONLY_VIEWS_PATH,
         }
     }
 
@@ -77,6 +117,13 @@ impl Hook {
             Hook::ValidateTagDeletes => 4,
             Hook::MutateImageSignatures => 5,
             Hook::ValidateImageSignatureDeletes => 6,
+            Hook::MutateImageStreamImports => 7,
+            Hook::MutateImageStreamStatus => 8,
+            Hook::ValidateImageStreamStatus => 9,
+            Hook::ValidateImageDeletes => 10,
+            Hook::MutateImageLookup => 11,
+            Hook::MutateImageStreamMappings => 12,
+            Hook::ValidateReadOnlyViews => 13,
         }
     }
 }
@@ -114,7 +161,12 @@ pub struct Webhooks {
     authorizer: Box<dyn Authorizer>,
     limits: Box<dyn LimitRangeSource>,
     writer: Option<Writer>,
+    imports: Option<Arc<Imports>>,
+    references: Option<Box<dyn ReferenceSource>>,
+    image_lookup: Option<Arc<ImageLookup>>,
     counters: [Counters; Hook::ALL.len()],
+    /// Registry notifications served beside the webhooks, under `/hooks/`.
+    receivers: Option<Arc<crate::receiver::Receivers>>,
 }
 
 impl Webhooks {
@@ -128,8 +180,23 @@ impl Webhooks {
             authorizer: Box::new(authorizer),
             limits: Box::new(NoLimitRanges),
             writer: None,
+            imports: None,
+            references: None,
+            image_lookup: None,
             counters: Default::default(),
+            receivers: None,
         }
+    }
+
+    /// Serves the registry notification receivers too.
+    pub fn with_receivers(mut self, receivers: Arc<crate::receiver::Receivers>) -> Webhooks {
+        self.receivers = Some(receivers);
+        self
+    }
+
+    /// The receivers served beside the webhooks, if any.
+    pub fn receivers(&self) -> Option<&crate::receiver::Receivers> {
+        self.receivers.as_deref()
     }
 
     /// Enforces the LimitRanges `source` reads (none without it).
@@ -142,6 +209,27 @@ impl Webhooks {
     /// it those webhooks refuse every request).
     pub fn with_writer(mut self, writer: Writer) -> Webhooks {
         self.writer = Some(writer);
+        self
+    }
+
+    /// Answers ImageStreamImports in their create through `imports` (without it they are only
+    /// checked and defaulted, and the controller answers them).
+    pub fn with_imports(mut self, imports: Arc<Imports>) -> Webhooks {
+        self.imports = Some(imports);
+        self
+    }
+
+    /// Guards Image deletes and users' status writes with what `references` knows (without it
+    /// nothing is refused for being in use).
+    pub fn with_references(mut self, references: impl ReferenceSource + 'static) -> Webhooks {
+        self.references = Some(Box::new(references));
+        self
+    }
+
+    /// Resolves short image names in Pods and pod templates through `lookup` (without it
+    /// that webhook admits everything unchanged).
+    pub fn with_image_lookup(mut self, lookup: Arc<ImageLookup>) -> Webhooks {
+        self.image_lookup = Some(lookup);
         self
     }
 
@@ -188,6 +276,47 @@ impl Webhooks {
                     }
                     Hook::ValidateImageSignatureDeletes => {
                         image_signatures::validate_delete(&request, self.writer.as_ref()).await
+                    }
+                    Hook::MutateImageStreamStatus => {
+                        prune_guard::mutate_status(&request, self.writer.as_ref())
+                            .map(|patch| review::allow_patched(&request, patch))
+                    }
+                    Hook::ValidateImageStreamStatus => {
+                        prune_guard::validate_status(
+                            &request,
+                            &settings,
+                            self.writer.as_ref(),
+                            self.limits.as_ref(),
+                            self.references.as_deref(),
+                        )
+                        .await
+                    }
+                    Hook::ValidateImageDeletes => {
+                        prune_guard::validate_image_delete(
+                            &request,
+                            self.writer.as_ref(),
+                            self.references.as_deref(),
+                        )
+                        .await
+                    }
+                    Hook::MutateImageStreamImports => {
+                        imagestreamimport::mutate(
+                            &request,
+                            &settings,
+                            self.authorizer.as_ref(),
+                            self.limits.as_ref(),
+                            self.imports.as_deref(),
+                        )
+                        .await
+                    }
+                    Hook::MutateImageLookup => Ok(match &self.image_lookup {
+                        Some(lookup) => lookup.review(&request),
+                        None => review::allow(&request),
+                    }),
+                    Hook::MutateImageStreamMappings => mappings::mutate(&request)
+                        .map(|patch| review::allow_patched(&request, patch)),
+                    Hook::ValidateReadOnlyViews => {
+                        read_only::validate(&request, self.writer.as_ref().map(Writer::operator))
                     }
                 };
                 judged.map_err(|e| {

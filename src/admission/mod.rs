@@ -9,10 +9,14 @@
 //! - [`server`]: the HTTPS server; [`handler`]: paths, settings snapshot, counters;
 //!   [`review`]: AdmissionReview decoding and responses.
 //! - [`imagestream`]: mutation (defaults, order, generations) and validation of ImageStreams;
-//!   [`imagestreamimport`]: validation of ImageStreamImports; [`tags`]: the write paths of
+//!   [`imagestreamimport`]: ImageStreamImports answered in their create; [`prune_guard`]:
+//!   users' Image deletes and `imagestreams/status` writes; [`tags`]: the write paths of
 //!   ImageStreamTags and ImageTags (they edit the stream); [`image_signatures`]: ImageSignatures
-//!   attached to and detached from their Image; [`access`]: the
-//!   SubjectAccessReviews for the requesting user; [`limit_ranges`]: the namespace's limits.
+//!   attached to and detached from their Image; [`image_lookup`]: short image names in Pods
+//!   and pod templates resolved through the namespace's streams; [`access`]: the
+//!   SubjectAccessReviews for the requesting user; [`limit_ranges`]: the namespace's limits;
+//!   [`mappings`]: stored ImageStreamMappings named per stream, tag and image; [`read_only`]:
+//!   ImageStreamImages and ImageStreamLayers refuse writes but the operator's.
 //! - [`certs`]: the self-managed CA (a Secret) and serving certificates;
 //!   [`registration`]: the webhook configurations carrying the CA bundle.
 //!
@@ -22,10 +26,14 @@
 pub mod access;
 pub mod certs;
 pub mod handler;
+pub mod image_lookup;
 pub mod image_signatures;
 pub mod imagestream;
 pub mod imagestreamimport;
 pub mod limit_ranges;
+pub mod mappings;
+pub mod prune_guard;
+pub mod read_only;
 pub mod registration;
 pub mod review;
 pub mod server;
@@ -47,11 +55,14 @@ use crate::registry::policy::{AllowedRegistries, InvalidAllowedRegistry};
 pub use access::{Authorizer, KubeAuthorizer};
 pub use certs::{CertPolicy, CertificateStore, SecretRef};
 pub use handler::{
-    Hook, HookCounts, MUTATE_IMAGE_STREAMS_PATH, VALIDATE_IMAGE_STREAM_IMPORTS_PATH,
-    VALIDATE_IMAGE_STREAMS_PATH, Webhooks,
+    Hook, HookCounts, MUTATE_IMAGE_LOOKUP_PATH, MUTATE_IMAGE_STREAMS_PATH,
+    VALIDATE_IMAGE_STREAM_IMPORTS_PATH, VALIDATE_IMAGE_STREAMS_PATH, Webhooks,
 };
+pub use image_lookup::ImageLookup;
+pub use imagestreamimport::Imports;
 pub use limit_ranges::{KubeLimitRanges, LimitRangeSource};
-pub use registration::{Endpoint, Registration};
+pub use prune_guard::{KubeReferences, ReferenceSource};
+pub use registration::{Endpoint, ImageDeletes, LookupRegistration, Registration};
 pub use tags::Writer;
 
 /// Port the webhook server listens on in a cluster (the Service maps 443 to it).

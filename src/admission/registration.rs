@@ -5,24 +5,34 @@
 //!
 //! Both fail closed (`failurePolicy: Fail`): an ImageStream written without the mutating
 //! webhook would lack its tag generations, and one without validation could name registries
-//! the cluster forbids. Only the main `imagestreams` resource is registered, never
-//! `imagestreams/status`, so the operator's status writes pass no webhook and keep their
-//! generations.
+//! the cluster forbids.
+//!
+//! `imagestreams/status` and Image deletes are registered with a match condition that leaves
+//! out the operator's own user: the apiserver evaluates it before calling anything, so the
+//! operator's status writes (every import) and the pruner's deletes cost no webhook call and
+//! keep their generations as written. Other users' status writes (`oc adm prune images`) go
+//! through upstream's status strategy, and their Image deletes through the reference guard.
+//!
+//! The image lookup webhook ([`LookupRegistration`]) is in every workload's path, so it fails
+//! open (`failurePolicy: Ignore`, [`LOOKUP_TIMEOUT_SECONDS`]) and never sees the operator's own
+//! namespace or kube-system: the operator's Pods, and the cluster's, start without it.
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
-    ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+    MatchCondition, MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations,
+    ServiceReference, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use kube::Client;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 
 use super::Error;
 use super::handler::{
-    MUTATE_IMAGE_SIGNATURES_PATH, MUTATE_IMAGE_STREAMS_PATH, MUTATE_TAGS_PATH,
-    VALIDATE_IMAGE_SIGNATURE_DELETES_PATH, VALIDATE_IMAGE_STREAM_IMPORTS_PATH,
-    VALIDATE_IMAGE_STREAMS_PATH, VALIDATE_TAG_DELETES_PATH,
+    MUTATE_IMAGE_LOOKUP_PATH, MUTATE_IMAGE_SIGNATURES_PATH, MUTATE_IMAGE_STREAM_IMPORTS_PATH,
+    MUTATE_IMAGE_STREAM_MAPPINGS_PATH, MUTATE_IMAGE_STREAM_STATUS_PATH, MUTATE_IMAGE_STREAMS_PATH,
+    MUTATE_TAGS_PATH, VALIDATE_IMAGE_DELETES_PATH, VALIDATE_IMAGE_SIGNATURE_DELETES_PATH,
+    VALIDATE_IMAGE_STREAM_IMPORTS_PATH, VALIDATE_IMAGE_STREAM_STATUS_PATH,
+    VALIDATE_IMAGE_STREAMS_PATH, VALIDATE_READ_ONLY_VIEWS_PATH, VALIDATE_TAG_DELETES_PATH,
 };
 use crate::api::GROUP;
 
@@ -38,6 +48,34 @@ pub const IMAGE_STREAM_IMPORTS_WEBHOOK: &str = "imagestreamimports.admission.ima
 pub const TAGS_WEBHOOK: &str = "tags.admission.imagestream.io";
 /// Name of the ImageSignature webhooks.
 pub const IMAGE_SIGNATURES_WEBHOOK: &str = "imagesignatures.admission.imagestream.io";
+/// Name of the `imagestreams/status` webhooks (users' status writes).
+pub const IMAGE_STREAM_STATUS_WEBHOOK: &str = "imagestreamstatus.admission.imagestream.io";
+/// Name of the Image DELETE guard.
+pub const IMAGES_WEBHOOK: &str = "images.admission.imagestream.io";
+/// Timeout of the ImageStreamImport webhook, which imports (the most Kubernetes allows).
+pub const IMPORT_TIMEOUT_SECONDS: i32 = 30;
+
+/// Which Image deletes the guard judges (Images are cluster scoped: a namespace selector does
+/// not limit it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageDeletes {
+    /// Not registered.
+    Unguarded,
+    /// Every user's but the operator's.
+    Everyone,
+    /// Only these users' (tests sharing a cluster).
+    Only(Vec<String>),
+}
+/// Name of the image lookup webhook (Pods and pod templates).
+pub const IMAGE_LOOKUP_WEBHOOK: &str = "imagelookup.admission.imagestream.io";
+/// How long the apiserver waits for the image lookup webhook before admitting unchanged.
+pub const LOOKUP_TIMEOUT_SECONDS: i32 = 2;
+/// The label every namespace carries with its own name.
+const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+/// Name of the ImageStreamMapping webhook.
+pub const IMAGE_STREAM_MAPPINGS_WEBHOOK: &str = "imagestreammappings.admission.imagestream.io";
+/// Name of the webhook of the read-only views (ImageStreamImage, ImageStreamLayers).
+pub const READ_ONLY_VIEWS_WEBHOOK: &str = "readonlyviews.admission.imagestream.io";
 
 /// How the apiserver reaches the webhook server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +104,59 @@ pub struct Registration {
     /// Whether to register the ImageSignature webhooks. ImageSignatures are cluster scoped,
     /// so a namespace selector does not limit them: one registration per cluster.
     pub signatures: bool,
+    /// Timeout of the ImageStreamImport webhook (the import happens in it).
+    pub import_timeout_seconds: i32,
+    /// The Image DELETE guard.
+    pub image_deletes: ImageDeletes,
+    /// The operator's user name: its status writes and Image deletes skip the webhooks.
+    /// `None` sends them through too.
+    pub operator: Option<String>,
+    /// Whether and where to register the image lookup webhook; `None` leaves it out.
+    pub image_lookup: Option<LookupRegistration>,
+}
+
+/// Where the image lookup webhook applies (besides [`Registration::namespace_selector`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LookupRegistration {
+    /// Namespaces it never sees: in a cluster the operator's own and kube-system.
+    pub excluded_namespaces: Vec<String>,
+    /// The only namespace it sees, when the operator watches only one (streams elsewhere are
+    /// not indexed).
+    pub only_namespace: Option<String>,
+}
+
+impl LookupRegistration {
+    /// Everywhere but the operator's `namespace` and kube-system.
+    pub fn in_cluster(namespace: &str) -> LookupRegistration {
+        LookupRegistration {
+            excluded_namespaces: vec![namespace.to_string(), "kube-system".into()],
+            only_namespace: None,
+        }
+    }
+
+    /// `base` (the registration's selector) narrowed to these namespaces.
+    fn namespace_selector(&self, base: Option<&LabelSelector>) -> LabelSelector {
+        let mut selector = base.cloned().unwrap_or_default();
+        let expressions = selector.match_expressions.get_or_insert_with(Vec::new);
+        if !self.excluded_namespaces.is_empty() {
+            expressions.push(LabelSelectorRequirement {
+                key: NAMESPACE_NAME_LABEL.into(),
+                operator: "NotIn".into(),
+                values: Some(self.excluded_namespaces.clone()),
+            });
+        }
+        if let Some(only) = &self.only_namespace {
+            expressions.push(LabelSelectorRequirement {
+                key: NAMESPACE_NAME_LABEL.into(),
+                operator: "In".into(),
+                values: Some(vec![only.clone()]),
+            });
+        }
+        if expressions.is_empty() {
+            selector.match_expressions = None;
+        }
+        selector
+    }
 }
 
 impl Registration {
@@ -83,7 +174,41 @@ impl Registration {
             namespace_selector: None,
             timeout_seconds: 10,
             signatures: true,
+            import_timeout_seconds: IMPORT_TIMEOUT_SECONDS,
+            image_deletes: ImageDeletes::Everyone,
+            operator: None,
+            image_lookup: Some(LookupRegistration::in_cluster(namespace)),
         }
+    }
+
+    /// Match conditions leaving out the operator's own requests (none without its name).
+    fn not_the_operator(&self) -> Option<Vec<MatchCondition>> {
+        let operator = self.operator.as_deref().filter(|o| !o.is_empty())?;
+        Some(vec![MatchCondition {
+            name: "not-the-operator".into(),
+            expression: format!("request.userInfo.username != {}", cel_string(operator)),
+        }])
+    }
+
+    /// The match conditions of the Image DELETE guard (`None` when it is not registered).
+    fn image_delete_conditions(&self) -> Option<Vec<MatchCondition>> {
+        let mut conditions = self.not_the_operator().unwrap_or_default();
+        match &self.image_deletes {
+            ImageDeletes::Unguarded => return None,
+            ImageDeletes::Everyone => {}
+            ImageDeletes::Only(users) => conditions.push(MatchCondition {
+                name: "only-these-users".into(),
+                expression: format!(
+                    "request.userInfo.username in [{}]",
+                    users
+                        .iter()
+                        .map(|u| cel_string(u))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
+        }
+        Some(conditions)
     }
 
     fn client_config(&self, path: &str, ca_bundle: &str) -> WebhookClientConfig {
@@ -141,6 +266,30 @@ impl Registration {
                 rule(&["imagestreamtags", "imagetags"], &["CREATE", "UPDATE"]),
                 "NoneOnDryRun",
             ),
+            MutatingWebhook {
+                timeout_seconds: Some(self.import_timeout_seconds),
+                ..webhook(
+                    IMAGE_STREAM_IMPORTS_WEBHOOK,
+                    MUTATE_IMAGE_STREAM_IMPORTS_PATH,
+                    rule(&["imagestreamimports"], &["CREATE"]),
+                    "NoneOnDryRun",
+                )
+            },
+            MutatingWebhook {
+                match_conditions: self.not_the_operator(),
+                ..webhook(
+                    IMAGE_STREAM_STATUS_WEBHOOK,
+                    MUTATE_IMAGE_STREAM_STATUS_PATH,
+                    rule(&["imagestreams/status"], &["UPDATE"]),
+                    "None",
+                )
+            },
+            webhook(
+                IMAGE_STREAM_MAPPINGS_WEBHOOK,
+                MUTATE_IMAGE_STREAM_MAPPINGS_PATH,
+                rule(&["imagestreammappings"], &["CREATE"]),
+                "None",
+            ),
         ];
         if self.signatures {
             webhooks.push(webhook(
@@ -149,6 +298,22 @@ impl Registration {
                 cluster_rule(&["imagesignatures"], &["CREATE"]),
                 "NoneOnDryRun",
             ));
+        }
+        if let Some(lookup) = &self.image_lookup {
+            webhooks.push(MutatingWebhook {
+                failure_policy: Some("Ignore".into()),
+                namespace_selector: Some(
+                    lookup.namespace_selector(self.namespace_selector.as_ref()),
+                ),
+                rules: Some(lookup_rules()),
+                timeout_seconds: Some(LOOKUP_TIMEOUT_SECONDS),
+                ..webhook(
+                    IMAGE_LOOKUP_WEBHOOK,
+                    MUTATE_IMAGE_LOOKUP_PATH,
+                    rule(&[], &[]),
+                    "None",
+                )
+            });
         }
         MutatingWebhookConfiguration {
             metadata: ObjectMeta {
@@ -199,8 +364,36 @@ impl Registration {
                         VALIDATE_TAG_DELETES_PATH,
                         rule(&["imagestreamtags", "imagetags"], &["DELETE"]),
                     ),
+                    ValidatingWebhook {
+                        match_conditions: self.not_the_operator(),
+                        ..webhook(
+                            IMAGE_STREAM_STATUS_WEBHOOK,
+                            VALIDATE_IMAGE_STREAM_STATUS_PATH,
+                            rule(&["imagestreams/status"], &["UPDATE"]),
+                        )
+                    },
+                    webhook(
+                        READ_ONLY_VIEWS_WEBHOOK,
+                        VALIDATE_READ_ONLY_VIEWS_PATH,
+                        rule(
+                            &["imagestreamimages", "imagestreamlayers"],
+                            &["CREATE", "UPDATE"],
+                        ),
+                    ),
                 ]
                 .into_iter()
+                .chain(
+                    self.image_delete_conditions()
+                        .map(|conditions| ValidatingWebhook {
+                            match_conditions: Some(conditions).filter(|c| !c.is_empty()),
+                            namespace_selector: None,
+                            ..webhook(
+                                IMAGES_WEBHOOK,
+                                VALIDATE_IMAGE_DELETES_PATH,
+                                cluster_rule(&["images"], &["DELETE"]),
+                            )
+                        }),
+                )
                 .chain(self.signatures.then(|| {
                     with_effects(
                         IMAGE_SIGNATURES_WEBHOOK,
@@ -222,6 +415,34 @@ fn rule(resources: &[&str], operations: &[&str]) -> RuleWithOperations {
         resources: Some(resources.iter().map(|r| (*r).to_string()).collect()),
         scope: Some("Namespaced".into()),
     }
+}
+
+/// A CEL string literal.
+fn cel_string(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// Pods (and their ephemeral containers) and the pod templates of the workload kinds
+/// OpenShift's image policy resolves, on create and update.
+fn lookup_rules() -> Vec<RuleWithOperations> {
+    let write = ["CREATE".to_string(), "UPDATE".to_string()];
+    let namespaced = |group: &str, resources: &[&str], operations: &[String]| RuleWithOperations {
+        api_groups: Some(vec![group.into()]),
+        api_versions: Some(vec!["v1".into()]),
+        operations: Some(operations.to_vec()),
+        resources: Some(resources.iter().map(|r| (*r).to_string()).collect()),
+        scope: Some("Namespaced".into()),
+    };
+    vec![
+        namespaced("", &["pods", "replicationcontrollers"], &write),
+        namespaced("", &["pods/ephemeralcontainers"], &write[1..]),
+        namespaced(
+            "apps",
+            &["deployments", "replicasets", "statefulsets", "daemonsets"],
+            &write,
+        ),
+        namespaced("batch", &["jobs", "cronjobs"], &write),
+    ]
 }
 
 fn cluster_rule(resources: &[&str], operations: &[&str]) -> RuleWithOperations {
@@ -299,9 +520,10 @@ mod tests {
     }
 
     #[test]
-    fn url_registration_appends_paths_and_never_matches_status() {
+    fn url_registration_appends_paths_and_leaves_the_operator_out_of_status_and_images() {
         let r = Registration {
             endpoint: Endpoint::Url("https://127.0.0.1:8443/".into()),
+            operator: Some("system:serviceaccount:ops:imagestream-operator".into()),
             ..Registration::in_cluster("x", "y", 1)
         };
         let v = r.validating("PEM");
@@ -316,29 +538,208 @@ mod tests {
                 "https://127.0.0.1:8443/validate/imagestreams",
                 "https://127.0.0.1:8443/validate/imagestreamimports",
                 "https://127.0.0.1:8443/validate/tags",
+                "https://127.0.0.1:8443/validate/imagestreams/status",
+                "https://127.0.0.1:8443/validate/readonlyviews",
+                "https://127.0.0.1:8443/validate/images",
                 "https://127.0.0.1:8443/validate/imagesignatures",
             ]
         );
         // the write paths have side effects, skipped on dry runs
         let effects: Vec<_> = hooks.iter().map(|h| h.side_effects.as_str()).collect();
-        assert_eq!(effects, ["None", "None", "NoneOnDryRun", "NoneOnDryRun"]);
+        assert_eq!(
+            effects,
+            [
+                "None",
+                "None",
+                "NoneOnDryRun",
+                "None",
+                "None",
+                "None",
+                "NoneOnDryRun"
+            ]
+        );
+        // status writes and Image deletes: everyone's but the operator's
+        let not_operator = "request.userInfo.username != \
+                            'system:serviceaccount:ops:imagestream-operator'";
+        for hook in [&hooks[3], &hooks[5]] {
+            let conditions = hook.match_conditions.as_ref().expect("match conditions");
+            assert_eq!(conditions[0].expression, not_operator, "{}", hook.name);
+        }
+        assert!(hooks[0].match_conditions.is_none());
+        assert!(hooks[4].match_conditions.is_none());
+        assert_eq!(
+            hooks[5].rules.as_ref().unwrap()[0].scope.as_deref(),
+            Some("Cluster")
+        );
+        let m = r.mutating("PEM");
+        let mutating = m.webhooks.unwrap();
+        let isi = mutating
+            .iter()
+            .find(|h| h.name == IMAGE_STREAM_IMPORTS_WEBHOOK)
+            .expect("the import webhook");
+        assert_eq!(isi.timeout_seconds, Some(IMPORT_TIMEOUT_SECONDS));
+        assert_eq!(isi.side_effects, "NoneOnDryRun");
+        let status = mutating
+            .iter()
+            .find(|h| h.name == IMAGE_STREAM_STATUS_WEBHOOK)
+            .expect("the status webhook");
+        assert_eq!(
+            status.rules.as_ref().unwrap()[0].resources.as_deref(),
+            Some(&["imagestreams/status".to_string()][..])
+        );
+        assert_eq!(
+            status.match_conditions.as_ref().unwrap()[0].expression,
+            not_operator
+        );
+
         let without = Registration {
             signatures: false,
+            image_deletes: ImageDeletes::Unguarded,
+            operator: None,
             ..r.clone()
         };
-        assert_eq!(without.validating("PEM").webhooks.unwrap().len(), 3);
-        assert_eq!(without.mutating("PEM").webhooks.unwrap().len(), 2);
-        assert_eq!(r.mutating("PEM").webhooks.unwrap().len(), 3);
+        let hooks = without.validating("PEM").webhooks.unwrap();
+        assert_eq!(hooks.len(), 5);
+        assert!(hooks.iter().all(|h| h.match_conditions.is_none()));
+        assert_eq!(without.mutating("PEM").webhooks.unwrap().len(), 6);
+        assert_eq!(r.mutating("PEM").webhooks.unwrap().len(), 7);
+        // the only subresource the image API's webhooks see is users' status writes
         for hook in &hooks {
             for rule in hook.rules.as_ref().unwrap() {
                 for resource in rule.resources.as_ref().unwrap() {
-                    assert!(!resource.contains('/'), "subresource {resource} registered");
+                    assert!(
+                        !resource.contains('/') || resource == "imagestreams/status",
+                        "subresource {resource} registered"
+                    );
                 }
             }
         }
         assert_eq!(
             hooks[1].rules.as_ref().unwrap()[0].operations.as_deref(),
             Some(&["CREATE".to_string()][..])
+        );
+
+        // tests sharing a cluster limit the Image guard to their own users
+        let only = Registration {
+            image_deletes: ImageDeletes::Only(vec!["a".into(), "it's".into()]),
+            ..r
+        };
+        let hooks = only.validating("PEM").webhooks.unwrap();
+        let conditions = hooks[5].match_conditions.as_ref().unwrap();
+        assert_eq!(
+            conditions[1].expression,
+            r"request.userInfo.username in ['a', 'it\'s']"
+        );
+    }
+
+    #[test]
+    fn the_image_lookup_webhook_fails_open_outside_its_own_namespace() {
+        let r = Registration::in_cluster("operators", "imagestream-operator", 443);
+        let m = r.mutating("PEM");
+        let hooks = m.webhooks.unwrap();
+        let lookup = hooks
+            .iter()
+            .find(|h| h.name == IMAGE_LOOKUP_WEBHOOK)
+            .expect("registered by default");
+        assert_eq!(lookup.failure_policy.as_deref(), Some("Ignore"));
+        assert_eq!(lookup.timeout_seconds, Some(LOOKUP_TIMEOUT_SECONDS));
+        assert_eq!(lookup.side_effects, "None");
+        assert_eq!(
+            lookup
+                .client_config
+                .service
+                .as_ref()
+                .unwrap()
+                .path
+                .as_deref(),
+            Some(MUTATE_IMAGE_LOOKUP_PATH)
+        );
+        let selector = lookup.namespace_selector.as_ref().unwrap();
+        assert_eq!(selector.match_labels, None);
+        assert_eq!(
+            selector.match_expressions,
+            Some(vec![LabelSelectorRequirement {
+                key: "kubernetes.io/metadata.name".into(),
+                operator: "NotIn".into(),
+                values: Some(vec!["operators".into(), "kube-system".into()]),
+            }])
+        );
+        let resources: Vec<String> = lookup
+            .rules
+            .as_ref()
+            .unwrap()
+            .iter()
+            .flat_map(|rule| {
+                let group = rule.api_groups.as_ref().unwrap()[0].clone();
+                rule.resources
+                    .clone()
+                    .unwrap()
+                    .into_iter()
+                    .map(move |r| format!("{group}/{r}"))
+            })
+            .collect();
+        assert_eq!(
+            resources,
+            [
+                "/pods",
+                "/replicationcontrollers",
+                "/pods/ephemeralcontainers",
+                "apps/deployments",
+                "apps/replicasets",
+                "apps/statefulsets",
+                "apps/daemonsets",
+                "batch/jobs",
+                "batch/cronjobs",
+            ]
+        );
+        // the image API's own webhooks keep failing closed, without the exclusions
+        for hook in hooks.iter().filter(|h| h.name != IMAGE_LOOKUP_WEBHOOK) {
+            assert_eq!(hook.failure_policy.as_deref(), Some("Fail"));
+            assert_eq!(hook.namespace_selector, None);
+        }
+
+        // a test's selector is kept and narrowed; a watched namespace limits it further
+        let label = LabelSelector {
+            match_labels: Some([("test".to_string(), "ns1".to_string())].into()),
+            ..LabelSelector::default()
+        };
+        let narrowed = Registration {
+            namespace_selector: Some(label.clone()),
+            image_lookup: Some(LookupRegistration {
+                excluded_namespaces: vec!["kube-system".into()],
+                only_namespace: Some("ns1".into()),
+            }),
+            ..r.clone()
+        };
+        let hooks = narrowed.mutating("PEM").webhooks.unwrap();
+        let lookup = hooks
+            .iter()
+            .find(|h| h.name == IMAGE_LOOKUP_WEBHOOK)
+            .unwrap();
+        let selector = lookup.namespace_selector.as_ref().unwrap();
+        assert_eq!(selector.match_labels, label.match_labels);
+        let expressions = selector.match_expressions.as_ref().unwrap();
+        assert_eq!(expressions.len(), 2);
+        assert_eq!(
+            (
+                expressions[1].operator.as_str(),
+                expressions[1].values.as_deref()
+            ),
+            ("In", Some(&["ns1".to_string()][..]))
+        );
+        assert_eq!(hooks[0].namespace_selector, Some(label));
+
+        // turned off: not registered
+        let off = Registration {
+            image_lookup: None,
+            ..r
+        };
+        assert!(
+            off.mutating("PEM")
+                .webhooks
+                .unwrap()
+                .iter()
+                .all(|h| h.name != IMAGE_LOOKUP_WEBHOOK)
         );
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTPS server the apiserver calls: TLS from the [`CertificateStore`] (renewed
 //! certificates apply to the next handshake), HTTP/1.1, POST of an AdmissionReview to a
-//! webhook path, `GET /healthz` for probes. Bodies are size-limited and slow clients time out,
+//! webhook path, `GET /healthz` for probes, and registry notifications under `/hooks/`
+//! ([`crate::receiver`]). Bodies are size-limited and slow clients time out,
 //! so no caller can hold a replica's connections. On shutdown it stops accepting, lets
 //! in-flight reviews finish (bounded by [`SHUTDOWN_GRACE`]) and returns.
 
@@ -74,6 +75,11 @@ pub async fn serve_tls(
                 }
             },
         };
+        // a review is one small request and one small answer: send each at once rather than
+        // let Nagle's algorithm hold a segment for the peer's delayed ACK
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "TCP_NODELAY not set");
+        }
         let acceptor = acceptor.clone();
         let webhooks = webhooks.clone();
         let watcher = graceful.watcher();
@@ -117,6 +123,11 @@ async fn respond(webhooks: &Webhooks, request: Request<Incoming>) -> Response<Fu
     let path = request.uri().path().to_owned();
     if path == HEALTH_PATH {
         return text(StatusCode::OK, "ok");
+    }
+    if path.starts_with(crate::receiver::auth::PATH_PREFIX)
+        && let Some(receivers) = webhooks.receivers()
+    {
+        return crate::receiver::http::respond(receivers, request).await;
     }
     let Some(hook) = Hook::from_path(&path) else {
         return text(StatusCode::NOT_FOUND, "no webhook at this path");

@@ -13,6 +13,13 @@
 //!
 //! An update whose resourceVersion is not the stored one is refused here with 409 before the
 //! stream is touched, so a stale writer cannot change the stream and then fail.
+//!
+//! OpenShift's clients (`oc tag`, `oc create imagestreamtag`) create views named
+//! `<stream>:<tag>`, a name no custom resource can have. A create of a new tag so named is
+//! stored under [`names::stream_tag`] (the apiserver takes the name of the mutated object; the
+//! exact names stay in the annotations); one for a tag that exists is answered 405, the answer
+//! on which `oc tag` falls back to editing the ImageStream (`pkg/cli/tag/tag.go`), as its
+//! overwrite must: its update of `<stream>:<tag>` found nothing to update.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +39,7 @@ use crate::api::image_stream::{ImageStream, ImageStreamSpec, TagReference};
 use crate::api::image_stream_tag::ImageStreamTag;
 use crate::api::image_tag::ImageTag;
 use crate::names;
+use crate::reference;
 use crate::stream::tag_edit::{self, Edit, EditError};
 use crate::stream::validation::{self, FieldError, ValidationContext};
 use crate::stream::views;
@@ -78,6 +86,11 @@ impl Writer {
         &self.client
     }
 
+    /// The operator's own user name (empty when the apiserver did not say).
+    pub fn operator(&self) -> &str {
+        &self.operator
+    }
+
     /// Whether the operator itself sent the request.
     pub fn is_operator(&self, request: &Request) -> bool {
         !self.operator.is_empty()
@@ -86,6 +99,7 @@ impl Writer {
 }
 
 /// A request refused with a status of its own.
+#[derive(Debug)]
 struct Denial {
     code: u16,
     reason: &'static str,
@@ -164,6 +178,55 @@ fn stream_and_tag(meta: &ObjectMeta, kind: &str) -> Result<(String, String), Vec
     Ok((stream, tag))
 }
 
+/// For a CREATE named the OpenShift way (`<stream>:<tag>`): renames `object` to the name
+/// [`names::stream_tag`] gives the tag and records the exact stream and tag in its
+/// annotations, returning the OpenShift name. `None` for any other name; upstream's 400 for a
+/// name with `@` or without exactly one `:` between a stream and a tag.
+fn take_openshift_name(object: &mut Value, kind: &str) -> Result<Option<String>, Denial> {
+    let Some(name) = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .filter(|n| n.contains([':', '@']))
+        .map(str::to_owned)
+    else {
+        return Ok(None);
+    };
+    let (stream, tag) = reference::parse_image_stream_tag_name(&name).map_err(|_| Denial {
+        code: 400,
+        reason: "BadRequest",
+        message: format!("{kind}s must be retrieved with <name>:<tag>"),
+    })?;
+    let encoded = names::stream_tag(stream, tag);
+    let (stream, tag) = (stream.to_owned(), tag.to_owned());
+    let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return Ok(None);
+    };
+    meta.insert("name".into(), Value::String(encoded));
+    let annotations = meta
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if !annotations.is_object() {
+        *annotations = Value::Object(serde_json::Map::new());
+    }
+    if let Some(annotations) = annotations.as_object_mut() {
+        annotations.insert(names::ANNOTATION_STREAM.into(), Value::String(stream));
+        annotations.insert(names::ANNOTATION_TAG.into(), Value::String(tag));
+    }
+    Ok(Some(name))
+}
+
+/// The answer to a create of an existing tag by its OpenShift name: 405, on which `oc tag`
+/// edits the ImageStream instead (its update of `<stream>:<tag>` found nothing to update).
+fn exists_by_openshift_name(plural: &str, name: &str, encoded: &str) -> Denial {
+    Denial {
+        code: 405,
+        reason: "MethodNotAllowed",
+        message: format!(
+            "{plural} {name:?} already exists; change it through its ImageStream (oc tag does) or as {plural}/{encoded}"
+        ),
+    }
+}
+
 /// `meta` as upstream's validation sees it: without bookkeeping and client annotations.
 fn as_user_wrote(meta: &ObjectMeta) -> ObjectMeta {
     let mut meta = meta.clone();
@@ -203,7 +266,14 @@ pub async fn mutate(
     if writer.is_operator(request) {
         return Ok(review::allow(request));
     }
-    let (object, json) = review::decode::<Value>(request.object.as_ref(), "object", kind)?;
+    let (mut object, json) = review::decode::<Value>(request.object.as_ref(), "object", kind)?;
+    let openshift_name = match request.operation {
+        Operation::Create => match take_openshift_name(&mut object, kind) {
+            Ok(named) => named,
+            Err(denial) => return Ok(denial.respond(request)),
+        },
+        _ => None,
+    };
     let old = match request.operation {
         Operation::Update => {
             Some(review::decode::<Value>(request.old_object.as_ref(), "oldObject", kind)?.0)
@@ -265,7 +335,15 @@ pub async fn mutate(
     .await
     {
         Ok(s) => s,
-        Err(denial) => return Ok(denial.respond(request)),
+        Err(denial) => {
+            let denial = match &openshift_name {
+                Some(name) if denial.reason == "AlreadyExists" => {
+                    exists_by_openshift_name(plural, name, &names::stream_tag(&stream, &tag))
+                }
+                _ => denial,
+            };
+            return Ok(denial.respond(request));
+        }
     };
     let images = fetch_current_image(writer, &written, &tag).await;
     let lookup = move |name: &str| images.get(name).cloned();
@@ -522,7 +600,8 @@ fn merged(request: &Value, view: Value, with_status: bool) -> Value {
     let mut meta = request.get("metadata").cloned().unwrap_or(Value::Null);
     let view_meta = map.remove("metadata").unwrap_or(Value::Null);
     if let Some(meta) = meta.as_object_mut() {
-        for key in ["labels", "ownerReferences"] {
+        // the same name, or the encoded one of a view created as `<stream>:<tag>`
+        for key in ["name", "labels", "ownerReferences"] {
             match view_meta.get(key) {
                 Some(v) => meta.insert(key.into(), v.clone()),
                 None => meta.remove(key),
@@ -698,6 +777,77 @@ mod tests {
                 .message()
                 .contains("spec is a required field during creation")),
             "{err:?}"
+        );
+    }
+
+    /// `oc tag` and `oc create imagestreamtag` name the view `<stream>:<tag>`.
+    #[test]
+    fn an_openshift_name_is_encoded_and_kept_in_the_annotations() {
+        let mut object = json!({
+            "apiVersion": "image.openshift.io/v1", "kind": "ImageStreamTag",
+            "metadata": {"name": "hello:Copied", "namespace": "ns"},
+            "tag": {"name": "Copied", "from": {"kind": "DockerImage", "name": "r/hello:v2"}},
+        });
+        let name = take_openshift_name(&mut object, ISTAG).unwrap();
+        assert_eq!(name.as_deref(), Some("hello:Copied"));
+        let encoded = names::stream_tag("hello", "Copied");
+        assert_eq!(object["metadata"]["name"], encoded.as_str());
+        assert_eq!(
+            object["metadata"]["annotations"],
+            json!({names::ANNOTATION_STREAM: "hello", names::ANNOTATION_TAG: "Copied"})
+        );
+        let plan = judge_stream_tag(&object, None, "ns", &ValidationContext::default()).unwrap();
+        assert_eq!(
+            (plan.stream.as_str(), plan.tag.as_str()),
+            ("hello", "Copied")
+        );
+        let Edit::Create(Some(tag)) = plan.edit else {
+            panic!("{:?}", plan.edit)
+        };
+        assert_eq!(tag.annotations, None, "bookkeeping is not the tag's");
+
+        let mut plain = json!({"metadata": {"name": "hello.v1"}});
+        assert_eq!(take_openshift_name(&mut plain, ISTAG).unwrap(), None);
+        assert_eq!(plain, json!({"metadata": {"name": "hello.v1"}}));
+        for bad in ["hello@sha256:abc", "a:b:c", ":t", "s:"] {
+            let mut object = json!({"metadata": {"name": bad}});
+            let denial = take_openshift_name(&mut object, ITAG).unwrap_err();
+            assert_eq!(denial.code, 400, "{bad}");
+            assert_eq!(
+                denial.message, "ImageTags must be retrieved with <name>:<tag>",
+                "{bad}"
+            );
+        }
+    }
+
+    /// The answer oc takes as "use the ImageStream" (kerrors.IsMethodNotSupported).
+    #[test]
+    fn an_existing_tag_by_its_openshift_name_is_method_not_allowed() {
+        let denial = exists_by_openshift_name("imagestreamtags", "hello:v2", "hello.v2");
+        assert_eq!((denial.code, denial.reason), (405, "MethodNotAllowed"));
+        assert!(
+            denial.message.contains("\"hello:v2\" already exists"),
+            "{}",
+            denial.message
+        );
+        assert!(
+            denial.message.contains("imagestreamtags/hello.v2"),
+            "{}",
+            denial.message
+        );
+    }
+
+    #[test]
+    fn the_stored_object_is_named_as_the_view() {
+        let request = json!({"metadata": {"name": "hello:v1", "namespace": "ns"}});
+        let view = json!({"metadata": {"name": "hello.v1", "annotations": {
+            names::ANNOTATION_OPENSHIFT_NAME: "hello:v1"}}, "tag": {"name": "v1"}});
+        let out = merged(&request, view, false);
+        assert_eq!(out["metadata"]["name"], "hello.v1");
+        assert_eq!(out["metadata"]["namespace"], "ns");
+        assert_eq!(
+            out["metadata"]["annotations"][names::ANNOTATION_OPENSHIFT_NAME],
+            "hello:v1"
         );
     }
 

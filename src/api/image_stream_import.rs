@@ -4,9 +4,12 @@
 //! `metav1.Status` and `corev1.LocalObjectReference` they use.
 //!
 //! Deviations from upstream's shape:
-//! - Upstream's is a create-only action answered synchronously; here it is a request object:
-//!   the user writes `spec`, the operator writes `status` once (status subresource) and removes
-//!   the object after a configurable time to live.
+//! - Upstream's is a create-only action answered synchronously, never stored; here it is a
+//!   request object: the user writes `spec`, the operator's admission webhook answers the
+//!   create by filling `status` (a plain field: no status subresource, which would drop it from
+//!   the create), and the operator removes the object after a configurable time to live, or
+//!   when the next request of the same name comes.
+//! - Short name `isi` (upstream has none).
 //! - `spec.images[].from` and `spec.repository.from` must have a non-empty `kind` and `name`;
 //!   "only DockerImage is supported", "the name of the target tag must be specified" and "you
 //!   must specify at least one image or a repository import" are CEL rules with upstream's
@@ -42,6 +45,7 @@ pub const STATUS_FAILURE: &str = "Failure";
     kind = "ImageStreamImport",
     plural = "imagestreamimports",
     singular = "imagestreamimport",
+    shortname = "isi",
     namespaced,
     status = "ImageStreamImportStatus",
     derive = "Default",

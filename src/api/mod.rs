@@ -97,7 +97,17 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         schema::finalize(ImageTag::crd(), &[]),
         schema::finalize(ImageStreamImage::crd(), &[]),
         schema::finalize(ImageStreamLayers::crd(), &[]),
-        schema::finalize(ImageStreamImport::crd(), &[]),
+        without_status_subresource(schema::finalize(ImageStreamImport::crd(), &[])),
         schema::finalize(ImageStreamMapping::crd(), &[]),
     ]
+}
+
+/// The CRD with `status` as a plain field: an ImageStreamImport is answered in its create (the
+/// admission webhook fills `status`), and a status subresource would make the apiserver drop
+/// it from the create.
+fn without_status_subresource(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    for version in &mut crd.spec.versions {
+        version.subresources = None;
+    }
+    crd
 }

@@ -234,9 +234,9 @@ fn crds_have_upstream_names_scopes_and_subresources() {
             "imagestreamimports",
             "imagestreamimport",
             "Namespaced",
+            &["isi"],
             &[],
-            &[],
-            true,
+            false,
         ),
         (
             "ImageStreamMapping",

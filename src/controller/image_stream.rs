@@ -54,11 +54,13 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
     let started = Instant::now();
 
     // Scheduled checks: is one due, and when is the next?
+    let keyring = ctx.keyring(&namespace);
     let mut requeue = None;
     let mut scheduled = false;
     if settings.scheduled_interval.is_some() && sync::has_scheduled_tags(&stream) {
         let registries = scheduled_registries(&stream);
-        let decision = ctx.schedule_decide(&uid, &registries);
+        let demands = ctx.quota_demands(scheduled_sources(&stream), &keyring);
+        let decision = ctx.schedule_decide(&uid, &registries, &demands);
         tracing::debug!(%namespace, %name, ?decision, interval = ?settings.scheduled_interval, "schedule");
         match decision {
             Some(Decision::CheckNow { next_in }) => {
@@ -72,7 +74,6 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
         ctx.schedule_remove(&uid);
     }
 
-    let keyring = ctx.keyring(&namespace);
     let retry_unauthorized = ctx.credentials_changed(&uid, &keyring.id());
     let mut work = sync::imports(&stream, scheduled, settings.default_mode);
     if scheduled {
@@ -87,12 +88,29 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
     if retry_unauthorized {
         add_unauthorized_retries(&stream, &mut work, settings.default_mode);
     }
+    // Tags a registry notification woke: checked now as their scheduled check would be,
+    // within the same budgets (a scheduled check of the stream already paid for them).
+    let mut woken = ctx.woken.take(&namespace, &name);
+    if !woken.is_empty() && !scheduled {
+        let sources: Vec<&str> = woken_sources(&stream, woken.tags());
+        let demands = ctx.quota_demands(sources.iter().copied(), &keyring);
+        let registries: Vec<String> = demands.iter().map(|d| d.registry.clone()).collect();
+        if let Err(wait) = ctx.schedule_spend(&registries, &demands) {
+            tracing::debug!(%namespace, %name, ?wait, "woken tags wait for a budget");
+            woken.defer();
+            requeue = Some(requeue.map_or(wait, |r| r.min(wait)));
+        }
+    }
+    add_woken(&stream, &mut work, woken.tags(), settings.default_mode);
 
     let now = Time(jiff::Timestamp::now());
     let mut update = StatusUpdate::new(&stream, &settings.repositories, now.clone());
     let repository = sync::repository_import(&stream, settings.default_mode);
     // Some(Ok) once spec.dockerImageRepository was listed, Some(Err) when it could not be.
     let mut repository_outcome = None;
+    // what the woken tags' checks found: failures, and the images of unchanged tags
+    let mut failed = BTreeSet::new();
+    let mut unchanged = HashMap::new();
     if !work.is_empty() || repository.is_some() {
         let batch = Batch {
             images: work
@@ -112,6 +130,15 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
         fail_refused(&mut result, &refused);
         for (w, r) in work.iter().zip(&result.images) {
             update.apply_import(&w.tag, w.generation, r);
+            match r {
+                Err(_) => {
+                    failed.insert(w.tag.clone());
+                }
+                Ok(imported) if imported.unchanged => {
+                    unchanged.insert(w.tag.clone(), imported.image.clone());
+                }
+                Ok(_) => {}
+            }
         }
         if let Some(listed) = &result.repository {
             update.apply_repository(listed);
@@ -154,6 +181,17 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
         }
     }
     publish(&ctx, &stream, &changes).await;
+    let (waited, again) = woken.finish(|w| {
+        let check = woken_check(w, &failed, &unchanged);
+        tracing::debug!(%namespace, %name, tag = %w.tag, ?check, "woken tag checked");
+        check
+    });
+    for waited in waited {
+        ctx.metrics.notification_checked(waited);
+    }
+    if let Some(again) = again {
+        requeue = Some(requeue.map_or(again, |r| r.min(again)));
+    }
     match repository_outcome {
         Some(Ok(())) => mark_repository_checked(&ctx, &stream, &now)
             .await
@@ -166,10 +204,13 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
         None => {}
     }
     // views follow the stream as stored; a status just written brings it back here
-    if !wrote {
-        super::views::sync(&ctx, &stream)
+    if !wrote
+        && let Some(wait) = super::views::sync(&ctx, &stream)
             .await
-            .map_err(Error::Views)?;
+            .map_err(Error::Views)?
+    {
+        // tag views left for a user's delete: the pass after the wait removes what is left
+        requeue = Some(requeue.map_or(wait, |r| r.min(wait)));
     }
     tracing::debug!(
         %namespace, %name, imports = work.len(), changes = changes.len(),
@@ -255,6 +296,60 @@ fn add_unauthorized_retries(
     }
 }
 
+/// What the check of a woken tag found: a failure, or an unchanged tag although the
+/// notification named another digest (the push may not be visible yet: try again).
+fn woken_check(
+    woken: &crate::receiver::wake::Woken,
+    failed: &BTreeSet<String>,
+    unchanged: &HashMap<String, String>,
+) -> crate::receiver::wake::Check {
+    use crate::receiver::wake::Check;
+    if failed.contains(&woken.tag) {
+        return Check::Failed;
+    }
+    match (unchanged.get(&woken.tag), &woken.digest) {
+        (Some(image), Some(notified)) if image != notified => Check::Stale,
+        _ => Check::Done,
+    }
+}
+
+/// The pull specs of the woken `tags`, for budgets and quota pacing.
+fn woken_sources<'a>(stream: &'a ImageStream, tags: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    tags.filter_map(|tag| Some(stream.spec.tag(tag)?.from.as_ref()?.name.as_str()))
+        .collect()
+}
+
+/// Adds the woken `tags` that are still due for scheduled checks (a tag changed meanwhile
+/// may not be) and not imported in this pass anyway.
+fn add_woken<'a>(
+    stream: &ImageStream,
+    work: &mut Vec<TagImport>,
+    tags: impl Iterator<Item = &'a str>,
+    default_mode: crate::import::engine::Mode,
+) {
+    for tag in tags {
+        if work.iter().any(|w| w.tag == tag) {
+            continue;
+        }
+        if let Some(spec) = stream.spec.tag(tag)
+            && sync::scheduled_eligible(stream, spec)
+            && let Some(import) = sync::import_for(stream, spec, default_mode)
+        {
+            work.push(import);
+        }
+    }
+}
+
+/// The pull specs of a stream's scheduled tags, for quota pacing.
+fn scheduled_sources(stream: &ImageStream) -> impl Iterator<Item = &str> {
+    stream
+        .spec
+        .tags
+        .iter()
+        .filter(|t| sync::scheduled_eligible(stream, t))
+        .filter_map(|t| Some(t.from.as_ref()?.name.as_str()))
+}
+
 /// The registries of a stream's scheduled tags, for per-registry budgets.
 fn scheduled_registries(stream: &ImageStream) -> Vec<String> {
     let mut registries: Vec<String> = stream
@@ -290,10 +385,20 @@ pub(super) async fn write_status(
     stream: &ImageStream,
     status: ImageStreamStatus,
 ) -> Result<(), kube::Error> {
+    write_status_with(&ctx.client, &ctx.metrics, stream, status).await
+}
+
+/// [`write_status`] with its parts: every status write of the operator goes through here.
+pub(super) async fn write_status_with(
+    client: &kube::Client,
+    metrics: &super::Metrics,
+    stream: &ImageStream,
+    status: ImageStreamStatus,
+) -> Result<(), kube::Error> {
     let mut next = stream.clone();
     next.status = Some(status);
     let namespace = stream.namespace().unwrap_or_default();
-    Api::<ImageStream>::namespaced(ctx.client.clone(), &namespace)
+    Api::<ImageStream>::namespaced(client.clone(), &namespace)
         .replace_status(
             &stream.name_any(),
             &PostParams {
@@ -303,7 +408,7 @@ pub(super) async fn write_status(
             &next,
         )
         .await?;
-    ctx.metrics.status_write();
+    metrics.status_write();
     Ok(())
 }
 
@@ -401,15 +506,24 @@ fn fail_refused(result: &mut BatchResult, refused: &HashMap<String, Failure>) {
 /// Creates `image` unless it exists (then nothing is changed); manifest and config JSON are
 /// not stored. Returns whether it was created.
 pub(super) async fn create_image(ctx: &Context, image: &Image) -> Result<bool, kube::Error> {
+    create_image_with(&ctx.client, &ctx.metrics, image).await
+}
+
+/// [`create_image`] with its parts: whether the Image was created (false: it existed).
+pub(super) async fn create_image_with(
+    client: &kube::Client,
+    metrics: &super::Metrics,
+    image: &Image,
+) -> Result<bool, kube::Error> {
     let mut image = image.clone();
     image.spec.docker_image_manifest.clear();
     image.spec.docker_image_config.clear();
-    match Api::<Image>::all(ctx.client.clone())
+    match Api::<Image>::all(client.clone())
         .create(&PostParams::default(), &image)
         .await
     {
         Ok(_) => {
-            ctx.metrics.image_created();
+            metrics.image_created();
             Ok(true)
         }
         Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(false),

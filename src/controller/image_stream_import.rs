@@ -1,22 +1,27 @@
-//! The ImageStreamImport controller (semantics 5.2 to 5.6, design.md section 2): a request
-//! is processed once. Its images and repository are imported and its status written once
-//! (with the resourceVersion read, so a second writer conflicts); with `import: true` the
-//! results are applied to the stream (created when absent) first: the Images (children
-//! before lists), then the spec, then the status, each write with the resourceVersion it
-//! read, so a concurrent change is a conflict that re-reads, never a lost update. The
-//! status is decided from the stream as the spec write stored it (E = the stored S, see
-//! [`crate::stream::import_request`]), and the imagestream controller leaves the stream
-//! alone between the two writes ([`Context::applying`]). The request is removed
-//! `requestTimeToLive` after its creation, answered or not. Decisions are
+//! ImageStreamImports answered (semantics 5.2 to 5.6, design.md section 2), and the
+//! controller that answers the requests nobody answered at creation.
+//!
+//! [`answer`] is the one implementation of a request's answer, used by the admission webhook
+//! (which answers the create itself, as upstream: `crate::admission::imagestreamimport`) and
+//! by this controller. The request's images and repository are imported; with `import: true`
+//! the results are applied to the stream (created when absent): the Images (children before
+//! lists), then the spec, then the status, each write with the resourceVersion it read, so a
+//! concurrent change is a conflict that re-reads, never a lost update. The status is decided
+//! from the stream as the spec write stored it (E = the stored S, see
+//! [`crate::stream::import_request`]), and the imagestream controller leaves the stream alone
+//! between the two writes ([`super::InFlight`]). Decisions are
 //! [`crate::stream::import_request`]'s; this module does the IO.
 //!
-//! Upstream answers the create request itself; here the answer is the status the request
-//! gets moments later, and tag transitions are also Events on the stream. Registry failures
-//! are per-image statuses, as upstream. A stream write the apiserver refuses for good
-//! (validation, a LimitRange: upstream's error answer) leaves the stream's spec as it was,
-//! records a LimitRange refusal on the tags the import would have added, and answers the
-//! request without `status.import`, with a Warning Event saying why. Other apiserver
-//! failures are Warning Events on the request and retried until the request expires.
+//! Registry failures are per-image statuses, as upstream. A stream write the apiserver
+//! refuses for good (validation, a LimitRange: upstream's error answer) leaves the stream's
+//! spec as it was, records a LimitRange refusal on the tags the import would have added, and
+//! answers the request without `status.import`, with a Warning Event saying why. Tag
+//! transitions are Events on the stream.
+//!
+//! The controller answers requests stored without an answer (only possible when no admission
+//! webhook is registered for them) and removes every request `requestTimeToLive` after its
+//! creation. Other apiserver failures are Warning Events on the request and retried until it
+//! expires.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,20 +30,23 @@ use futures::{StreamExt, future};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 
+use crate::api::image::Image;
 use crate::api::image_stream::ImageStream;
 use crate::api::image_stream_import::{ImageStreamImport, ImageStreamImportStatus};
+use crate::credentials::Keyring;
+use crate::import::engine::KnownImages;
 use crate::stream::import_request;
-use crate::stream::limits::REASON_LIMIT_EXCEEDED;
+use crate::stream::limits::{self, Limits, REASON_LIMIT_EXCEEDED};
 use crate::stream::mapping::remaining;
 use crate::stream::sync::{TagChange, guard_size};
 
-use super::image_stream::{create_image, guard_limits, truncate, write_status};
-use super::{Context, scoped};
+use super::image_stream::{create_image_with, truncate, write_status_with};
+use super::{Context, Metrics, Run, Settings, scoped};
 
 /// Stream writes per request when each conflicts.
 const MAX_WRITES: u32 = 5;
@@ -112,23 +120,56 @@ pub async fn reconcile(isi: Arc<ImageStreamImport>, ctx: Arc<Context>) -> Result
     if left().is_none() {
         if isi.status.is_none() {
             let note = format!("removed after {}s without an answer", ttl.as_secs());
-            publish(&ctx, &isi, EventType::Warning, "Expired", note).await;
+            publish(&ctx.recorder, &isi, EventType::Warning, "Expired", note).await;
         }
         remove(&ctx, &isi).await?;
         return Ok(Action::await_change());
     }
     if isi.status.is_none() {
-        let answer = process(&isi, &ctx).await?;
+        let answer = answer_from_caches(&isi, &ctx).await?;
         write_request_status(&ctx, &isi, answer.status).await?;
         if let Some(refusal) = answer.refused {
-            let note = format!("the image stream was not changed: {refusal}");
-            publish(&ctx, &isi, EventType::Warning, refusal.reason(), note).await;
+            publish_refusal(&ctx.recorder, &isi, &refusal).await;
         }
     }
     match left() {
         Some(left) => Ok(Action::requeue(left)),
         None => Ok(Action::requeue(Duration::ZERO)),
     }
+}
+
+/// Answers a stored request from the controller's caches (pull secrets, Images, LimitRanges).
+async fn answer_from_caches(isi: &ImageStreamImport, ctx: &Context) -> Result<Answer, Error> {
+    let namespace = isi.namespace().unwrap_or_default();
+    let settings = ctx.settings();
+    let found = Api::<ImageStream>::namespaced(ctx.client.clone(), &namespace)
+        .get_opt(&isi.name_any())
+        .await
+        .map_err(Error::ReadStream)?;
+    let existing = |digest: &str| {
+        ctx.images
+            .get(&ObjectRef::new(&crate::names::image(digest)))
+            .map(|i| (*i).clone())
+    };
+    let importer = ctx.importer();
+    let host = Host {
+        client: &ctx.client,
+        settings: &settings,
+        run: Run {
+            importer: &importer,
+            settings: &settings.import,
+            metrics: &ctx.metrics,
+            deadline: None,
+        },
+        recorder: &ctx.recorder,
+        keyring: ctx.keyring(&namespace),
+        limits: ctx.limits(&namespace),
+        existing: &existing,
+    };
+    let mut isi = isi.clone();
+    import_request::default_targets(&mut isi);
+    let _applying = ctx.applying(&namespace, &isi.name_any());
+    answer(&host, &ctx.known_images(), &isi, found, false).await
 }
 
 fn error_policy(isi: Arc<ImageStreamImport>, error: &Error, ctx: Arc<Context>) -> Action {
@@ -144,21 +185,22 @@ fn error_policy(isi: Arc<ImageStreamImport>, error: &Error, ctx: Arc<Context>) -
     let note = error.to_string();
     let reason = error.reason();
     tokio::spawn(async move {
-        publish(&ctx, &isi, EventType::Warning, reason, note).await;
+        publish(&ctx.recorder, &isi, EventType::Warning, reason, note).await;
     });
     Action::requeue(Duration::from_secs(5))
 }
 
 /// The request's answer: its status, and why the stream was not changed when a write was
 /// refused for good.
-struct Answer {
-    status: ImageStreamImportStatus,
-    refused: Option<Refusal>,
+#[derive(Debug)]
+pub struct Answer {
+    pub status: ImageStreamImportStatus,
+    pub refused: Option<Refusal>,
 }
 
 /// A stream write the apiserver refused: sending it again would be refused again.
 #[derive(Debug, thiserror::Error)]
-enum Refusal {
+pub enum Refusal {
     #[error("{0}")]
     LimitExceeded(String),
     #[error("{0}")]
@@ -166,7 +208,7 @@ enum Refusal {
 }
 
 impl Refusal {
-    fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> &'static str {
         match self {
             Refusal::LimitExceeded(_) => REASON_LIMIT_EXCEEDED,
             Refusal::Refused(_) => "StreamWriteRefused",
@@ -194,39 +236,73 @@ fn refusal(error: &kube::Error) -> Option<Refusal> {
 const LIMIT_EXCEEDED: &str = "exceeds the maximum limit";
 const LIMITS_LOADING: &str = "still loading limit information";
 
-/// Imports what the request asks for and, with `import: true`, applies it to the stream.
-async fn process(isi: &ImageStreamImport, ctx: &Context) -> Result<Answer, Error> {
+/// What answering a request needs besides the request: the IO handles, and the inputs of its
+/// namespace. The controller fills it from its caches, the admission webhook from reads of
+/// its own; the rules are the same.
+pub struct Host<'a> {
+    pub client: &'a Client,
+    pub settings: &'a Settings,
+    /// The importer, with its deadline.
+    pub run: Run<'a>,
+    pub recorder: &'a Recorder,
+    /// The namespace's pull secrets.
+    pub keyring: Keyring,
+    /// The namespace's LimitRange limits on streams.
+    pub limits: Limits,
+    /// Images that exist, for answer entries the import did not fetch.
+    pub existing: &'a (dyn Fn(&str) -> Option<Image> + Sync),
+}
+
+impl Host<'_> {
+    fn metrics(&self) -> &Metrics {
+        self.run.metrics
+    }
+}
+
+/// Answers `isi` (defaults applied): imports what it asks for and, with `import: true` and
+/// not `dry_run`, applies it to `found` (the stream as read; `None` when it does not exist).
+/// `known` are the Images the import need not fetch again; a request that asks for manifests
+/// fetches everything, so images already in the cluster come with theirs. A dry run writes
+/// nothing and answers without `status.import`.
+pub async fn answer<K: KnownImages + Sync>(
+    host: &Host<'_>,
+    known: &K,
+    isi: &ImageStreamImport,
+    found: Option<ImageStream>,
+    dry_run: bool,
+) -> Result<Answer, Error> {
     let namespace = isi.namespace().unwrap_or_default();
-    let settings = ctx.settings();
-    let streams: Api<ImageStream> = Api::namespaced(ctx.client.clone(), &namespace);
-    let found = streams
-        .get_opt(&isi.name_any())
-        .await
-        .map_err(Error::ReadStream)?;
-    let batch = import_request::batch(isi, found.as_ref(), settings.default_mode);
-    let keyring = ctx.keyring(&namespace);
+    let batch = import_request::batch(isi, found.as_ref(), host.settings.default_mode);
     let now = Time(jiff::Timestamp::now());
-    let result = ctx.import(&batch, &keyring, now.0).await;
-    let mut status = import_request::import_status(isi, &result, &|digest: &str| {
-        ctx.images
-            .get(&ObjectRef::new(&crate::names::image(digest)))
-            .map(|i| (*i).clone())
-    });
+    let result = if import_request::wants_manifests(isi) {
+        let nothing = std::collections::HashMap::<String, bool>::new();
+        host.run
+            .import(&batch, &host.keyring, &nothing, now.0)
+            .await
+    } else {
+        host.run.import(&batch, &host.keyring, known, now.0).await
+    };
+    let mut status = import_request::import_status(isi, &result, host.existing);
     let mut refused = None;
-    if isi.spec.import {
+    if isi.spec.import && !dry_run {
         let applied = import_request::applied(isi, &result);
         for image in import_request::images_to_create(&result, &applied) {
-            create_image(ctx, image).await.map_err(Error::CreateImage)?;
+            create_image_with(host.client, host.metrics(), image)
+                .await
+                .map_err(Error::CreateImage)?;
         }
+        let streams: Api<ImageStream> = Api::namespaced(host.client.clone(), &namespace);
         let target = Target {
             streams: &streams,
-            namespace: &namespace,
             name: isi.name_any(),
         };
-        match apply(ctx, &target, found, &applied, now).await? {
+        match apply(host, &target, found, &applied, now).await? {
             Applied::Stream(stream) => status.import = Some(*stream),
             Applied::Refused(r) => refused = Some(r),
         }
+    }
+    if import_request::fit_answer(&mut status, import_request::MAX_ANSWER_BYTES) {
+        tracing::info!(%namespace, name = %isi.name_any(), "answer trimmed to fit the request");
     }
     Ok(Answer { status, refused })
 }
@@ -234,7 +310,6 @@ async fn process(isi: &ImageStreamImport, ctx: &Context) -> Result<Answer, Error
 /// The stream an import is applied to (it has the request's name).
 struct Target<'a> {
     streams: &'a Api<ImageStream>,
-    namespace: &'a str,
     name: String,
 }
 
@@ -249,16 +324,14 @@ enum Applied {
 
 /// Writes the spec, then the status; a conflict re-reads the stream and decides again.
 async fn apply(
-    ctx: &Context,
+    host: &Host<'_>,
     target: &Target<'_>,
     mut found: Option<ImageStream>,
     applied: &[import_request::Applied],
     now: Time,
 ) -> Result<Applied, Error> {
-    let settings = ctx.settings();
+    let settings = host.settings;
     let (streams, name) = (target.streams, target.name.as_str());
-    // the imagestream controller leaves the stream alone between the two writes
-    let _applying = ctx.applying(target.namespace, name);
     let mut writes = 0;
     loop {
         writes += 1;
@@ -287,7 +360,7 @@ async fn apply(
             Err(e) => match refusal(&e) {
                 Some(refused) => {
                     if let (Refusal::LimitExceeded(message), Some(current)) = (&refused, &found) {
-                        record_limit(ctx, current, applied, message, now).await?;
+                        record_limit(host, current, applied, message, now).await?;
                     }
                     return Ok(Applied::Refused(refused));
                 }
@@ -310,11 +383,11 @@ async fn apply(
             settings.max_image_stream_bytes,
             now.clone(),
         );
-        let (status, limited) = guard_limits(ctx, &stored, status, now.clone());
-        match write_status(ctx, &stored, status.clone()).await {
+        let (status, limited) = limits::guard_status(&stored, status, &host.limits, now.clone());
+        match write_status_with(host.client, host.metrics(), &stored, status.clone()).await {
             Ok(()) => {
                 if !limited {
-                    imported(ctx, &stored, name, &changes).await;
+                    imported(host.recorder, &stored, name, &changes).await;
                 }
                 let mut result = stored;
                 result.status = Some(status);
@@ -331,7 +404,7 @@ async fn apply(
 /// Records a LimitRange refusal on the stream as it is (one try: a conflict means the
 /// stream moved on, and the request is answered either way).
 async fn record_limit(
-    ctx: &Context,
+    host: &Host<'_>,
     stream: &ImageStream,
     applied: &[import_request::Applied],
     message: &str,
@@ -340,7 +413,7 @@ async fn record_limit(
     let Some(status) = import_request::limit_refused_status(stream, applied, message, now) else {
         return Ok(());
     };
-    match write_status(ctx, stream, status).await {
+    match write_status_with(host.client, host.metrics(), stream, status).await {
         Ok(()) => Ok(()),
         Err(kube::Error::Api(s)) if s.is_conflict() => Ok(()),
         Err(e) => Err(Error::WriteStreamStatus(e)),
@@ -348,7 +421,8 @@ async fn record_limit(
 }
 
 /// The request's status, written once: the resourceVersion read makes a second writer a
-/// conflict.
+/// conflict. (ImageStreamImport has no status subresource: the answer is stored with the
+/// create when the webhook gives it.)
 async fn write_request_status(
     ctx: &Context,
     isi: &ImageStreamImport,
@@ -358,7 +432,7 @@ async fn write_request_status(
         Api::namespaced(ctx.client.clone(), &isi.namespace().unwrap_or_default());
     let mut next = isi.clone();
     next.status = Some(status);
-    api.replace_status(&isi.name_any(), &PostParams::default(), &next)
+    api.replace(&isi.name_any(), &PostParams::default(), &next)
         .await
         .map(|_| ())
         .map_err(Error::WriteStatus)
@@ -383,7 +457,7 @@ async fn remove(ctx: &Context, isi: &ImageStreamImport) -> Result<(), Error> {
 }
 
 async fn publish(
-    ctx: &Context,
+    recorder: &Recorder,
     isi: &ImageStreamImport,
     type_: EventType,
     reason: &str,
@@ -396,14 +470,20 @@ async fn publish(
         action: "Import".into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &isi.object_ref(&())).await {
+    if let Err(e) = recorder.publish(&event, &isi.object_ref(&())).await {
         tracing::warn!(error = %e, "publishing an event failed");
     }
 }
 
+/// The Warning Event on the request saying why its import was not applied.
+pub async fn publish_refusal(recorder: &Recorder, isi: &ImageStreamImport, refusal: &Refusal) {
+    let note = format!("the image stream was not changed: {refusal}");
+    publish(recorder, isi, EventType::Warning, refusal.reason(), note).await;
+}
+
 /// Events on the stream for its tags' transitions, as the imagestream controller's, naming
 /// the request.
-async fn imported(ctx: &Context, stream: &ImageStream, request: &str, changes: &[TagChange]) {
+async fn imported(recorder: &Recorder, stream: &ImageStream, request: &str, changes: &[TagChange]) {
     let reference = stream.object_ref(&());
     for change in changes {
         let (type_, reason, note) = match change {
@@ -434,7 +514,7 @@ async fn imported(ctx: &Context, stream: &ImageStream, request: &str, changes: &
             action: "Import".into(),
             secondary: Some(super::tag_reference(stream, change.tag())),
         };
-        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+        if let Err(e) = recorder.publish(&event, &reference).await {
             tracing::warn!(error = %e, "publishing an event failed");
         }
     }

@@ -10,8 +10,12 @@
 //!   before its stream (one `kubectl apply` of a directory) works. After `requestTimeToLive`
 //!   (ImageImportConfig, default 1h) from its creation it is removed (`Expired`).
 //! - It is invalid, the tag moved while it was written (upstream's 409), or the stream is too
-//!   large: removed. Waiting cannot fix these, and a mapping holds its stream's name, so
-//!   keeping it would refuse the next mapping to that stream.
+//!   large: removed. Waiting cannot fix these, and a mapping holds its name (per stream, tag
+//!   and image), so keeping it would refuse the same mapping made again.
+//!
+//! A mapping is created with its stream's name; the admission webhook stores it under a name
+//! of its own with the stream's in an annotation ([`mapping::stream_name`]), so mappings of
+//! two tags of one stream made at the same time both wait and both apply.
 //! - API errors: retried (a conflicting status write at once on a re-read stream, the rest
 //!   after a pause), each reported.
 
@@ -128,13 +132,18 @@ pub(super) async fn run(
         .await;
 }
 
-/// A stream's mapping, if one exists: it may be waiting for the stream.
+/// A stream's mappings: they may be waiting for the stream.
 fn waiting_mapping(
     mappings: &Store<ImageStreamMapping>,
     stream: &ImageStream,
-) -> Option<ObjectRef<ImageStreamMapping>> {
-    let key = ObjectRef::new(&stream.name_any()).within(&stream.namespace()?);
-    mappings.get(&key).is_some().then_some(key)
+) -> Vec<ObjectRef<ImageStreamMapping>> {
+    let (name, namespace) = (stream.name_any(), stream.namespace());
+    mappings
+        .state()
+        .iter()
+        .filter(|m| m.namespace() == namespace && mapping::stream_name(m) == name)
+        .map(|m| ObjectRef::from_obj(m.as_ref()))
+        .collect()
 }
 
 pub async fn reconcile(
@@ -199,7 +208,7 @@ fn error_policy(_mapping: Arc<ImageStreamMapping>, error: &Error, ctx: Arc<Conte
 async fn apply(mapping: &ImageStreamMapping, ctx: &Context) -> Result<(), Error> {
     let namespace = mapping.namespace().unwrap_or_default();
     let settings = ctx.settings();
-    let found = find_stream(ctx, &namespace, &mapping.name_any()).await?;
+    let found = find_stream(ctx, &namespace, &mapping::stream_name(mapping)).await?;
     let plan = mapping::plan(
         mapping,
         found.as_ref(),

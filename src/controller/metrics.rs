@@ -40,8 +40,33 @@ struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LookupLabels {
+    /// `patched`, `unchanged` or `failed`.
+    result: &'static str,
+    /// Why unchanged without a look (`Controlled`, `JobUpdate`, …) or why failed; else empty.
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RegistryLabel {
     registry: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuotaLabels {
+    registry: String,
+    /// A credential set's identity (a hash, never the secret), or `anonymous`.
+    credential: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    /// `namespace/name` of the ImageReceiver.
+    receiver: String,
+    /// Its type (`distribution`, `harbor`, …).
+    r#type: String,
+    /// `accepted`, `no_match`, `unauthorized`, `malformed`, `rate_limited`, `unavailable`.
+    outcome: &'static str,
 }
 
 /// Counters for benchmarks and tests, and the Prometheus families.
@@ -65,6 +90,15 @@ pub struct Metrics {
     budget_remaining: Family<RegistryLabel, Gauge>,
     in_flight: Family<ControllerLabel, Gauge>,
     trigger_writes: Family<KindLabel, Counter>,
+    image_lookups: Family<LookupLabels, Counter>,
+    quota_limit: Family<QuotaLabels, Gauge>,
+    quota_remaining: Family<QuotaLabels, Gauge>,
+    quota_window: Family<QuotaLabels, Gauge>,
+    notifications: Family<NotificationLabels, Counter>,
+    notification_seconds: Histogram,
+    /// Notifications by outcome, for tests and benchmarks.
+    pub notifications_accepted: AtomicU64,
+    pub notifications_refused: AtomicU64,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -143,6 +177,42 @@ impl Default for Metrics {
             "Workloads patched by image change triggers, by kind",
             trigger_writes.clone(),
         );
+        let image_lookups = Family::<LookupLabels, Counter>::default();
+        registry.register(
+            "image_lookup_reviews",
+            "Reviews of the image lookup webhook by result (patched, unchanged, failed) and reason",
+            image_lookups.clone(),
+        );
+        let quota_limit = Family::<QuotaLabels, Gauge>::default();
+        registry.register(
+            "registry_quota_limit",
+            "Requests per window a registry announced (ratelimit-limit), by registry and credential",
+            quota_limit.clone(),
+        );
+        let quota_remaining = Family::<QuotaLabels, Gauge>::default();
+        registry.register(
+            "registry_quota_remaining",
+            "Requests left in the window at the last manifest response (ratelimit-remaining), by registry and credential",
+            quota_remaining.clone(),
+        );
+        let quota_window = Family::<QuotaLabels, Gauge>::default();
+        registry.register(
+            "registry_quota_window_seconds",
+            "The window of a registry's announced quota, by registry and credential",
+            quota_window.clone(),
+        );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Registry notifications received, by ImageReceiver, type and outcome",
+            notifications.clone(),
+        );
+        let notification_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        registry.register(
+            "notification_to_status_seconds",
+            "From a notification's arrival to the end of the check it asked for (the stream's status written when the tag moved)",
+            notification_seconds.clone(),
+        );
         Metrics {
             imports_new: AtomicU64::default(),
             imports_unchanged: AtomicU64::default(),
@@ -161,6 +231,14 @@ impl Default for Metrics {
             budget_remaining,
             in_flight,
             trigger_writes,
+            image_lookups,
+            quota_limit,
+            quota_remaining,
+            quota_window,
+            notifications,
+            notification_seconds,
+            notifications_accepted: AtomicU64::default(),
+            notifications_refused: AtomicU64::default(),
         }
     }
 }
@@ -180,6 +258,13 @@ impl Metrics {
                 result: label,
                 reason: reason.into(),
             })
+            .inc();
+    }
+
+    /// One review of the image lookup webhook.
+    pub(crate) fn count_image_lookup(&self, result: &'static str, reason: &'static str) {
+        self.image_lookups
+            .get_or_create(&LookupLabels { result, reason })
             .inc();
     }
 
@@ -227,6 +312,27 @@ impl Metrics {
         self.trigger_writes.get_or_create(&KindLabel { kind }).inc();
     }
 
+    /// One notification to `receiver` (`namespace/name`) of `kind`, and what became of it.
+    pub fn notification(&self, receiver: &str, kind: &str, outcome: &'static str) {
+        match outcome {
+            "accepted" | "no_match" => &self.notifications_accepted,
+            _ => &self.notifications_refused,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                receiver: receiver.into(),
+                r#type: kind.into(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// From a notification's arrival to the end of the check it asked for.
+    pub fn notification_checked(&self, took: Duration) {
+        self.notification_seconds.observe(took.as_secs_f64());
+    }
+
     /// Counts a reconcile of `controller` as in flight until the guard is dropped.
     pub(crate) fn reconciling(&self, controller: &'static str) -> Reconciling {
         let gauge = self
@@ -269,6 +375,23 @@ impl Metrics {
 }
 
 impl RequestObserver for Metrics {
+    fn on_quota(&self, registry: &str, credential: &str, quota: &crate::registry::quota::Quota) {
+        let labels = QuotaLabels {
+            registry: registry.into(),
+            credential: credential.into(),
+        };
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.quota_limit
+            .get_or_create(&labels)
+            .set(gauge(quota.limit));
+        self.quota_remaining
+            .get_or_create(&labels)
+            .set(gauge(quota.remaining));
+        self.quota_window
+            .get_or_create(&labels)
+            .set(gauge(quota.window.as_secs()));
+    }
+
     fn on_request(
         &self,
         registry: &str,
@@ -309,6 +432,18 @@ mod tests {
         m.import_batch(Duration::from_millis(30));
         m.schedule(3, &[("*".into(), 57)]);
         m.trigger_patch("Deployment");
+        m.on_quota(
+            "docker.io",
+            "anonymous",
+            &crate::registry::quota::Quota {
+                limit: 100,
+                remaining: 76,
+                window: Duration::from_secs(21600),
+            },
+        );
+        m.notification("ns/hub", "dockerhub", "accepted");
+        m.notification("ns/hub", "dockerhub", "unauthorized");
+        m.notification_checked(Duration::from_millis(80));
         let text = m.encode();
         for line in [
             r#"imagestream_operator_imports_total{registry="quay.io",result="new",reason=""} 1"#,
@@ -320,6 +455,12 @@ mod tests {
             "imagestream_operator_scheduled_streams 3",
             r#"imagestream_operator_registry_budget_remaining{registry="*"} 57"#,
             r#"imagestream_operator_image_trigger_patches_total{kind="Deployment"} 1"#,
+            r#"imagestream_operator_registry_quota_limit{registry="docker.io",credential="anonymous"} 100"#,
+            r#"imagestream_operator_registry_quota_remaining{registry="docker.io",credential="anonymous"} 76"#,
+            r#"imagestream_operator_registry_quota_window_seconds{registry="docker.io",credential="anonymous"} 21600"#,
+            r#"imagestream_operator_notifications_total{receiver="ns/hub",type="dockerhub",outcome="accepted"} 1"#,
+            r#"imagestream_operator_notifications_total{receiver="ns/hub",type="dockerhub",outcome="unauthorized"} 1"#,
+            "imagestream_operator_notification_to_status_seconds_count 1",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

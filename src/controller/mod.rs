@@ -21,7 +21,7 @@ pub mod settings;
 pub mod trigger;
 pub mod views;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -90,31 +90,66 @@ pub struct Context {
     limit_ranges: Store<LimitRange>,
     /// The keyring a stream's `Unauthorized` failures were seen with, by stream UID.
     credentials: Mutex<HashMap<String, CredentialSetId>>,
-    /// Streams (`namespace/name`) an ImageStreamImport is writing: between its spec and its
-    /// status write the tags look unimported, and the imagestream controller must not fetch
-    /// them a second time.
-    applying: Mutex<HashSet<String>>,
+    /// Streams an ImageStreamImport is writing (shared with the admission webhook's imports
+    /// in this process).
+    applying: Arc<InFlight>,
     /// What the operator reads of the stored views.
     views: views::ViewStores,
     /// Which streams show which Images.
     image_index: Arc<Mutex<views::ImageIndex>>,
     /// Streams whose views are known to be in step.
     views_in_step: views::InStep,
+    /// Tag views left for the user's delete, since when.
+    unwanted_views: views::Unwanted,
+    /// Tags registry notifications woke, waiting for a check.
+    pub(crate) woken: Arc<crate::receiver::Queue>,
+}
+
+/// Streams (`namespace/name`) an ImageStreamImport is writing, by the controller or by the
+/// admission webhook of the same process: between its spec and its status write the tags look
+/// unimported, and the imagestream controller must not fetch them a second time. (A webhook
+/// of another replica is not seen: the controller may then fetch once more, and one of the
+/// two status writes conflicts and finds the tag imported.)
+#[derive(Debug, Default)]
+pub struct InFlight(Mutex<HashMap<String, usize>>);
+
+impl InFlight {
+    /// Marks `namespace/name` until the guard is dropped.
+    pub fn mark(&self, namespace: &str, name: &str) -> Applying<'_> {
+        let key = format!("{namespace}/{name}");
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default() += 1;
+        Applying { set: self, key }
+    }
+
+    /// Whether a request is writing `namespace/name` right now.
+    pub fn contains(&self, namespace: &str, name: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&format!("{namespace}/{name}"))
+    }
 }
 
 /// Marks a stream as being written by a request until dropped.
-pub(crate) struct Applying<'a> {
-    ctx: &'a Context,
+pub struct Applying<'a> {
+    set: &'a InFlight,
     key: String,
 }
 
 impl Drop for Applying<'_> {
     fn drop(&mut self) {
-        self.ctx
-            .applying
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.key);
+        let mut marks = self.set.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = marks.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                marks.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -138,6 +173,8 @@ impl Context {
         settings: Settings,
         caches: Caches,
         image_index: Arc<Mutex<views::ImageIndex>>,
+        applying: Arc<InFlight>,
+        woken: Arc<crate::receiver::Queue>,
     ) -> Context {
         let Caches {
             streams,
@@ -166,7 +203,7 @@ impl Context {
             settings: RwLock::new(Arc::new(settings)),
             importer: RwLock::new(Arc::new(importer)),
             schedule: Mutex::new(schedule),
-            applying: Mutex::default(),
+            applying,
             streams,
             images,
             limit_ranges,
@@ -175,6 +212,8 @@ impl Context {
             views,
             image_index,
             views_in_step: views::InStep::default(),
+            unwanted_views: views::Unwanted::default(),
+            woken,
         }
     }
 
@@ -196,33 +235,13 @@ impl Context {
     /// entry's outcome.
     async fn import(&self, batch: &Batch, keyring: &Keyring, now: jiff::Timestamp) -> BatchResult {
         let settings = self.settings();
-        let started = Instant::now();
-        let result = self
-            .importer()
-            .import(batch, keyring, &self.known_images(), &settings.import, now)
-            .await;
-        self.metrics.import_batch(started.elapsed());
-        let registry_of = |spec: &str| {
-            crate::reference::DockerImageReference::parse(spec)
-                .map(|r| r.docker_client_defaults().registry)
-                .unwrap_or_default()
+        let run = Run {
+            importer: &self.importer(),
+            settings: &settings.import,
+            metrics: &self.metrics,
+            deadline: None,
         };
-        for (entry, r) in batch.images.iter().zip(&result.images) {
-            self.metrics.import(
-                &registry_of(&entry.from),
-                r.as_ref().map(|i| i.unchanged).map_err(|f| f.reason),
-            );
-        }
-        if let (Some(repository), Some(listed)) = (&batch.repository, &result.repository) {
-            let registry = registry_of(&repository.from);
-            for r in listed.images.iter().flatten() {
-                self.metrics.import(
-                    &registry,
-                    r.as_ref().map(|i| i.unchanged).map_err(|f| f.reason),
-                );
-            }
-        }
-        result
+        run.import(batch, keyring, &self.known_images(), now).await
     }
 
     /// Applies new configuration; registry clients (and their tokens) are rebuilt only when
@@ -253,13 +272,66 @@ impl Context {
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
     }
 
-    fn schedule_decide(&self, uid: &str, registries: &[String]) -> Option<Decision> {
+    fn schedule_decide(
+        &self,
+        uid: &str,
+        registries: &[String],
+        demands: &[schedule::QuotaDemand],
+    ) -> Option<Decision> {
         let mut schedule = self.schedule.lock().unwrap_or_else(PoisonError::into_inner);
         let schedule = schedule.as_mut()?;
-        let decision = schedule.decide(uid, registries, Instant::now());
+        let decision = schedule.decide_paced(uid, registries, demands, Instant::now());
         self.metrics
             .schedule(schedule.len(), &schedule.budgets_left());
         Some(decision)
+    }
+
+    /// Spends from the budgets and quotas a check outside the schedule draws from (see
+    /// [`Schedule::spend`]); without a schedule (scheduled imports disabled) nothing limits it.
+    fn schedule_spend(
+        &self,
+        registries: &[String],
+        demands: &[schedule::QuotaDemand],
+    ) -> Result<(), Duration> {
+        match self
+            .schedule
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            Some(schedule) => schedule.spend(registries, demands, Instant::now()),
+            None => Ok(()),
+        }
+    }
+
+    /// What each registry's quota asks of a check of `tags` (pull specs) with `keyring`: how
+    /// many tags pull from it with which credential, and its last announcement.
+    fn quota_demands<'a>(
+        &self,
+        tags: impl Iterator<Item = &'a str>,
+        keyring: &Keyring,
+    ) -> Vec<schedule::QuotaDemand> {
+        let importer = self.importer();
+        let mut counts: HashMap<(String, String), u64> = HashMap::new();
+        for from in tags {
+            let Ok(parsed) = crate::reference::DockerImageReference::parse(from) else {
+                continue;
+            };
+            let defaulted = parsed.docker_client_defaults();
+            let credential = keyring.best(&defaulted.registry, &defaulted.repository_name());
+            *counts
+                .entry((defaulted.registry, credential.id().as_str().to_string()))
+                .or_default() += 1;
+        }
+        counts
+            .into_iter()
+            .map(|((registry, credential), checks)| schedule::QuotaDemand {
+                observed: importer.clients().quota(&registry, &credential),
+                registry,
+                credential,
+                checks,
+            })
+            .collect()
     }
 
     fn schedule_remove(&self, uid: &str) {
@@ -273,22 +345,14 @@ impl Context {
         }
     }
 
-    /// Marks `namespace/name` as being written by a request (see [`Context::is_applying`]).
+    /// Marks `namespace/name` as being written by a request (see [`InFlight`]).
     pub(crate) fn applying(&self, namespace: &str, name: &str) -> Applying<'_> {
-        let key = format!("{namespace}/{name}");
-        self.applying
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key.clone());
-        Applying { ctx: self, key }
+        self.applying.mark(namespace, name)
     }
 
     /// Whether a request is writing the stream right now.
     fn is_applying(&self, namespace: &str, name: &str) -> bool {
-        self.applying
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(&format!("{namespace}/{name}"))
+        self.applying.contains(namespace, name)
     }
 
     /// The LimitRange limits on the streams of `namespace` (semantics 7.8), from the cache.
@@ -341,7 +405,68 @@ impl Context {
     }
 }
 
-fn with_observer(settings: &mut Settings, metrics: &Arc<Metrics>) {
+/// One import run: the importer, its settings, the counters, and when to stop (`None`:
+/// never). The controllers and the admission webhook run batches the same way.
+pub struct Run<'a> {
+    pub importer: &'a Importer,
+    pub settings: &'a crate::import::importer::Settings,
+    pub metrics: &'a Metrics,
+    pub deadline: Option<tokio::time::Instant>,
+}
+
+impl Run<'_> {
+    /// Runs `batch` with `known` Images, counting each entry's outcome.
+    pub async fn import<K: KnownImages + Sync>(
+        &self,
+        batch: &Batch,
+        keyring: &Keyring,
+        known: &K,
+        now: jiff::Timestamp,
+    ) -> BatchResult {
+        let started = Instant::now();
+        let result = self
+            .importer
+            .import_until(batch, keyring, known, self.settings, now, self.deadline)
+            .await;
+        self.metrics.import_batch(started.elapsed());
+        let registry_of = |spec: &str| {
+            crate::reference::DockerImageReference::parse(spec)
+                .map(|r| r.docker_client_defaults().registry)
+                .unwrap_or_default()
+        };
+        for (entry, r) in batch.images.iter().zip(&result.images) {
+            self.metrics.import(
+                &registry_of(&entry.from),
+                r.as_ref().map(|i| i.unchanged).map_err(|f| f.reason),
+            );
+        }
+        if let (Some(repository), Some(listed)) = (&batch.repository, &result.repository) {
+            let registry = registry_of(&repository.from);
+            for r in listed.images.iter().flatten() {
+                self.metrics.import(
+                    &registry,
+                    r.as_ref().map(|i| i.unchanged).map_err(|f| f.reason),
+                );
+            }
+        }
+        result
+    }
+}
+
+/// The importer for `settings` (one registry client cache), counting registry requests in
+/// `metrics` unless the settings observe them otherwise.
+pub fn importer_for(settings: &mut Settings, metrics: &Arc<Metrics>) -> Importer {
+    with_observer(settings, metrics);
+    Importer::new(ClientCache::new(
+        settings.registry.clone(),
+        CLIENTS,
+        CLIENT_IDLE,
+    ))
+}
+
+/// Counts the registry requests of `settings`' clients in `metrics` unless the settings observe
+/// them otherwise.
+pub fn with_observer(settings: &mut Settings, metrics: &Arc<Metrics>) {
     if settings.registry.observer.is_none() {
         settings.registry.observer = Some(metrics.clone());
     }
@@ -386,6 +511,12 @@ pub struct Options {
     pub pruner: Option<pruner::PrunerOptions>,
     /// Run the image change trigger controller ([`trigger`]).
     pub image_triggers: bool,
+    /// Streams being written by ImageStreamImports; shared with the admission webhook when
+    /// both run in one process.
+    pub in_flight: Arc<InFlight>,
+    /// Registry notification receivers to take notifications from while these controllers
+    /// run (the webhook server serves them).
+    pub receivers: Option<Arc<crate::receiver::Receivers>>,
 }
 
 impl Default for Options {
@@ -398,6 +529,8 @@ impl Default for Options {
             metrics: Arc::default(),
             pruner: Some(pruner::PrunerOptions::default()),
             image_triggers: true,
+            in_flight: Arc::default(),
+            receivers: None,
         }
     }
 }
@@ -479,10 +612,17 @@ pub async fn run(
     // the trigger controller follows the same watch, after the cache took each change
     let (to_triggers, trigger_events) = futures::channel::mpsc::unbounded();
     let to_triggers = options.image_triggers.then_some(to_triggers);
+    // registry notifications: the tags they wake, and the streams to reconcile for them
+    let (woken, woken_streams) = crate::receiver::Queue::new(streams.clone());
+    let woken = Arc::new(woken);
     let stream_events = watcher(streams_api, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(lean)
         .reflect(streams_writer)
+        .inspect({
+            let woken = woken.clone();
+            move |event| woken.observe(event)
+        })
         .inspect(move |event| {
             if matches!(event, Ok(watcher::Event::InitDone)) {
                 listed.send_replace(true);
@@ -516,6 +656,8 @@ pub async fn run(
             views: view_stores.clone(),
         },
         image_index,
+        options.in_flight.clone(),
+        woken.clone(),
     ));
 
     // Configuration: re-read on every change of the two objects; every stream is reconciled
@@ -523,12 +665,13 @@ pub async fn run(
     let (config_tx, config_rx) = futures::channel::mpsc::unbounded::<()>();
     // With fixed settings the sender is kept (unused) so the trigger stream stays open.
     let keep_open = fixed.then(|| config_tx.clone());
-    let config_task = watch_configuration(
-        client.clone(),
-        ctx.clone(),
-        options.namespace.clone(),
-        config_tx,
-    );
+    let config_task = {
+        let ctx = ctx.clone();
+        watch_configuration(client.clone(), options.namespace.clone(), move |next| {
+            ctx.set_settings(next);
+            config_tx.unbounded_send(()).is_ok()
+        })
+    };
 
     let tokio_images = tokio::spawn(images_task);
     let tokio_limit_ranges = tokio::spawn(limit_ranges_task);
@@ -575,7 +718,17 @@ pub async fn run(
                 ctx.views_in_step.forget(namespace, &stream.name);
             })
         })
+        .reconcile_on(woken_streams)
         .graceful_shutdown_on(shutdown.clone());
+    // notifications come here while these controllers run, once the stream cache listed
+    let leading = options.receivers.clone().map(|receivers| {
+        let (woken, listed) = (woken.clone(), streams_listed.clone());
+        tokio::spawn(async move {
+            loaded(listed).await;
+            let _leading = receivers.lead(woken);
+            std::future::pending::<()>().await
+        })
+    });
     for type_ in SECRET_TYPES {
         let streams = streams.clone();
         controller = controller.watches(
@@ -654,6 +807,9 @@ pub async fn run(
         })
     });
     future::join3(streams_controller, mappings_controller, imports_controller).await;
+    if let Some(task) = leading {
+        task.abort();
+    }
     if let Some(t) = pruner_task {
         // a run in progress finishes its current write; then the task ends with `shutdown`
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
@@ -734,12 +890,12 @@ fn settled<K>(event: &Result<watcher::Event<K>, watcher::Error>) -> bool {
     )
 }
 
-/// Watches the `cluster` ImageConfig and ImageImportConfig and applies them.
-async fn watch_configuration(
+/// Watches the `cluster` ImageConfig and ImageImportConfig (and the `additionalTrustedCA`
+/// ConfigMap in `namespace`) and hands every change to `apply`, until it returns false.
+pub async fn watch_configuration(
     client: Client,
-    ctx: Arc<Context>,
     namespace: String,
-    changed: futures::channel::mpsc::UnboundedSender<()>,
+    mut apply: impl FnMut(Settings) -> bool,
 ) {
     let by_name = || watcher::Config::default().fields(&format!("metadata.name={SINGLETON_NAME}"));
     let (image_store, image_writer) = reflector::store::<ImageConfig>();
@@ -779,12 +935,12 @@ async fn watch_configuration(
                 .unwrap_or_default(),
             None => HashMap::new(),
         };
-        ctx.set_settings(Settings::new(
+        let next = Settings::new(
             image.as_ref().map(|i| &i.spec),
             import.as_ref().map(|i| &i.spec),
             ca,
-        ));
-        if changed.unbounded_send(()).is_err() {
+        );
+        if !apply(next) {
             return;
         }
     }

@@ -9,6 +9,11 @@
 //! token rather than being dropped. Upstream uses rotating buckets instead of due times; the
 //! spread and the budgets are the behaviour that matters.
 //!
+//! Registries that announce a quota (`ratelimit-remaining`, [`crate::registry::quota`]) are
+//! paced too: a check whose tags would take that registry's quota (for the stream's
+//! credential) below its reserve waits until enough has come back, so the quota is never
+//! used up by scheduled checks.
+//!
 //! A stream that is deleted is never reconciled again, so it cannot remove itself: entries
 //! not asked about for two intervals are forgotten (upstream drops a stream that is not in
 //! its cache when its bucket comes round).
@@ -18,6 +23,7 @@ use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
 use crate::registry::policy::wildcard_match;
+use crate::registry::quota::{Observed, Pacing};
 
 /// A token bucket: `per_minute` tokens a minute, holding at most `burst`.
 #[derive(Clone, Debug)]
@@ -69,6 +75,18 @@ pub struct Schedule {
     swept: Instant,
     cluster: Option<Budget>,
     registries: Vec<(String, Budget)>,
+    /// Per (registry, credential): checks spent against its last announced quota.
+    pacing: HashMap<(String, String), Pacing>,
+}
+
+/// The quota side of one check: `checks` tags pull from `registry` with `credential`, whose
+/// last announced quota is `observed` (none: not paced).
+#[derive(Clone, Debug)]
+pub struct QuotaDemand {
+    pub registry: String,
+    pub credential: String,
+    pub checks: u64,
+    pub observed: Option<Observed>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -106,6 +124,7 @@ impl Schedule {
                 .iter()
                 .map(|(pattern, n)| (pattern.clone(), Budget::new(*n, now)))
                 .collect(),
+            pacing: HashMap::new(),
         }
     }
 
@@ -125,6 +144,17 @@ impl Schedule {
 
     /// Decides for the stream `uid` whose scheduled tags pull from `registries`.
     pub fn decide(&mut self, uid: &str, registries: &[String], now: Instant) -> Decision {
+        self.decide_paced(uid, registries, &[], now)
+    }
+
+    /// [`Self::decide`], pacing the check by the quotas of `demands` too.
+    pub fn decide_paced(
+        &mut self,
+        uid: &str,
+        registries: &[String],
+        demands: &[QuotaDemand],
+        now: Instant,
+    ) -> Decision {
         self.sweep(now);
         let due = match self.due.get_mut(uid) {
             Some(entry) => {
@@ -139,6 +169,9 @@ impl Schedule {
         };
         if due > now {
             return Decision::Wait(due - now);
+        }
+        if let Some(wait) = self.quota_wait(demands, now) {
+            return Decision::Wait(wait);
         }
         if let Some(budget) = &mut self.cluster
             && let Err(wait) = budget.take(now)
@@ -155,6 +188,7 @@ impl Schedule {
                 return Decision::Wait(wait);
             }
         }
+        self.spend_quota(demands);
         self.due.insert(
             uid.to_string(),
             Entry {
@@ -165,6 +199,57 @@ impl Schedule {
         Decision::CheckNow {
             next_in: self.interval,
         }
+    }
+
+    /// The longest wait any announced quota of `demands` asks for.
+    fn quota_wait(&mut self, demands: &[QuotaDemand], now: Instant) -> Option<Duration> {
+        demands
+            .iter()
+            .filter_map(|d| {
+                let observed = d.observed.as_ref()?;
+                self.pacing
+                    .entry((d.registry.clone(), d.credential.clone()))
+                    .or_default()
+                    .wait(observed, d.checks, now)
+            })
+            .max()
+    }
+
+    fn spend_quota(&mut self, demands: &[QuotaDemand]) {
+        for d in demands.iter().filter(|d| d.observed.is_some()) {
+            self.pacing
+                .entry((d.registry.clone(), d.credential.clone()))
+                .or_default()
+                .spend(d.checks);
+        }
+    }
+
+    /// Takes a token from the budgets `registries` draw from for a check that is not the
+    /// stream's scheduled one (a registry's notification): the same budgets, and the quota
+    /// pacing, apply. `Err` says how long until there is one.
+    pub fn spend(
+        &mut self,
+        registries: &[String],
+        demands: &[QuotaDemand],
+        now: Instant,
+    ) -> Result<(), Duration> {
+        if let Some(wait) = self.quota_wait(demands, now) {
+            return Err(wait);
+        }
+        if let Some(budget) = &mut self.cluster {
+            budget.take(now)?;
+        }
+        for registry in registries {
+            if let Some((_, budget)) = self
+                .registries
+                .iter_mut()
+                .find(|(pattern, _)| wildcard_match(registry, pattern))
+            {
+                budget.take(now)?;
+            }
+        }
+        self.spend_quota(demands);
+        Ok(())
     }
 
     /// Forgets, once an interval, the streams nobody asked about for two intervals (at least
@@ -330,6 +415,63 @@ mod tests {
             })
             .count();
         assert_eq!((hub_checks, quay_checks), (2, 10));
+    }
+
+    #[test]
+    fn an_announced_quota_paces_the_checks_of_its_registry_and_credential() {
+        use crate::registry::quota::Quota;
+        let t0 = Instant::now();
+        let later = t0 + 20 * MINUTE; // every stream is due
+        let mut s = Schedule::new(15 * MINUTE, None, &[], t0);
+        // 10 per minute, 5 left: the reserve is 1, so 4 single-tag checks may run now
+        let observed = Observed {
+            quota: Quota {
+                limit: 10,
+                remaining: 5,
+                window: MINUTE,
+            },
+            at: later,
+        };
+        let demand = |credential: &str| {
+            vec![QuotaDemand {
+                registry: "registry-1.docker.io".into(),
+                credential: credential.into(),
+                checks: 1,
+                observed: Some(observed),
+            }]
+        };
+        for i in 0..10 {
+            s.decide(&format!("s{i}"), &[], t0);
+            s.decide(&format!("o{i}"), &[], t0);
+        }
+        let checked = |s: &mut Schedule, prefix: &str, credential: &str, at: Instant| {
+            (0..10)
+                .filter(|i| {
+                    matches!(
+                        s.decide_paced(&format!("{prefix}{i}"), &[], &demand(credential), at),
+                        Decision::CheckNow { .. }
+                    )
+                })
+                .count()
+        };
+        assert_eq!(checked(&mut s, "s", "anonymous", later), 4);
+        // another credential has its own quota
+        assert_eq!(checked(&mut s, "o", "team-a", later), 4);
+        // the next waits until one came back (6 s at 10 a minute)
+        let Decision::Wait(wait) = s.decide_paced("s9", &[], &demand("anonymous"), later) else {
+            panic!("past the reserve")
+        };
+        assert_eq!(wait, Duration::from_secs(6));
+        assert_eq!(checked(&mut s, "s", "anonymous", later + wait), 1);
+        // a check outside the schedule (a notification) is paced the same way
+        assert!(s.spend(&[], &demand("anonymous"), later + wait).is_err());
+        assert!(s.spend(&[], &demand("anonymous"), later + 2 * wait).is_ok());
+        // without an announcement nothing is paced
+        let unpaced = vec![QuotaDemand {
+            observed: None,
+            ..demand("anonymous")[0].clone()
+        }];
+        assert!(s.spend(&[], &unpaced, later).is_ok());
     }
 
     // 10.6 case 87 (TestScheduledImport), adapted to due times: a scheduled stream is

@@ -3,6 +3,12 @@
 //! whose hash differs from the stored one; views of tags and images the stream no longer has
 //! are deleted, and so are all views of a deleted stream ([`remove_stream`], [`sweep`]).
 //!
+//! A tag view the stream no longer wants is deleted only once it has been unwanted for
+//! [`DELETE_GRACE`]: a user's DELETE of an ImageStreamTag or ImageTag edits the stream in its
+//! admission webhook, and deleting the view at once raced with the apiserver's own delete of
+//! it, which then answered the user 404 (`oc delete istag a b c` reported some as not found,
+//! oc-compat.md 3.7). Within the grace the user's delete removes the view itself.
+//!
 //! The stored views are watched as metadata, and only what a sync reads of each is kept
 //! ([`ViewIndex`]: resourceVersion, uid, hash, stream, client annotations): a stream of 5
 //! tags has 16 views or more, and their full metadata was most of the operator's memory at
@@ -14,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
@@ -40,6 +47,9 @@ use crate::stream::views::{self, Views};
 
 /// Field manager of view writes.
 pub const MANAGER: &str = "imagestream-operator-views";
+/// How long a tag view (ImageStreamTag, ImageTag) is left after its tag went, for the user's
+/// DELETE that removed the tag to delete it (see the module docs).
+pub const DELETE_GRACE: Duration = Duration::from_secs(2);
 
 /// Why a view could not be written; [`Error::reason`] is stable.
 #[derive(Debug, thiserror::Error)]
@@ -490,14 +500,64 @@ impl InStep {
     }
 }
 
-/// Brings the views of `stream` in step with it.
-pub async fn sync(ctx: &Context, stream: &ImageStream) -> Result<(), Error> {
+/// Tag views unwanted since when, by namespace, stream and (kind, name): deleted once
+/// [`DELETE_GRACE`] has passed.
+#[derive(Default)]
+pub struct Unwanted(Mutex<HashMap<StreamKey, UnwantedSince>>);
+
+/// A stream's namespace and name.
+type StreamKey = (String, String);
+/// Since when each view (kind, name) of a stream has been unwanted.
+type UnwantedSince = HashMap<(String, String), Instant>;
+
+impl Unwanted {
+    /// Of `unwanted` (names of views of `kind` the stream no longer wants), those due for
+    /// deletion at `now`, and how long until the next one is; forgets views wanted again.
+    fn due(
+        &self,
+        stream: &(String, String),
+        kind: &str,
+        unwanted: &[String],
+        now: Instant,
+    ) -> (Vec<String>, Option<Duration>) {
+        let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let seen = all.entry(stream.clone()).or_default();
+        seen.retain(|(k, name), _| k != kind || unwanted.contains(name));
+        let mut due = Vec::new();
+        let mut wait: Option<Duration> = None;
+        for name in unwanted {
+            let since = *seen.entry((kind.to_string(), name.clone())).or_insert(now);
+            let left = DELETE_GRACE.saturating_sub(now.saturating_duration_since(since));
+            if left.is_zero() {
+                due.push(name.clone());
+            } else {
+                wait = Some(wait.map_or(left, |w| w.min(left)));
+            }
+        }
+        if seen.is_empty() {
+            all.remove(stream);
+        }
+        (due, wait)
+    }
+
+    fn forget(&self, stream: &(String, String)) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(stream);
+    }
+}
+
+/// Brings the views of `stream` in step with it. Returns how long until tag views that are
+/// no longer wanted may be deleted, when some are left for their grace (the stream is then
+/// not recorded as in step, so the pass after that wait deletes them).
+pub async fn sync(ctx: &Context, stream: &ImageStream) -> Result<Option<Duration>, Error> {
     let namespace = stream.namespace().unwrap_or_default();
     let name = stream.name_any();
     let key = (namespace.clone(), name.clone());
     let version = stream.resource_version();
     if version.is_some() && ctx.views_in_step.at(&key) == version {
-        return Ok(());
+        return Ok(None);
     }
     let lookup = CachedImages(&ctx.images);
     let desired = Views::of(stream, &lookup);
@@ -509,14 +569,25 @@ pub async fn sync(ctx: &Context, stream: &ImageStream) -> Result<(), Error> {
 
     let stores = &ctx.views;
     let client = &ctx.client;
-    put_all(client, &namespace, &name, desired.tags, &stores.tags, false).await?;
-    put_all(
+    let grace = Some((&ctx.unwanted_views, &key));
+    let tags_wait = put_all(
+        client,
+        &namespace,
+        &name,
+        desired.tags,
+        &stores.tags,
+        false,
+        grace,
+    )
+    .await?;
+    let image_tags_wait = put_all(
         client,
         &namespace,
         &name,
         desired.image_tags,
         &stores.image_tags,
         true,
+        grace,
     )
     .await?;
     put_all(
@@ -526,6 +597,7 @@ pub async fn sync(ctx: &Context, stream: &ImageStream) -> Result<(), Error> {
         desired.images,
         &stores.images,
         false,
+        None,
     )
     .await?;
     put_all(
@@ -535,17 +607,23 @@ pub async fn sync(ctx: &Context, stream: &ImageStream) -> Result<(), Error> {
         vec![desired.layers],
         &stores.layers,
         false,
+        None,
     )
     .await?;
-    if let Some(version) = version {
+    let wait = match (tags_wait, image_tags_wait) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if let (Some(version), None) = (version, wait) {
         ctx.views_in_step.record(key, version);
     }
-    Ok(())
+    Ok(wait)
 }
 
 /// Writes each of `desired` whose hash differs from the stored one, deletes the stored views
-/// of the stream not in `desired`. A kind `with_status` has its status written first (a
-/// subresource), so the hash on the main object is stored only once both are.
+/// of the stream not in `desired` (with `grace`, only those unwanted for [`DELETE_GRACE`];
+/// the wait for the others is returned). A kind `with_status` has its status written first
+/// (a subresource), so the hash on the main object is stored only once both are.
 async fn put_all<K>(
     client: &Client,
     namespace: &str,
@@ -553,7 +631,8 @@ async fn put_all<K>(
     desired: Vec<K>,
     cache: &ViewCache<K>,
     with_status: bool,
-) -> Result<(), Error>
+    grace: Option<(&Unwanted, &(String, String))>,
+) -> Result<Option<Duration>, Error>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
@@ -605,13 +684,27 @@ where
             }
         }
     }
-    for meta in stored {
-        if meta.name.as_ref().is_some_and(|name| wanted.contains(name)) {
-            continue;
+    let unwanted: Vec<ObjectMeta> = stored
+        .into_iter()
+        .filter(|meta| !meta.name.as_ref().is_some_and(|name| wanted.contains(name)))
+        .collect();
+    let (due, wait) = match grace {
+        Some((unwanted_since, key)) => {
+            let names: Vec<String> = unwanted.iter().filter_map(|m| m.name.clone()).collect();
+            let (due, wait) = unwanted_since.due(key, &kind, &names, Instant::now());
+            (Some(due), wait)
         }
-        delete(&api, &meta).await?;
+        None => (None, None),
+    };
+    for meta in unwanted {
+        let is_due = due
+            .as_ref()
+            .is_none_or(|due| meta.name.as_ref().is_some_and(|n| due.contains(n)));
+        if is_due {
+            delete(&api, &meta).await?;
+        }
     }
-    Ok(())
+    Ok(wait)
 }
 
 async fn delete<K>(api: &Api<K>, meta: &ObjectMeta) -> Result<(), Error>
@@ -640,13 +733,25 @@ where
 /// Deletes every view of the stream `namespace/name` (it was deleted).
 pub async fn remove_stream(ctx: &Context, namespace: &str, name: &str) -> Result<(), Error> {
     ctx.views_in_step.forget(namespace, name);
+    ctx.unwanted_views
+        .forget(&(namespace.to_string(), name.to_string()));
     ctx.image_index
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .remove(&(namespace.to_string(), name.to_string()));
     let client = &ctx.client;
     let stores = &ctx.views;
-    put_all::<ImageStreamTag>(client, namespace, name, Vec::new(), &stores.tags, false).await?;
+    // nothing is left for a grace: the stream is gone
+    put_all::<ImageStreamTag>(
+        client,
+        namespace,
+        name,
+        Vec::new(),
+        &stores.tags,
+        false,
+        None,
+    )
+    .await?;
     put_all::<ImageTag>(
         client,
         namespace,
@@ -654,11 +759,29 @@ pub async fn remove_stream(ctx: &Context, namespace: &str, name: &str) -> Result
         Vec::new(),
         &stores.image_tags,
         true,
+        None,
     )
     .await?;
-    put_all::<ImageStreamImage>(client, namespace, name, Vec::new(), &stores.images, false).await?;
-    put_all::<ImageStreamLayers>(client, namespace, name, Vec::new(), &stores.layers, false)
-        .await?;
+    put_all::<ImageStreamImage>(
+        client,
+        namespace,
+        name,
+        Vec::new(),
+        &stores.images,
+        false,
+        None,
+    )
+    .await?;
+    put_all::<ImageStreamLayers>(
+        client,
+        namespace,
+        name,
+        Vec::new(),
+        &stores.layers,
+        false,
+        None,
+    )
+    .await?;
     Ok(())
 }
 
@@ -716,6 +839,29 @@ mod tests {
 
     /// A sync reads the name, namespace, resourceVersion, uid, stream, hash and client
     /// annotations of a stored view, and nothing else is kept.
+    #[test]
+    fn unwanted_tag_views_wait_for_their_grace() {
+        let unwanted = Unwanted::default();
+        let stream = ("ns".to_string(), "s".to_string());
+        let t0 = Instant::now();
+        let names = vec!["s.a".to_string(), "s.b".to_string()];
+        let (due, wait) = unwanted.due(&stream, "ImageStreamTag", &names, t0);
+        assert!(due.is_empty());
+        assert_eq!(wait, Some(DELETE_GRACE));
+        // b is wanted again, c goes later: only a is due after the grace
+        let later = t0 + DELETE_GRACE;
+        let names = vec!["s.a".to_string(), "s.c".to_string()];
+        let (due, wait) = unwanted.due(&stream, "ImageStreamTag", &names, later);
+        assert_eq!(due, ["s.a"]);
+        assert_eq!(wait, Some(DELETE_GRACE));
+        // kinds are apart; nothing unwanted forgets the stream
+        let (due, _) = unwanted.due(&stream, "ImageTag", &["s.a".to_string()], later);
+        assert!(due.is_empty());
+        unwanted.due(&stream, "ImageStreamTag", &[], later);
+        unwanted.due(&stream, "ImageTag", &[], later);
+        assert!(unwanted.0.lock().unwrap().is_empty());
+    }
+
     #[test]
     fn keeps_what_a_sync_reads() {
         let mut index = ViewIndex::default();

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
+use tokio::time::Instant;
 
 use crate::api::image::Image;
 use crate::config::Platform;
@@ -354,6 +355,22 @@ impl Importer {
         settings: &Settings,
         now: jiff::Timestamp,
     ) -> BatchResult {
+        self.import_until(batch, keyring, known, settings, now, None)
+            .await
+    }
+
+    /// As [`Importer::import`], stopping at `deadline`: what is not done by then (the tag
+    /// list, an entry in flight, entries not started) fails with `Timeout`; what finished
+    /// keeps its result. For requests answered within a time limit (the admission webhook).
+    pub async fn import_until<K: KnownImages + Sync>(
+        &self,
+        batch: &Batch,
+        keyring: &Keyring,
+        known: &K,
+        settings: &Settings,
+        now: jiff::Timestamp,
+        deadline: Option<Instant>,
+    ) -> BatchResult {
         let known = Learnt {
             base: known,
             added: Mutex::new(BTreeMap::new()),
@@ -372,10 +389,13 @@ impl Importer {
         let mut repository = None;
         let mut repository_tags = Vec::new();
         if let Some(repo) = &batch.repository {
-            match self
-                .plan_repository(repo, keyring, settings, &batch.images)
-                .await
-            {
+            let listed = until(
+                deadline,
+                self.plan_repository(repo, keyring, settings, &batch.images),
+            )
+            .await
+            .unwrap_or_else(|| Err(timed_out(&repo.from)));
+            match listed {
                 Ok((target, tags, additional)) => {
                     for (n, tag) in tags.iter().enumerate() {
                         groups.entry(target.clone()).or_default().push(Planned {
@@ -407,7 +427,7 @@ impl Importer {
 
         let results: Vec<(Slot, ImageResult)> = futures::stream::iter(groups)
             .map(|(target, planned)| {
-                self.import_group(target, planned, keyring, &known, settings, now)
+                self.import_group(target, planned, keyring, &known, settings, now, deadline)
             })
             .buffer_unordered(CONCURRENT_REPOSITORIES)
             .flat_map(futures::stream::iter)
@@ -508,7 +528,9 @@ impl Importer {
         Ok((target, tags, additional))
     }
 
-    /// Imports one repository's entries in order, each with the target's client.
+    /// Imports one repository's entries in order, each with the target's client; an entry
+    /// not done by `deadline` fails with `Timeout`.
+    #[allow(clippy::too_many_arguments)]
     async fn import_group<K: KnownImages + Sync>(
         &self,
         target: Target,
@@ -517,39 +539,53 @@ impl Importer {
         known: &Learnt<'_, K>,
         settings: &Settings,
         now: jiff::Timestamp,
+        deadline: Option<Instant>,
     ) -> Vec<(Slot, ImageResult)> {
         let credential = keyring.best(&target.registry, &target.repository);
         let client = self.client(&target, &credential, settings);
         let mut out = Vec::with_capacity(planned.len());
         for p in planned {
-            let result = match &client {
-                Err(e) => Err(Failure::from_registry(e)),
-                Ok(client) => {
-                    let first = self
-                        .run_one(client, &target, &p, known, settings, now)
-                        .await;
-                    match first {
-                        Err(f) if f.is_bad_password() && !credential.is_anonymous() => {
-                            match self.client(&target, &Credential::anonymous(), settings) {
-                                Ok(anonymous) => {
-                                    match self
-                                        .run_one(&anonymous, &target, &p, known, settings, now)
-                                        .await
-                                    {
-                                        Err(again) if again.reason == "Unauthorized" => Err(f),
-                                        other => other,
-                                    }
-                                }
-                                Err(_) => Err(f),
-                            }
-                        }
-                        other => other,
-                    }
-                }
-            };
+            let one = self.import_one(&client, &credential, &target, &p, known, settings, now);
+            let result = until(deadline, one)
+                .await
+                .unwrap_or_else(|| Err(timed_out(&p.written)));
             out.push((p.slot, result));
         }
         out
+    }
+
+    /// One entry with the target's client, and once more anonymously when the registry
+    /// rejected the username or password.
+    #[allow(clippy::too_many_arguments)]
+    async fn import_one<K: KnownImages + Sync>(
+        &self,
+        client: &Result<Arc<RegistryClient>, RegistryError>,
+        credential: &Credential,
+        target: &Target,
+        p: &Planned,
+        known: &Learnt<'_, K>,
+        settings: &Settings,
+        now: jiff::Timestamp,
+    ) -> ImageResult {
+        let client = client.as_ref().map_err(Failure::from_registry)?;
+        let first = self.run_one(client, target, p, known, settings, now).await;
+        match first {
+            Err(f) if f.is_bad_password() && !credential.is_anonymous() => {
+                match self.client(target, &Credential::anonymous(), settings) {
+                    Ok(anonymous) => {
+                        match self
+                            .run_one(&anonymous, target, p, known, settings, now)
+                            .await
+                        {
+                            Err(again) if again.reason == "Unauthorized" => Err(f),
+                            other => other,
+                        }
+                    }
+                    Err(_) => Err(f),
+                }
+            }
+            other => other,
+        }
     }
 
     async fn run_one<K: KnownImages + Sync>(
@@ -701,6 +737,22 @@ fn repository_as_written(from: &str) -> String {
     DockerImageReference::parse(from)
         .map(|r| r.as_repository().exact())
         .unwrap_or_else(|_| from.to_string())
+}
+
+/// `work`, unless `deadline` comes first (`None` then).
+async fn until<T>(deadline: Option<Instant>, work: impl Future<Output = T>) -> Option<T> {
+    match deadline {
+        None => Some(work.await),
+        Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
+    }
+}
+
+/// An entry (or tag list) not done by the request's deadline.
+fn timed_out(from: &str) -> Failure {
+    Failure::new(
+        "Timeout",
+        format!("{from}: the registry did not answer within the time limit of the import request"),
+    )
 }
 
 /// Upstream's answer when an entry produced neither an image nor an error.

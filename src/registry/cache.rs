@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::client::Shared;
+use super::quota::Observed;
 use super::{BasicCredentials, ClientKey, RegistryClient, RegistryConfig, RegistryError};
 
 struct Entry {
@@ -69,6 +70,7 @@ impl ClientCache {
             credentials,
             key.insecure,
             ca_bundle,
+            &key.credentials_id,
         )?);
         let mut entries = self.lock();
         if let Some(existing) = entries.get_mut(key) {
@@ -85,6 +87,17 @@ impl ClientCache {
         );
         self.evict(&mut entries, now);
         Ok(client)
+    }
+
+    /// The last quota `registry` announced to the clients of `credentials_id` (empty for
+    /// anonymous access).
+    pub fn quota(&self, registry: &str, credentials_id: &str) -> Option<Observed> {
+        let label = if credentials_id.is_empty() {
+            super::client::ANONYMOUS
+        } else {
+            credentials_id
+        };
+        self.shared.quota(registry, label)
     }
 
     /// Forgets the client for `key` (say, its secret changed); holders keep their `Arc`.

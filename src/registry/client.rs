@@ -15,6 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::error::{RegistryError, UnauthorizedKind};
 use super::policy::{Transport, wildcard_match};
 use super::protocol::{self, Challenge};
+use super::quota::{Observed, Quota, Quotas};
 use super::transport::{self, GuardedResolver};
 use super::{
     BasicCredentials, MAX_MANIFEST_BYTES, MAX_TAG_PAGE_BYTES, Manifest, ManifestHead, PathKind,
@@ -27,6 +28,8 @@ const MAX_TOKEN_BYTES: usize = 1 << 20;
 const MAX_DISCARD_BYTES: usize = 64 << 10;
 /// Token lifetime when the token server does not say (the token spec's default).
 const DEFAULT_TOKEN_SECONDS: u64 = 60;
+/// The credential label of a client without credentials.
+pub const ANONYMOUS: &str = "anonymous";
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -40,6 +43,8 @@ pub(crate) struct Shared {
     semaphores: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Per registry: no request before this instant (a 429's `Retry-After`).
     hold_off: Mutex<HashMap<String, Instant>>,
+    /// The last quota each registry announced, per credential.
+    quotas: Mutex<Quotas>,
 }
 
 impl Shared {
@@ -49,7 +54,13 @@ impl Shared {
             config,
             semaphores: Mutex::new(HashMap::new()),
             hold_off: Mutex::new(HashMap::new()),
+            quotas: Mutex::new(Quotas::default()),
         })
+    }
+
+    /// The last quota `registry` announced to `credential`'s clients.
+    pub(crate) fn quota(&self, registry: &str, credential: &str) -> Option<Observed> {
+        lock(&self.quotas).get(registry, credential)
     }
 
     /// Waits until the registry's `Retry-After` (if any) has passed.
@@ -176,6 +187,8 @@ pub struct RegistryClient {
     shared: Arc<Shared>,
     http: reqwest::Client,
     credentials: Option<BasicCredentials>,
+    /// The credential set's identity, for quotas (`anonymous` without one).
+    credential: String,
     insecure: bool,
     learnt: Mutex<Learnt>,
     tokens: Mutex<HashMap<(String, String), TokenSlot>>,
@@ -199,7 +212,7 @@ impl RegistryClient {
         insecure: bool,
         ca_bundle: Option<&[u8]>,
     ) -> Result<RegistryClient, RegistryError> {
-        RegistryClient::with_shared(Shared::new(config), credentials, insecure, ca_bundle)
+        RegistryClient::with_shared(Shared::new(config), credentials, insecure, ca_bundle, "")
     }
 
     pub(crate) fn with_shared(
@@ -207,6 +220,7 @@ impl RegistryClient {
         credentials: Option<BasicCredentials>,
         insecure: bool,
         ca_bundle: Option<&[u8]>,
+        credential: &str,
     ) -> Result<RegistryClient, RegistryError> {
         let http = transport::build_http_client(
             insecure,
@@ -214,10 +228,16 @@ impl RegistryClient {
             shared.resolver.clone(),
             &shared.config.user_agent,
         )?;
+        let credential = if credential.is_empty() {
+            ANONYMOUS.to_string()
+        } else {
+            credential.to_string()
+        };
         Ok(RegistryClient {
             shared,
             http,
             credentials,
+            credential,
             insecure,
             learnt: Mutex::new(Learnt::default()),
             tokens: Mutex::new(HashMap::new()),
@@ -232,6 +252,26 @@ impl RegistryClient {
     /// Whether this client has credentials.
     pub fn has_credentials(&self) -> bool {
         self.credentials.is_some()
+    }
+
+    /// The last quota `registry` announced to this client's credential set.
+    pub fn quota(&self, registry: &str) -> Option<Observed> {
+        self.shared.quota(registry, &self.credential)
+    }
+
+    /// Keeps the quota a manifest response announced (`ratelimit-limit` and
+    /// `ratelimit-remaining`), and tells the observer.
+    fn note_quota(&self, call: &Call<'_>, headers: &HeaderMap) {
+        let Some(quota) = Quota::from_headers(
+            header_str(headers, "ratelimit-limit"),
+            header_str(headers, "ratelimit-remaining"),
+        ) else {
+            return;
+        };
+        lock(&self.shared.quotas).record(call.registry, &self.credential, quota, Instant::now());
+        if let Some(observer) = &self.shared.config.observer {
+            observer.on_quota(call.registry, &self.credential, &quota);
+        }
     }
 
     // ------------------------------------------------------------ operations ---
@@ -252,6 +292,7 @@ impl RegistryClient {
             let (call, path, accept) = (&call, &path, &accept);
             async move {
                 let response = self.send(call, Method::HEAD, path, Some(accept)).await?;
+                self.note_quota(call, response.headers());
                 head_from(call, reference, response.headers())
             }
         })
@@ -275,6 +316,7 @@ impl RegistryClient {
             async move {
                 let response = self.send(call, Method::GET, path, Some(accept)).await?;
                 let headers = response.headers().clone();
+                self.note_quota(call, &headers);
                 let bytes = read_limited(call, response, MAX_MANIFEST_BYTES, "manifest").await?;
                 manifest_from(call, reference, &headers, bytes)
             }
@@ -1118,6 +1160,9 @@ async fn status_error(
     response: Response,
 ) -> RegistryError {
     let status = response.status();
+    if call.kind == PathKind::Manifest {
+        client.note_quota(call, response.headers());
+    }
     let retry_after = header_str(response.headers(), header::RETRY_AFTER.as_str())
         .and_then(|v| protocol::parse_retry_after(v, jiff::Timestamp::now()));
     let mut body = Vec::new();

@@ -36,6 +36,8 @@
 //! * **Guards** before any request: the whitelist and blocked registries ([`policy`]), and
 //!   link-local / metadata / unspecified addresses, on the first hop and on every redirect
 //!   (literal IPs checked directly, names in DNS resolution).
+//! * **Quotas**: `ratelimit-limit` / `ratelimit-remaining` on manifest responses are kept per
+//!   registry and credential ([`quota`]) for the scheduler's pacing, and told to the observer.
 //! * **Observation**: every HTTP exchange (token requests and redirect hops included) is
 //!   reported to an optional [`RequestObserver`], for metrics and for tests.
 //!
@@ -47,6 +49,7 @@ mod client;
 pub mod error;
 pub mod policy;
 pub mod protocol;
+pub mod quota;
 mod source;
 mod transport;
 
@@ -179,6 +182,10 @@ pub trait RequestObserver: Send + Sync {
         _duration: Duration,
     ) {
     }
+
+    /// A manifest response announced a quota (`ratelimit-limit` / `ratelimit-remaining`) for
+    /// `credential` (a credential set's identity, or `anonymous`).
+    fn on_quota(&self, _registry: &str, _credential: &str, _quota: &quota::Quota) {}
 
     /// The whole exchange, URL included; by default forwards to [`Self::on_request`].
     fn on_exchange(&self, exchange: &Exchange<'_>) {

@@ -86,6 +86,46 @@ pub fn assign_on_update(
     generation
 }
 
+/// A user's `imagestreams/status` write (upstream's `updateObservedGenerationForStatusUpdate`,
+/// semantics 2.4): every tag whose newest entry was written with generation 0 gets one. The
+/// stream's `generation` when the entry is unchanged from the stored one (same image and
+/// pull spec, generation not lower) or the tag had no history; otherwise the spec tag's, or the
+/// stream's when the spec tag has none. `spec` and `generation` are the stored ones (a status
+/// write keeps them). Returns whether anything changed.
+pub fn observe_status_update(
+    new: &mut ImageStreamStatus,
+    old: Option<&ImageStreamStatus>,
+    spec: &ImageStreamSpec,
+    generation: i64,
+) -> bool {
+    let mut changed = false;
+    for tag in &mut new.tags {
+        let Some(newest) = tag.items.first_mut() else {
+            continue;
+        };
+        if newest.generation != 0 {
+            continue;
+        }
+        let older = old
+            .and_then(|o| o.tag(&tag.tag))
+            .and_then(|t| t.items.first());
+        let unchanged = older.is_none_or(|o| {
+            o.image == newest.image
+                && o.docker_image_reference == newest.docker_image_reference
+                && o.generation <= newest.generation
+        });
+        newest.generation = if unchanged {
+            generation
+        } else {
+            spec.tag(&tag.tag)
+                .and_then(|t| t.generation)
+                .unwrap_or(generation)
+        };
+        changed = true;
+    }
+    changed
+}
+
 /// Upstream's `tagImportable`: a DockerImage tag that is not `reference: true`.
 pub fn importable(tag: &TagReference) -> bool {
     !tag.reference
@@ -360,5 +400,88 @@ mod tests {
             ),
             "E=S"
         );
+    }
+
+    fn status_with(tag: &str, events: &[(&str, &str, i64)]) -> ImageStreamStatus {
+        ImageStreamStatus {
+            tags: vec![NamedTagEventList {
+                tag: tag.into(),
+                items: events
+                    .iter()
+                    .map(|(reference, image, generation)| TagEvent {
+                        created: Time(jiff::Timestamp::UNIX_EPOCH),
+                        docker_image_reference: (*reference).into(),
+                        image: (*image).into(),
+                        generation: *generation,
+                    })
+                    .collect(),
+                conditions: vec![],
+            }],
+            ..ImageStreamStatus::default()
+        }
+    }
+
+    // Semantics 2.4 (updateObservedGenerationForStatusUpdate): a newest entry written with
+    // generation 0 gets G when the tag had no history or the entry is the stored one with a
+    // generation not lower (never, once the stored one has any), else the spec tag's S, or G
+    // without a spec tag; entries with a generation keep it.
+    #[test]
+    fn status_updates_get_generations_as_upstream() {
+        let spec = ImageStreamSpec {
+            tags: vec![TagReference {
+                name: "t".into(),
+                generation: Some(5),
+                ..TagReference::default()
+            }],
+            ..ImageStreamSpec::default()
+        };
+        let observe = |old: Option<ImageStreamStatus>, mut new: ImageStreamStatus| {
+            observe_status_update(&mut new, old.as_ref(), &spec, 7);
+            new.tags[0].items[0].generation
+        };
+        assert_eq!(
+            observe(None, status_with("t", &[("r@a", "a", 0)])),
+            7,
+            "no history"
+        );
+        let stored = status_with("t", &[("r@a", "a", 3)]);
+        assert_eq!(
+            observe(Some(stored.clone()), status_with("t", &[("r@b", "b", 0)])),
+            5,
+            "a changed entry: the spec tag's"
+        );
+        assert_eq!(
+            observe(Some(stored.clone()), status_with("t", &[("r@a", "a", 0)])),
+            5,
+            "the stored entry with a lower generation counts as changed"
+        );
+        assert_eq!(
+            observe(
+                Some(status_with("t", &[("r@a", "a", 0)])),
+                status_with("t", &[("r@a", "a", 0)])
+            ),
+            7,
+            "unchanged"
+        );
+        assert_eq!(
+            observe(Some(stored.clone()), status_with("t", &[("r@a", "a", 4)])),
+            4,
+            "set by the writer"
+        );
+        let mut other = status_with("x", &[("r@b", "b", 0)]);
+        observe_status_update(
+            &mut other,
+            Some(&status_with("x", &[("r@a", "a", 1)])),
+            &spec,
+            7,
+        );
+        assert_eq!(other.tags[0].items[0].generation, 7, "no spec tag: G");
+        let mut unchanged = stored.clone();
+        assert!(!observe_status_update(
+            &mut unchanged,
+            Some(&stored),
+            &spec,
+            7
+        ));
     }
 }

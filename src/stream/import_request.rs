@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use crate::api::image::Image;
 use crate::api::image_stream::{
@@ -22,8 +22,8 @@ use crate::api::image_stream::{
     TagImportPolicy, TagReference, TagReferencePolicy, TagReferencePolicyType,
 };
 use crate::api::image_stream_import::{
-    ImageImportStatus, ImageStreamImport, ImageStreamImportStatus, MetaStatus,
-    RepositoryImportStatus, STATUS_FAILURE, STATUS_SUCCESS,
+    ImageImportStatus, ImageStreamImport, ImageStreamImportStatus, LocalObjectReference,
+    MetaStatus, RepositoryImportStatus, STATUS_FAILURE, STATUS_SUCCESS,
 };
 use crate::import::engine::Mode;
 use crate::import::importer::{
@@ -72,6 +72,37 @@ pub fn batch(isi: &ImageStreamImport, stream: Option<&ImageStream>, default_mode
     Batch { images, repository }
 }
 
+/// Upstream's defaulting of a request (`SetDefaults_ImageImportSpec`): an image without `to`
+/// goes to the tag its pull spec names, when it names one (`quay.io/a/b:v2` → `v2`; `quay.io/a/b`
+/// and digests stay without). Returns whether anything changed.
+pub fn default_targets(isi: &mut ImageStreamImport) -> bool {
+    let mut changed = false;
+    for image in isi.spec.images.iter_mut().filter(|i| i.to.is_none()) {
+        if let Ok(reference) = DockerImageReference::parse(&image.from.name)
+            && !reference.tag.is_empty()
+        {
+            image.to = Some(LocalObjectReference {
+                name: reference.tag,
+            });
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// Whether a preview asks for manifest and config JSON. Those are not kept on stored Images,
+/// so such a request fetches every image, also those already in the cluster (an applied import
+/// returns none, as upstream).
+pub fn wants_manifests(isi: &ImageStreamImport) -> bool {
+    !isi.spec.import
+        && (isi.spec.images.iter().any(|i| i.include_manifest)
+            || isi
+                .spec
+                .repository
+                .as_ref()
+                .is_some_and(|r| r.include_manifest))
+}
+
 /// The tag a pull spec names (`latest` when it names none), empty for a digest.
 fn source_tag(from: &str) -> String {
     match DockerImageReference::parse(from) {
@@ -86,10 +117,10 @@ fn source_tag(from: &str) -> String {
 /// fetched are in the result; the others already exist). Manifest and config JSON are kept
 /// only for a preview that asked for them (5.2 step 9; an applied import stores Images
 /// without them, so it returns none either, as upstream).
-pub fn import_status(
+pub fn import_status<F: Fn(&str) -> Option<Image> + ?Sized>(
     isi: &ImageStreamImport,
     result: &BatchResult,
-    image: &impl Fn(&str) -> Option<Image>,
+    image: &F,
 ) -> ImageStreamImportStatus {
     let keep = |include: bool| include && !isi.spec.import;
     let lookup = |digest: &str| {
@@ -140,6 +171,44 @@ pub fn import_status(
     }
 }
 
+/// Largest answer kept with its request: etcd refuses objects over 1.5 MiB, and the request
+/// holds its spec too (OpenShift stores no request, so it has no such limit).
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// Shrinks an answer too large to store with its request, least useful parts first: the
+/// children of manifest lists (`manifests`), then each Image's layers and metadata, then
+/// `status.import`. Statuses and tags always stay. Returns whether anything was dropped.
+pub fn fit_answer(status: &mut ImageStreamImportStatus, max_bytes: usize) -> bool {
+    let size = |s: &ImageStreamImportStatus| serde_json::to_vec(s).map_or(0, |v| v.len());
+    if size(status) <= max_bytes {
+        return false;
+    }
+    for entry in entries(status) {
+        entry.manifests.clear();
+    }
+    if size(status) > max_bytes {
+        for entry in entries(status) {
+            if let Some(image) = entry.image.as_mut() {
+                image.spec.docker_image_layers.clear();
+                image.spec.docker_image_metadata = None;
+            }
+        }
+    }
+    if size(status) > max_bytes {
+        status.import = None;
+    }
+    true
+}
+
+/// Every entry of an answer: the images, then the repository's.
+fn entries(status: &mut ImageStreamImportStatus) -> impl Iterator<Item = &mut ImageImportStatus> {
+    let repository = status
+        .repository
+        .iter_mut()
+        .flat_map(|r| r.images.iter_mut());
+    status.images.iter_mut().chain(repository)
+}
+
 fn success() -> MetaStatus {
     MetaStatus {
         status: STATUS_SUCCESS.into(),
@@ -178,14 +247,7 @@ fn entry(
         .split_once('@')
         .map_or(imported.reference.as_str(), |(r, _)| r);
     let shown = |digest: &str, reference: String| {
-        lookup(digest).map(|mut image| {
-            image.spec.docker_image_reference = reference;
-            if !include_manifest {
-                image.spec.docker_image_manifest.clear();
-                image.spec.docker_image_config.clear();
-            }
-            image
-        })
+        lookup(digest).map(|image| answered_image(image, digest, reference, include_manifest))
     };
     let image = shown(&imported.image, imported.reference.clone());
     let manifests = image
@@ -198,6 +260,35 @@ fn entry(
         image,
         tag,
         manifests,
+    }
+}
+
+/// An Image as an answer embeds it: named by its digest as upstream names Images
+/// (`sha256:<hex>`, not the object name), without the stored object's server fields, pulled
+/// by `reference`, with manifest and config JSON only when asked for.
+fn answered_image(image: Image, digest: &str, reference: String, include_manifest: bool) -> Image {
+    let Image { metadata, mut spec } = image;
+    spec.docker_image_reference = reference;
+    if !include_manifest {
+        spec.docker_image_manifest.clear();
+        spec.docker_image_config.clear();
+    }
+    Image {
+        metadata: ObjectMeta {
+            name: Some(digest.to_string()),
+            creation_timestamp: metadata.creation_timestamp,
+            labels: metadata.labels.filter(|l| !l.is_empty()),
+            // the digest is the name now: the object-name bookkeeping is not upstream's
+            annotations: metadata
+                .annotations
+                .map(|mut a| {
+                    a.remove(crate::names::ANNOTATION_IMAGE);
+                    a
+                })
+                .filter(|a| !a.is_empty()),
+            ..ObjectMeta::default()
+        },
+        spec,
     }
 }
 
@@ -1016,5 +1107,98 @@ mod tests {
         let b = batch(&isi, None, Mode::PreserveOriginal);
         assert_eq!(b.images[0].prefer, Preference::default());
         assert_eq!(b.images[0].mode, Mode::PreserveOriginal);
+    }
+
+    // Upstream SetDefaults_ImageImportSpec: `to` from the tag the pull spec names; none for a
+    // repository without tag or a digest; an explicit `to` stays.
+    #[test]
+    fn targets_default_to_the_source_tag() {
+        let mut isi = request(
+            true,
+            vec![
+                ("quay.io/a/b:v2", None),
+                ("quay.io/a/b", None),
+                (&format!("quay.io/a/b@{D1}"), None),
+                ("quay.io/a/b:v3", Some("mine")),
+            ],
+        );
+        assert!(default_targets(&mut isi));
+        let targets: Vec<Option<&str>> = isi
+            .spec
+            .images
+            .iter()
+            .map(|i| i.to.as_ref().map(|t| t.name.as_str()))
+            .collect();
+        assert_eq!(targets, [Some("v2"), None, None, Some("mine")]);
+        assert!(!default_targets(&mut isi), "nothing more to default");
+    }
+
+    // Answers name Images by digest as upstream, without the stored object's server fields
+    // or the operator's name bookkeeping.
+    #[test]
+    fn answered_images_are_named_by_digest() {
+        let isi = request(false, vec![("quay.io/a/b:v1", Some("v1"))]);
+        let r = result(vec![ok("quay.io/a/b", D1, "v1")]);
+        let stored = |_: &str| {
+            let mut i = image(D1, &[]);
+            i.metadata.uid = Some("u".into());
+            i.metadata.resource_version = Some("7".into());
+            i.metadata.annotations = Some(BTreeMap::from([
+                (crate::names::ANNOTATION_IMAGE.to_string(), D1.to_string()),
+                ("keep".to_string(), "me".to_string()),
+            ]));
+            Some(i)
+        };
+        let status = import_status(&isi, &r, &stored);
+        let shown = status.images[0].image.as_ref().unwrap();
+        assert_eq!(shown.metadata.name.as_deref(), Some(D1));
+        assert_eq!(
+            (
+                shown.metadata.uid.as_ref(),
+                shown.metadata.resource_version.as_ref()
+            ),
+            (None, None)
+        );
+        assert_eq!(
+            shown.metadata.annotations,
+            Some(BTreeMap::from([("keep".to_string(), "me".to_string())]))
+        );
+    }
+
+    // Previews asking for manifests fetch everything (stored Images keep none).
+    #[test]
+    fn only_previews_asking_for_manifests_want_them() {
+        let mut isi = request(false, vec![("quay.io/a/b:v1", None)]);
+        assert!(!wants_manifests(&isi));
+        isi.spec.images[0].include_manifest = true;
+        assert!(wants_manifests(&isi));
+        isi.spec.import = true;
+        assert!(
+            !wants_manifests(&isi),
+            "applied imports return none (upstream)"
+        );
+    }
+
+    // An answer too large to store loses the list children first, then Image details, then
+    // the stream; statuses stay.
+    #[test]
+    fn oversized_answers_are_trimmed() {
+        let isi = request(false, vec![("quay.io/a/b:multi", Some("multi"))]);
+        let list = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+        let mut r = result(vec![ok("quay.io/a/b", list, "multi")]);
+        r.new_images.insert(list.to_string(), image(list, &[D1]));
+        let mut child = image(D1, &[]);
+        child.spec.docker_image_layers = vec![Default::default(); 2000];
+        r.new_images.insert(D1.to_string(), child);
+        let mut status = import_status(&isi, &r, &|_: &str| None);
+        status.import = Some(stream(vec![], vec![], 1));
+        let before = serde_json::to_vec(&status).unwrap().len();
+        assert!(!fit_answer(&mut status.clone(), before));
+        assert!(fit_answer(&mut status, before - 1));
+        assert!(status.images[0].manifests.is_empty());
+        assert!(status.images[0].image.is_some() && status.import.is_some());
+        assert!(fit_answer(&mut status, 10));
+        assert_eq!(status.import, None);
+        assert_eq!(status.images[0].status.status, STATUS_SUCCESS);
     }
 }

@@ -67,6 +67,35 @@ impl Refusal {
     }
 }
 
+/// The stream a mapping is for. A mapping is created with its stream's name, as upstream's
+/// is; the operator's webhook then stores it under [`request_name`] with the stream's name in
+/// [`names::ANNOTATION_STREAM`], so that mappings of one stream can wait side by side.
+pub fn stream_name(mapping: &ImageStreamMapping) -> String {
+    mapping
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(names::ANNOTATION_STREAM))
+        .or(mapping.metadata.name.as_ref())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The name a mapping created as `mapping` (named after its stream) is stored under, or
+/// `None` when it has its stored name already.
+pub fn request_name(mapping: &ImageStreamMapping) -> Option<String> {
+    let stream = stream_name(mapping);
+    let image = mapping
+        .spec
+        .image
+        .metadata
+        .name
+        .as_deref()
+        .unwrap_or_default();
+    let name = names::image_stream_mapping(&stream, &mapping.spec.tag, image);
+    (mapping.metadata.name.as_deref() != Some(name.as_str())).then_some(name)
+}
+
 /// A mapping ready to apply to `stream`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan<'a> {
@@ -87,10 +116,12 @@ pub fn plan<'a>(
     stream: Option<&'a ImageStream>,
     internal_registry: Option<&str>,
 ) -> Result<Plan<'a>, Refusal> {
-    let name = mapping.metadata.name.clone().unwrap_or_default();
+    let name = stream_name(mapping);
     let namespace = mapping.metadata.namespace.as_deref().unwrap_or_default();
     let image_name = mapping.spec.image.metadata.name.clone().unwrap_or_default();
     let mut defaulted = mapping.clone();
+    // validated as it was created: named after its stream
+    defaulted.metadata.name = Some(name.clone());
     let reference = &mut defaulted.spec.image.spec.docker_image_reference;
     if reference.is_empty()
         && let Some(host) = internal_registry
@@ -328,6 +359,37 @@ mod tests {
             },
             now(),
         )
+    }
+
+    /// A mapping created as `<stream>` is stored under a name of its own and still maps to
+    /// its stream, with the defaults and checks of one named after the stream (issue 16).
+    #[test]
+    fn a_stored_mapping_keeps_its_stream() {
+        let created = mapping("ns", "ruby", "v1", image(D1, ""));
+        let stored_name = request_name(&created).expect("renamed");
+        assert_eq!(stored_name, names::image_stream_mapping("ruby", "v1", D1));
+        let mut stored = created.clone();
+        stored.metadata.name = Some(stored_name);
+        stored.metadata.annotations = Some(BTreeMap::from([(
+            names::ANNOTATION_STREAM.to_string(),
+            "ruby".to_string(),
+        )]));
+        assert_eq!(request_name(&stored), None, "named already");
+        assert_eq!(stream_name(&stored), "ruby");
+        let s = stream("ns", "ruby", 1);
+        let plan = plan(&stored, Some(&s), Some(REGISTRY)).expect("plan");
+        assert_eq!(
+            plan.image.spec.docker_image_reference,
+            format!("{REGISTRY}/ns/ruby@{D1}")
+        );
+        assert_eq!(
+            super::plan(&stored, None, Some(REGISTRY)).unwrap_err(),
+            Refusal::StreamNotFound {
+                name: "ruby".into()
+            }
+        );
+        let other_tag = mapping("ns", "ruby", "v2", image(D1, ""));
+        assert_ne!(request_name(&other_tag), request_name(&created));
     }
 
     // 10.5 case 73 (TestCreateImageStreamNotFoundWithName): the failure names kind

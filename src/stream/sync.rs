@@ -28,6 +28,7 @@ use super::history::{
     add_tag_event, clear_conditions, drop_empty_tags, history_changed, latest, observed_generation,
     set_failure_condition, update_tracking_tags,
 };
+use super::validation::split_from_reference;
 
 /// Where the cluster's registry is, for `status.dockerImageRepository` and
 /// `status.publicDockerImageRepository` (semantics 10.1 cases 1 to 5).
@@ -427,18 +428,14 @@ impl<'a> StatusUpdate<'a> {
         generation: i64,
         others: &impl StreamLookup,
     ) -> Result<Option<TagEvent>, (&'static str, String)> {
-        let (stream, source_tag) = match from.name.split_once(':') {
-            Some((s, t)) if !s.is_empty() && !t.is_empty() && !t.contains(':') => (s, t),
-            None if !from.name.is_empty() => (name, from.name.as_str()),
-            _ => {
-                return Err((
-                    "Invalid",
-                    format!(
-                        "spec.tags.from.name: Invalid value: {:?}: must be of the form <tag>, <stream>:<tag>, or <namespace>/<stream>:<tag>",
-                        from.name
-                    ),
-                ));
-            }
+        let Some((stream, source_tag)) = split_from_reference(&from.kind, &from.name, name) else {
+            return Err((
+                "Invalid",
+                format!(
+                    "spec.tags.from.name: Invalid value: {:?}: must be of the form <tag>, <stream>:<tag>, or <namespace>/<stream>:<tag>",
+                    from.name
+                ),
+            ));
         };
         let source_namespace = if from.namespace.is_empty() {
             namespace
@@ -474,15 +471,11 @@ impl<'a> StatusUpdate<'a> {
         generation: i64,
         others: &impl StreamLookup,
     ) -> Result<Option<TagEvent>, (&'static str, String)> {
-        let Some((stream, id)) = from
-            .name
-            .split_once('@')
-            .filter(|(s, i)| !s.is_empty() && !i.is_empty() && !i.contains('@'))
-        else {
+        let Some((stream, id)) = split_from_reference(&from.kind, &from.name, name) else {
             return Err((
                 "Invalid",
                 format!(
-                    "spec.tags.from.name: Invalid value: {:?}: must be of the form <stream>@<id>",
+                    "spec.tags.from.name: Invalid value: {:?}: must be of the form <id> or <stream>@<id>",
                     from.name
                 ),
             ));
@@ -1407,6 +1400,32 @@ pub(super) mod tests {
             (ns == "ns" && name == "other").then(|| other.clone())
         });
         assert_eq!(update.status().tag("t1").unwrap().items[0].image, D2);
+    }
+
+    /// Issue 16: `from.name: <id>` names an image of the stream itself, as upstream's
+    /// `parseFromReference` reads it; validation accepts it, so the controller resolves it.
+    #[test]
+    fn an_image_id_alone_names_the_stream_itself() {
+        let base = vec![history(
+            "t2",
+            vec![event(&format!("registry:5000/ns/stream@{D1}"), D1, 1)],
+        )];
+        for id in [D1, &D1[..15]] {
+            let s = stream(
+                vec![TagReference {
+                    name: "t1".into(),
+                    from: from(KIND_IMAGE_STREAM_IMAGE, id),
+                    generation: Some(1),
+                    ..TagReference::default()
+                }],
+                base.clone(),
+            );
+            let mut update = StatusUpdate::new(&s, &Repositories::default(), now());
+            update.resolve_references(&|_: &str, _: &str| None);
+            let t1 = update.status().tag("t1").unwrap();
+            assert!(t1.conditions.is_empty(), "{id}: {t1:?}");
+            assert_eq!(t1.items[0].image, D1, "{id}");
+        }
     }
 
     #[test]

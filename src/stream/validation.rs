@@ -266,6 +266,60 @@ pub fn validate_image_stream_update(
     errors
 }
 
+/// A user's `imagestreams/status` write (upstream `ValidateImageStreamStatusUpdateWithWhitelister`,
+/// semantics 2.4): every pull spec in the new history that the old history lacks must parse and
+/// be allowed by `allowedRegistriesForImport` (an insecure stream or tag allows either port);
+/// pull specs already there may stay.
+pub fn validate_image_stream_status_update(
+    new: &ImageStream,
+    old: &ImageStream,
+    ctx: &ValidationContext,
+) -> Vec<FieldError> {
+    let known: HashSet<&str> = old
+        .status
+        .iter()
+        .flat_map(|s| &s.tags)
+        .flat_map(|t| &t.items)
+        .map(|e| e.docker_image_reference.as_str())
+        .collect();
+    let insecure_stream = is_insecure(&new.metadata);
+    let mut errors = Vec::new();
+    for history in new.status.iter().flat_map(|s| &s.tags) {
+        let insecure = insecure_stream
+            || new
+                .spec
+                .tag(&history.tag)
+                .is_some_and(|t| t.import_policy.insecure);
+        for (index, event) in history.items.iter().enumerate() {
+            let pull_spec = event.docker_image_reference.as_str();
+            if known.contains(pull_spec) {
+                continue;
+            }
+            let field = format!(
+                "status.tags[{}].items[{index}].dockerImageReference",
+                history.tag
+            );
+            match DockerImageReference::parse(pull_spec) {
+                Err(err) => errors.push(FieldError::invalid(field, pull_spec, err.to_string())),
+                Ok(reference) => {
+                    let Some(allowed) = ctx.allowed_registries else {
+                        continue;
+                    };
+                    let transport = if insecure {
+                        Transport::Any
+                    } else {
+                        Transport::Secure
+                    };
+                    if let Err(not_allowed) = allowed.admit(&reference.registry, transport) {
+                        errors.push(FieldError::forbidden(field, not_allowed.to_string()));
+                    }
+                }
+            }
+        }
+    }
+    errors
+}
+
 /// Distinct (namespace, stream) pairs referenced by new or changed spec tags whose `from` is an
 /// ImageStreamTag or ImageStreamImage in another namespace (semantics 3.6), sorted. Tags whose
 /// `from.name` is malformed are left out: validation reports them.
@@ -497,9 +551,12 @@ fn is_cross_namespace(from_namespace: &str, stream_namespace: &str) -> bool {
 }
 
 /// Upstream `parseFromReference`: `(stream, tag or id)` of an ImageStreamTag (`<tag>`,
-/// `<stream>:<tag>`) or ImageStreamImage (`<id>`, `<stream>@<id>`) reference; `None` for any
-/// other kind or more than one separator.
-fn split_from_reference<'a>(
+/// `<stream>:<tag>`) or ImageStreamImage (`<id>`, `<stream>@<id>`) reference, a name without
+/// separator naming `stream_name` itself; `None` for any other kind, an empty name, more than
+/// one separator or an empty side. The controller resolves exactly what this accepts, so a
+/// reference is either refused when written or resolved (upstream fails a stream named `""`
+/// when it looks it up, in the same write).
+pub fn split_from_reference<'a>(
     kind: &str,
     name: &'a str,
     stream_name: &'a str,
@@ -510,8 +567,10 @@ fn split_from_reference<'a>(
         _ => return None,
     };
     match name.split_once(separator) {
+        None if name.is_empty() => None,
         None => Some((stream_name, name)),
         Some((_, rest)) if rest.contains(separator) => None,
+        Some(("", _) | (_, "")) => None,
         Some(parts) => Some(parts),
     }
 }
@@ -1787,6 +1846,43 @@ mod tests {
         );
     }
 
+    /// `<id>` and `<tag>` name the stream itself (the controller resolves them); a side left
+    /// empty can name nothing and is refused when written, not left to fail in the
+    /// controller (issue 16).
+    #[test]
+    fn references_with_an_empty_side_are_refused() {
+        for (kind, name) in [
+            (KIND_IMAGE_STREAM_IMAGE, "sha256:abc"),
+            (KIND_IMAGE_STREAM_IMAGE, "other@sha256:abc"),
+            (KIND_IMAGE_STREAM_TAG, "v1"),
+            (KIND_IMAGE_STREAM_TAG, "other:v1"),
+        ] {
+            let s = with(stream("ns", "foo"), "", vec![tag("a", kind, name)], vec![]);
+            assert_eq!(validate(&s), [], "{kind} {name}");
+        }
+        for (kind, name) in [
+            (KIND_IMAGE_STREAM_IMAGE, "@sha256:abc"),
+            (KIND_IMAGE_STREAM_IMAGE, "other@"),
+            (KIND_IMAGE_STREAM_TAG, ":v1"),
+            (KIND_IMAGE_STREAM_TAG, "other:"),
+        ] {
+            let s = with(stream("ns", "foo"), "", vec![tag("a", kind, name)], vec![]);
+            assert_eq!(
+                validate(&s),
+                [FieldError::invalid(
+                    "spec.tags[a].from.name",
+                    name,
+                    FROM_NAME_FORM
+                )],
+                "{kind} {name}"
+            );
+        }
+        assert_eq!(
+            split_from_reference(KIND_IMAGE_STREAM_IMAGE, "sha256:abc", "foo"),
+            Some(("foo", "sha256:abc"))
+        );
+    }
+
     // --- case 32, 33: TestValidateImageStreamWithWhitelister --------------------------------
 
     fn validate_allowing(s: &ImageStream, domains: &[&str]) -> Vec<FieldError> {
@@ -1989,6 +2085,79 @@ mod tests {
 
     const HUB_REPO_DIGEST: &str =
         "sha256:3c87c572822935df60f0f5d3665bd376841a7fcfeb806b5f212de6a00e9a7b25";
+
+    // --- semantics 2.4: a user's imagestreams/status write ----------------------------------
+
+    fn status_update_allowing(
+        old: Vec<NamedTagEventList>,
+        new: (Vec<TagReference>, Vec<NamedTagEventList>),
+        domains: Option<&[&str]>,
+    ) -> Vec<FieldError> {
+        let old = with(stream("nm", "testis"), "", vec![], old);
+        let new = with(stream("nm", "testis"), "", new.0, new.1);
+        let allowed = domains.map(allowed);
+        let ctx = ValidationContext {
+            allowed_registries: allowed.as_ref(),
+        };
+        validate_image_stream_status_update(&new, &old, &ctx)
+    }
+
+    // New pull specs must parse and be allowed; those already in the history may stay (upstream
+    // ValidateImageStreamStatusUpdateWithWhitelister: "allow to manipulate not whitelisted
+    // references if already present").
+    #[test]
+    fn status_updates_check_only_new_pull_specs() {
+        let old_ref = format!("abcd.com/repo/myapp@{HUB_REPO_DIGEST}");
+        let new_ref = format!("quay.io/a/b@{HUB_REPO_DIGEST}");
+        let errors = status_update_allowing(
+            vec![history("t", &[&old_ref])],
+            (vec![], vec![history("t", &[&new_ref, &old_ref])]),
+            Some(&["docker.io"]),
+        );
+        assert_eq!(
+            kinds_and_fields(&errors),
+            [(
+                FieldErrorKind::Forbidden,
+                "status.tags[t].items[0].dockerImageReference"
+            )]
+        );
+        assert!(
+            errors[0]
+                .to_string()
+                .contains(r#"registry "quay.io" not allowed"#)
+        );
+        // no list: anything that parses
+        assert_eq!(
+            status_update_allowing(vec![], (vec![], vec![history("t", &[&new_ref])]), None),
+            []
+        );
+        let errors =
+            status_update_allowing(vec![], (vec![], vec![history("t", &["abc@badid"])]), None);
+        assert_eq!(
+            kinds_and_fields(&errors),
+            [(
+                FieldErrorKind::Invalid,
+                "status.tags[t].items[0].dockerImageReference"
+            )]
+        );
+        // an insecure tag may use either port: a registry allowed on 80 only
+        let portless = format!("dev.null.io/a/b@{HUB_REPO_DIGEST}");
+        let secure = status_update_allowing(
+            vec![],
+            (vec![], vec![history("t", &[&portless])]),
+            Some(&["dev.null.io:80"]),
+        );
+        assert_eq!(secure.len(), 1);
+        let insecure = status_update_allowing(
+            vec![],
+            (
+                vec![insecure(tag("t", KIND_DOCKER_IMAGE, "dev.null.io/a/b:t"))],
+                vec![history("t", &[&portless])],
+            ),
+            Some(&["dev.null.io:80"]),
+        );
+        assert_eq!(insecure, []);
+    }
 
     // Upstream TestValidateImageStreamUpdateWithWhitelister "no old referencess".
     #[test]

@@ -465,8 +465,9 @@ impl FaultServer {
 }
 
 /// Sends `request` to `upstream` and turns its answer into a [`Reply`] (a chunked body is
-/// de-chunked; hop-by-hop headers are dropped).
-fn relay(upstream: &str, request: &Seen) -> Reply {
+/// de-chunked; hop-by-hop headers are dropped); for handlers that add to a real registry's
+/// answers (quota headers, say).
+pub fn relay(upstream: &str, request: &Seen) -> Reply {
     match try_relay(upstream, request) {
         Ok(reply) => reply,
         Err(e) => Reply::new(502)

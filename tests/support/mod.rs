@@ -5,6 +5,8 @@ pub mod cluster;
 pub mod crds;
 pub mod fault_registry;
 pub mod images;
+pub mod oc;
 pub mod operator;
 pub mod rbac;
+pub mod receivers;
 pub mod registry;

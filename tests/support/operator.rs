@@ -17,7 +17,9 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use imagestream_operator::admission::{self, CertPolicy, Endpoint, Registration, SecretRef};
+use imagestream_operator::admission::{
+    self, CertPolicy, Endpoint, ImageDeletes, LookupRegistration, Registration, SecretRef,
+};
 use imagestream_operator::api::image_stream::{ImageStream, TagEvent};
 use imagestream_operator::controller::pruner::PrunerOptions;
 use imagestream_operator::controller::{self, Metrics, Options, Settings};
@@ -123,6 +125,8 @@ pub struct Running {
     configuration: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), operator::Error>>,
+    /// Set once the task has been awaited to its end.
+    ended: bool,
 }
 
 impl Running {
@@ -134,9 +138,18 @@ impl Running {
     /// As [`Running::start`]; `signatures` also registers the (cluster-wide) ImageSignature
     /// webhooks, which only one test at a time may do.
     pub async fn start_with(prefix: &str, signatures: bool) -> Running {
+        Running::start_registered(prefix, |_, r| r.signatures = signatures).await
+    }
+
+    /// As [`Running::start`], with the webhook registration changed by `configure` (given the
+    /// fresh namespace): the cluster-wide Image guard, the import webhook's timeout.
+    pub async fn start_registered(
+        prefix: &str,
+        configure: impl FnOnce(&str, &mut Registration),
+    ) -> Running {
         cluster::install_crypto_provider();
         let cluster = cluster::cluster().await;
-        Running::start_on(cluster, prefix, signatures, false).await
+        Running::start_on(cluster, prefix, configure, false).await
     }
 
     /// As [`Running::start`] on `cluster`, with the controllers watching every namespace:
@@ -144,7 +157,7 @@ impl Running {
     /// test's streams are. The webhooks serve the fresh namespace and those of
     /// [`Running::serve`].
     pub async fn start_cluster_wide(cluster: &cluster::TestCluster, prefix: &str) -> Running {
-        Running::start_on(cluster, prefix, false, true).await
+        Running::start_on(cluster, prefix, |_, _| {}, true).await
     }
 
     /// The webhooks serve `namespace` too.
@@ -159,7 +172,7 @@ impl Running {
     async fn start_on(
         cluster: &cluster::TestCluster,
         prefix: &str,
-        signatures: bool,
+        configure: impl FnOnce(&str, &mut Registration),
         cluster_wide: bool,
     ) -> Running {
         let admin = cluster.client().await;
@@ -193,10 +206,20 @@ impl Running {
                     ..LabelSelector::default()
                 }),
                 timeout_seconds: 10,
-                signatures,
+                signatures: false,
+                import_timeout_seconds: admission::registration::IMPORT_TIMEOUT_SECONDS,
+                image_deletes: ImageDeletes::Unguarded,
+                operator: None,
+                // the operator's namespace is the test's: only kube-system stays out
+                image_lookup: Some(LookupRegistration {
+                    excluded_namespaces: vec!["kube-system".into()],
+                    only_namespace: Some(namespace.clone()),
+                }),
             },
             certificates: CertPolicy::default(),
         };
+        let mut admission = admission;
+        configure(&namespace, &mut admission.registration);
         let metrics = Arc::new(Metrics::default());
         let options = operator::Options {
             controllers: controller::Options {
@@ -207,10 +230,13 @@ impl Running {
                 metrics: metrics.clone(),
                 pruner: None,
                 image_triggers: true,
+                in_flight: Arc::default(),
+                receivers: None,
             },
             webhooks: Some(WebhookOptions {
                 listener,
                 admission,
+                advertise: None,
             }),
             leader: None,
             probes: Some(probes),
@@ -233,6 +259,7 @@ impl Running {
             configuration,
             stop: Some(stop),
             task,
+            ended: false,
         };
         running.wait_until_called().await;
         running
@@ -302,16 +329,7 @@ impl Running {
 
     /// Stops the operator (it must end without error) and removes its webhooks.
     pub async fn finish(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let ended = tokio::time::timeout(Duration::from_secs(30), &mut self.task)
-            .await
-            .expect("the operator stops")
-            .expect("the operator task");
-        if let Err(e) = ended {
-            panic!("the operator ended with {}: {e}", e.reason());
-        }
+        self.stop_keeping_webhooks().await;
         let dp = DeleteParams::default();
         let _ = Api::<MutatingWebhookConfiguration>::all(self.admin.clone())
             .delete(&self.configuration, &dp)
@@ -319,6 +337,25 @@ impl Running {
         let _ = Api::<ValidatingWebhookConfiguration>::all(self.admin.clone())
             .delete(&self.configuration, &dp)
             .await;
+    }
+
+    /// Stops the operator (it must end without error) and leaves its webhook configurations
+    /// registered, as a replica that went away would.
+    pub async fn stop_keeping_webhooks(&mut self) {
+        if self.ended {
+            return;
+        }
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let ended = tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+            .await
+            .expect("the operator stops")
+            .expect("the operator task");
+        self.ended = true;
+        if let Err(e) = ended {
+            panic!("the operator ended with {}: {e}", e.reason());
+        }
     }
 
     pub fn status_writes(&self) -> u64 {

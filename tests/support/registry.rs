@@ -177,6 +177,45 @@ pub struct RegistryOptions {
     pub storage: Storage,
     /// Go serves HTTP/2 over TLS unless disabled (`http.http2.disabled`).
     pub http2: bool,
+    /// Where the registry sends its `notifications` (the real sender, with its retries).
+    pub notify: Vec<NotifyEndpoint>,
+    /// CA certificates (PEM) the registry trusts as a client, e.g. for HTTPS notification
+    /// endpoints (Go reads them from `SSL_CERT_FILE`).
+    pub trust: Option<Vec<u8>>,
+}
+
+/// One `notifications.endpoints` entry of the registry's configuration.
+#[derive(Clone, Debug)]
+pub struct NotifyEndpoint {
+    pub name: String,
+    pub url: String,
+    /// Headers sent with every notification (`Authorization: Bearer …`).
+    pub headers: Vec<(String, String)>,
+    /// How long the registry waits for an answer, then retries.
+    pub timeout: Duration,
+    /// Failures in a row after which it waits `backoff` before the next attempt.
+    pub threshold: u32,
+    pub backoff: Duration,
+    /// Leave out pull events and blob pushes (the recommended setting: they wake nothing).
+    pub ignore_pulls: bool,
+}
+
+impl NotifyEndpoint {
+    pub fn new(name: &str, url: &str) -> NotifyEndpoint {
+        NotifyEndpoint {
+            name: name.into(),
+            url: url.into(),
+            headers: Vec::new(),
+            timeout: Duration::from_secs(15),
+            threshold: 3,
+            backoff: Duration::from_secs(1),
+            ignore_pulls: true,
+        }
+    }
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
 }
 
 impl RegistryOptions {
@@ -189,6 +228,8 @@ impl RegistryOptions {
             token: TokenOptions::default(),
             storage: Storage::Empty,
             http2: true,
+            notify: Vec::new(),
+            trust: None,
         }
     }
     /// Plain HTTP with htpasswd basic auth (distribution 2.8 does not insist on TLS).
@@ -238,6 +279,17 @@ impl RegistryOptions {
     }
     pub fn http2(mut self, on: bool) -> Self {
         self.http2 = on;
+        self
+    }
+    /// Sends notifications to `endpoint` too; HTTPS endpoints must be signed by a CA in
+    /// `SSL_CERT_FILE` (see [`RegistryOptions::trust`]).
+    pub fn notify(mut self, endpoint: NotifyEndpoint) -> Self {
+        self.notify.push(endpoint);
+        self
+    }
+    /// Trusts the CA certificates in `pem` (alone) as a client.
+    pub fn trust(mut self, pem: &[u8]) -> Self {
+        self.trust = Some(pem.to_vec());
         self
     }
     pub fn start(self) -> TestRegistry {
@@ -356,12 +408,36 @@ impl TestRegistry {
         if !opts.http2 {
             http_yaml += "  http2:\n    disabled: true\n";
         }
+        let mut notify_yaml = String::new();
+        if !opts.notify.is_empty() {
+            notify_yaml += "notifications:\n  endpoints:\n";
+            for e in &opts.notify {
+                notify_yaml += &format!(
+                    "    - name: {}\n      url: {}\n      timeout: {}ms\n      threshold: {}\n      backoff: {}ms\n",
+                    qs(&e.name),
+                    qs(&e.url),
+                    e.timeout.as_millis(),
+                    e.threshold,
+                    e.backoff.as_millis()
+                );
+                if !e.headers.is_empty() {
+                    notify_yaml += "      headers:\n";
+                    for (k, v) in &e.headers {
+                        notify_yaml += &format!("        {}: [{}]\n", qs(k), qs(v));
+                    }
+                }
+                if e.ignore_pulls {
+                    // blob pushes are reported as application/octet-stream
+                    notify_yaml += "      ignore:\n        mediatypes: [application/octet-stream]\n        actions: [pull]\n";
+                }
+            }
+        }
         let config = format!(
             "version: 0.1\n\
              log:\n  level: info\n  formatter: text\n  fields:\n    service: test-registry\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
              maintenance:\n    uploadpurging:\n      enabled: false\n    readonly:\n      enabled: {read_only}\n\
-             {http_yaml}{auth_yaml}",
+             {http_yaml}{auth_yaml}{notify_yaml}",
             q(&storage)
         );
         let config_path = dir.join("config.yml");
@@ -381,6 +457,11 @@ impl TestRegistry {
             if k.to_string_lossy().starts_with("REGISTRY_") {
                 cmd.env_remove(k);
             }
+        }
+        if let Some(pem) = &opts.trust {
+            let path = dir.join("trust.pem");
+            fs::write(&path, pem).unwrap();
+            cmd.env("SSL_CERT_FILE", &path);
         }
         let mut child = spawn_with_parent_death_signal(cmd).unwrap_or_else(|e| {
             panic!(
