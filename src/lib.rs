@@ -10,8 +10,9 @@
 //! command line), [`stream`] (tag generations, history and conditions), [`trigger`] (workloads
 //! that follow ImageStreamTags: image change triggers), [`controller`] (the controllers),
 //! [`operator`] (webhooks and controllers in one process), [`permissions`] (its rights,
-//! checked at start), [`leader`] (leader election), [`receiver`] (registry notifications) and
-//! [`probes`] (health and metrics endpoints).
+//! checked at start), [`leader`] (leader election), [`receiver`] (registry notifications),
+//! [`probes`] (health and metrics endpoints) and [`task`] (spawned tasks that end with their
+//! owner).
 
 pub mod admission;
 pub mod api;
@@ -31,4 +32,5 @@ pub mod receiver;
 pub mod reference;
 pub mod registry;
 pub mod stream;
+pub mod task;
 pub mod trigger;

@@ -107,7 +107,7 @@ pub async fn run(
     let watch_namespace = options.controllers.watch_namespace.clone();
     let readiness = crate::probes::Readiness::waiting_for(&parts);
     let probes = options.probes.map(|listener| {
-        tokio::spawn(crate::probes::serve(
+        crate::task::spawn(crate::probes::serve(
             listener,
             options.controllers.metrics.clone(),
             readiness.clone(),
@@ -196,7 +196,7 @@ pub async fn run(
     ));
     let import_settings = (!fixed).then(|| {
         let imports = imports.clone();
-        tokio::spawn(crate::controller::watch_configuration(
+        crate::task::spawn(crate::controller::watch_configuration(
             client.clone(),
             shared.namespace.clone(),
             move |next| {
@@ -221,7 +221,7 @@ pub async fn run(
         webhooks = webhooks.with_receivers(receivers.clone());
     }
     let receivers_task =
-        receivers.map(|r| tokio::spawn(crate::receiver::watch::run(client.clone(), r)));
+        receivers.map(|r| crate::task::spawn(crate::receiver::watch::run(client.clone(), r)));
     // the index loads while the webhooks are being registered
     let lookup_watch = image_lookup.map(|lookup| {
         let api: Api<ImageStream> = match &watch_namespace {
@@ -229,7 +229,7 @@ pub async fn run(
             None => Api::all(client.clone()),
         };
         let indexed = readiness.clone();
-        tokio::spawn(async move {
+        crate::task::spawn(async move {
             lookup
                 .watch(api, move || indexed.done(IMAGE_STREAMS_INDEXED))
                 .await;
@@ -246,7 +246,7 @@ pub async fn run(
         move || registered.done(WEBHOOKS_REGISTERED),
     )
     .map_err(Error::Admission);
-    let config = tokio::spawn(watch_admission_settings(
+    let config = crate::task::spawn(watch_admission_settings(
         client,
         settings,
         readiness.clone(),

@@ -95,9 +95,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
+    // connections end with the server (see crate::task)
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let (stream, _) = tokio::select! {
             () = &mut shutdown => return,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -107,7 +110,7 @@ pub async fn serve(
             },
         };
         let (metrics, readiness) = (metrics.clone(), readiness.clone());
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let service = service_fn(move |request: Request<Incoming>| {
                 let response = answer(&request, &metrics, &readiness);
                 async move { Ok::<_, Infallible>(response) }

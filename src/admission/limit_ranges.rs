@@ -25,26 +25,20 @@ pub trait LimitRangeSource: Send + Sync {
 /// `watch limitranges`). The watch stops when this is dropped.
 pub struct KubeLimitRanges {
     store: Store<LimitRange>,
-    task: tokio::task::JoinHandle<()>,
+    _task: crate::task::Owned<()>,
 }
 
 impl KubeLimitRanges {
     /// Starts the watch (on the current tokio runtime).
     pub fn new(client: Client) -> Self {
         let (store, writer) = reflector::store();
-        let task = tokio::spawn(
+        let task = crate::task::spawn(
             watcher(Api::<LimitRange>::all(client), watcher::Config::default())
                 .default_backoff()
                 .reflect(writer)
                 .for_each(|_| future::ready(())),
         );
-        KubeLimitRanges { store, task }
-    }
-}
-
-impl Drop for KubeLimitRanges {
-    fn drop(&mut self) {
-        self.task.abort();
+        KubeLimitRanges { store, _task: task }
     }
 }
 

@@ -65,7 +65,7 @@ pub struct KubeReferences {
     client: Client,
     index: Arc<Mutex<References>>,
     ready: watch::Receiver<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _tasks: Vec<crate::task::Owned<()>>,
 }
 
 impl KubeReferences {
@@ -115,19 +115,11 @@ impl KubeReferences {
             client,
             index,
             ready,
-            tasks: vec![
-                tokio::spawn(streams_task),
-                tokio::spawn(images_task),
-                tokio::spawn(ready_task),
+            _tasks: vec![
+                crate::task::spawn(streams_task),
+                crate::task::spawn(images_task),
+                crate::task::spawn(ready_task),
             ],
-        }
-    }
-}
-
-impl Drop for KubeReferences {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
         }
     }
 }

@@ -62,9 +62,13 @@ pub async fn serve_tls(
         tracing::info!(%address, "admission webhooks listening");
     }
     tokio::pin!(shutdown);
+    // connections end with the server, even when it is dropped rather than shut down: a
+    // replica that is gone must not go on answering on kept-alive connections
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let (tcp, peer) = tokio::select! {
             () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -83,7 +87,7 @@ pub async fn serve_tls(
         let acceptor = acceptor.clone();
         let webhooks = webhooks.clone();
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let tls = match tokio::time::timeout(CLIENT_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
@@ -255,6 +259,45 @@ mod tests {
         assert!(
             tokio::net::TcpStream::connect(address).await.is_err(),
             "the listener is closed"
+        );
+    }
+    /// A server dropped without a shutdown (its task aborted, as when the operator's `run` is
+    /// dropped) takes its kept-alive connections with it: nothing answers for it afterwards.
+    #[tokio::test]
+    async fn a_dropped_server_answers_nothing_more() {
+        let now = jiff::Timestamp::now();
+        let day = Duration::from_secs(86_400);
+        let ca = CertificateAuthority::generate(now, day).unwrap();
+        let serving = ca.issue(&["127.0.0.1".into()], now, day).unwrap();
+        let store = Arc::new(CertificateStore::new(&serving).unwrap());
+        let (_tx, settings) = watch::channel(Arc::new(AdmissionSettings::default()));
+        let webhooks = Arc::new(Webhooks::new(Nobody, settings));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve_tls(
+            listener,
+            store,
+            webhooks,
+            std::future::pending::<()>(),
+        ));
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).unwrap()])
+            .pool_max_idle_per_host(1)
+            .build()
+            .unwrap();
+        let health = format!("https://127.0.0.1:{}/healthz", address.port());
+        // the connection stays open in the client's pool
+        assert_eq!(client.get(&health).send().await.unwrap().status(), 200);
+
+        server.abort();
+        assert!(server.await.unwrap_err().is_cancelled());
+        let after = tokio::time::timeout(Duration::from_secs(5), client.get(&health).send())
+            .await
+            .expect("an answer or an error, not a hang");
+        assert!(
+            after.is_err(),
+            "a kept-alive connection still answered: {:?}",
+            after.map(|r| r.status())
         );
     }
 }

@@ -673,11 +673,11 @@ pub async fn run(
         })
     };
 
-    let tokio_images = tokio::spawn(images_task);
-    let tokio_limit_ranges = tokio::spawn(limit_ranges_task);
-    let tokio_secrets: Vec<_> = secret_tasks.into_iter().map(tokio::spawn).collect();
-    let tokio_views: Vec<_> = view_tasks.into_iter().map(tokio::spawn).collect();
-    let tokio_config = (!fixed).then(|| tokio::spawn(config_task));
+    let tokio_images = crate::task::spawn(images_task);
+    let tokio_limit_ranges = crate::task::spawn(limit_ranges_task);
+    let tokio_secrets: Vec<_> = secret_tasks.into_iter().map(crate::task::spawn).collect();
+    let tokio_views: Vec<_> = view_tasks.into_iter().map(crate::task::spawn).collect();
+    let tokio_config = (!fixed).then(|| crate::task::spawn(config_task));
     let ready = tokio::time::timeout(Duration::from_secs(60), async {
         images.wait_until_ready().await.map_err(|e| e.to_string())?;
         limit_ranges
@@ -723,7 +723,7 @@ pub async fn run(
     // notifications come here while these controllers run, once the stream cache listed
     let leading = options.receivers.clone().map(|receivers| {
         let (woken, listed) = (woken.clone(), streams_listed.clone());
-        tokio::spawn(async move {
+        crate::task::spawn(async move {
             loaded(listed).await;
             let _leading = receivers.lead(woken);
             std::future::pending::<()>().await
@@ -759,7 +759,7 @@ pub async fn run(
     // views of streams deleted while the operator was not running
     let sweeper = {
         let (ctx, listed) = (ctx.clone(), streams_listed.clone());
-        tokio::spawn(async move {
+        crate::task::spawn(async move {
             loaded(listed).await;
             {
                 match views::sweep(&ctx).await {
@@ -784,7 +784,7 @@ pub async fn run(
         shutdown.clone(),
     );
     let triggers_task = options.image_triggers.then(|| {
-        tokio::spawn(trigger::run(
+        crate::task::spawn(trigger::run(
             trigger::Options {
                 client: client.clone(),
                 recorder: ctx.recorder.clone(),
@@ -800,7 +800,7 @@ pub async fn run(
     });
     let pruner_task = options.pruner.clone().map(|p| {
         let (ctx, shutdown, listed) = (ctx.clone(), shutdown.clone(), streams_listed.clone());
-        tokio::spawn(async move {
+        crate::task::spawn(async move {
             // the stream cache must be loaded: the pruner reads it
             loaded(listed).await;
             pruner::run(ctx, p, shutdown).await;

@@ -144,9 +144,12 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()> + Send + '
             listed,
         ),
     ];
-    let mut tasks: Vec<tokio::task::JoinHandle<()>> =
-        watches.into_iter().map(tokio::spawn).collect();
-    tasks.push(tokio::spawn(follow_streams(shared.clone(), stream_events)));
+    let mut tasks: Vec<crate::task::Owned<()>> =
+        watches.into_iter().map(crate::task::spawn).collect();
+    tasks.push(crate::task::spawn(follow_streams(
+        shared.clone(),
+        stream_events,
+    )));
     let workers = {
         let shared = shared.clone();
         async move {

@@ -79,7 +79,8 @@ pub async fn respond(receivers: &Receivers, request: Request<Incoming>) -> Respo
     };
 
     let Some(queue) = receivers.queue() else {
-        // not the leader: the leader takes it (and counts it)
+        // not the leader: the leader takes it and counts it; a 503 is counted by the replica
+        // the sender asked, whoever said it
         if parts.headers.contains_key(FORWARDED_HEADER) {
             return unavailable("forwarded to a replica that does not lead");
         }
@@ -89,6 +90,11 @@ pub async fn respond(receivers: &Receivers, request: Request<Incoming>) -> Respo
         };
         return match forwarder.forward(&path, &parts.headers, body).await {
             Ok((status, body)) => {
+                // e.g. the Lease names a replica that does not lead yet, or one whose
+                // leadership ended before the check
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    metrics.notification(&label, kind, "unavailable");
+                }
                 let mut response = Response::new(Full::new(body));
                 *response.status_mut() = status;
                 response
