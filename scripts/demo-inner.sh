@@ -8,9 +8,15 @@ ns=imagestream-operator
 pids=()
 cleanup() {
 	trap '' INT TERM # a second Ctrl-C or SIGTERM must not cut the clean-up short
-	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-	# only what was started here: a bare `wait` would also wait for the idle `sleep` below
-	wait "${pids[@]}" 2>/dev/null || true
+	# every background job too: a signal between `sleep 3600 &` and `pids+=` leaves the sleep
+	# out of `pids`
+	local all=("${pids[@]}") running
+	running="$(jobs -p)"
+	# shellcheck disable=SC2206 # one pid per word
+	all+=($running)
+	for pid in "${all[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	# only what was started here (and signalled above)
+	wait "${all[@]}" 2>/dev/null || true
 	[[ "${DEMO_KEEP:-}" == 1 ]] || rm -rf "$work"
 }
 trap cleanup EXIT

@@ -71,9 +71,26 @@ fn the_demo_stops_on_sigterm_to_its_top_process() {
     while unsafe { libc::kill(-pid, 0) } == 0 {
         assert!(
             Instant::now() < gone,
-            "processes of the demo are left after it ended"
+            "processes of the demo are left {:?} after it ended:\n{}",
+            took,
+            left_in_group(pid)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!("the demo stopped {took:?} after SIGTERM");
+}
+
+/// `ps` lines of the processes still in process group `pgid`.
+fn left_in_group(pgid: libc::pid_t) -> String {
+    let out = Command::new("ps")
+        .args(["-e", "-o", "pgid=,pid=,stat=,args="])
+        .output();
+    match out {
+        Ok(out) => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.split_whitespace().next() == Some(pgid.to_string().as_str()))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(e) => format!("(ps failed: {e})"),
+    }
 }
