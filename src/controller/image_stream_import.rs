@@ -45,8 +45,8 @@ use crate::stream::limits::{self, Limits, REASON_LIMIT_EXCEEDED};
 use crate::stream::mapping::remaining;
 use crate::stream::sync::{TagChange, guard_size};
 
-use super::image_stream::{create_image_with, truncate, write_status_with};
-use super::{Context, Metrics, Run, Settings, scoped};
+use super::write::{Writer, tag_event, truncate};
+use super::{Context, Run, Settings, scoped};
 
 /// Stream writes per request when each conflicts.
 const MAX_WRITES: u32 = 5;
@@ -254,8 +254,9 @@ pub struct Host<'a> {
 }
 
 impl Host<'_> {
-    fn metrics(&self) -> &Metrics {
-        self.run.metrics
+    /// The shared write step, as the imports write.
+    fn writer(&self) -> Writer<'_> {
+        Writer::new(self.client, self.run.metrics)
     }
 }
 
@@ -287,7 +288,8 @@ pub async fn answer<K: KnownImages + Sync>(
     if isi.spec.import && !dry_run {
         let applied = import_request::applied(isi, &result);
         for image in import_request::images_to_create(&result, &applied) {
-            create_image_with(host.client, host.metrics(), image)
+            host.writer()
+                .image(image)
                 .await
                 .map_err(Error::CreateImage)?;
         }
@@ -384,7 +386,7 @@ async fn apply(
             now.clone(),
         );
         let (status, limited) = limits::guard_status(&stored, status, &host.limits, now.clone());
-        match write_status_with(host.client, host.metrics(), &stored, status.clone()).await {
+        match host.writer().status(&stored, status.clone()).await {
             Ok(()) => {
                 if !limited {
                     imported(host.recorder, &stored, name, &changes).await;
@@ -413,7 +415,7 @@ async fn record_limit(
     let Some(status) = import_request::limit_refused_status(stream, applied, message, now) else {
         return Ok(());
     };
-    match write_status_with(host.client, host.metrics(), stream, status).await {
+    match host.writer().status(stream, status).await {
         Ok(()) => Ok(()),
         Err(kube::Error::Api(s)) if s.is_conflict() => Ok(()),
         Err(e) => Err(Error::WriteStreamStatus(e)),
@@ -485,35 +487,9 @@ pub async fn publish_refusal(recorder: &Recorder, isi: &ImageStreamImport, refus
 /// the request.
 async fn imported(recorder: &Recorder, stream: &ImageStream, request: &str, changes: &[TagChange]) {
     let reference = stream.object_ref(&());
+    let by = format!("ImageStreamImport {request}");
     for change in changes {
-        let (type_, reason, note) = match change {
-            TagChange::Updated { tag, image } => (
-                EventType::Normal,
-                "Imported",
-                format!("tag {tag} now points at {image} (ImageStreamImport {request})"),
-            ),
-            TagChange::Failed {
-                tag,
-                reason,
-                message,
-            } => (
-                EventType::Warning,
-                "ImportFailed",
-                format!("tag {tag}: {reason}: {message} (ImageStreamImport {request})"),
-            ),
-            TagChange::Recovered { tag } => (
-                EventType::Normal,
-                "ImportRecovered",
-                format!("tag {tag} imported again after a failure (ImageStreamImport {request})"),
-            ),
-        };
-        let event = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(truncate(note)),
-            action: "Import".into(),
-            secondary: Some(super::tag_reference(stream, change.tag())),
-        };
+        let event = tag_event(stream, change, Some(&by));
         if let Err(e) = recorder.publish(&event, &reference).await {
             tracing::warn!(error = %e, "publishing an event failed");
         }

@@ -39,7 +39,7 @@ use crate::stream::limits::images_exceeded;
 use crate::stream::mapping::{self, Limits, Plan, Refusal};
 use crate::stream::sync::TagChange;
 
-use super::image_stream::{create_image, truncate, write_status};
+use super::write::truncate;
 use super::{Context, scoped};
 
 /// Status writes per mapping when each conflicts (upstream retries with back-off too).
@@ -214,7 +214,9 @@ async fn apply(mapping: &ImageStreamMapping, ctx: &Context) -> Result<(), Error>
         found.as_ref(),
         settings.repositories.internal.as_deref(),
     )?;
-    let existing = if create_image(ctx, &plan.image)
+    let existing = if ctx
+        .writer()
+        .image(&plan.image)
         .await
         .map_err(Error::CreateImage)?
     {
@@ -252,7 +254,7 @@ async fn apply(mapping: &ImageStreamMapping, ctx: &Context) -> Result<(), Error>
                 return Err(Error::LimitExceeded(message));
             }
             writes += 1;
-            match write_status(ctx, &stream, status).await {
+            match ctx.writer().status(&stream, status).await {
                 Ok(()) => {}
                 Err(kube::Error::Api(s)) if s.is_conflict() && writes < MAX_WRITES => {
                     tokio::time::sleep(Duration::from_millis(20 << writes)).await;

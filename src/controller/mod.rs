@@ -16,10 +16,10 @@ pub mod image_stream_import;
 pub mod image_stream_mapping;
 pub mod metrics;
 pub mod pruner;
-pub mod schedule;
 pub mod settings;
 pub mod trigger;
 pub mod views;
+pub mod write;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -42,8 +42,8 @@ use crate::import::engine::KnownImages;
 use crate::import::importer::{Batch, BatchResult, Importer};
 use crate::registry::ClientCache;
 
+use crate::stream::schedule::{self, Decision, Schedule};
 pub use metrics::Metrics;
-use schedule::{Decision, Schedule};
 pub use settings::Settings;
 
 /// Pull-secret types the keyring reads.
@@ -398,6 +398,11 @@ impl Context {
         self.streams
             .get(&ObjectRef::new(name).within(namespace))
             .map(|s| (*s).clone())
+    }
+
+    /// The shared write step, as the imports write.
+    fn writer(&self) -> write::Writer<'_> {
+        write::Writer::new(&self.client, &self.metrics)
     }
 
     fn known_images(&self) -> StoreImages {

@@ -20,7 +20,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
@@ -383,22 +383,14 @@ async fn write_pruned(
 > {
     let api =
         Api::<ImageStream>::namespaced(ctx.client.clone(), &stream.namespace().unwrap_or_default());
+    let writer = ctx.writer().as_manager(MANAGER);
     let mut current = stream.clone();
     for _ in 0..3 {
         let Some((status, removed)) = plan::prune_history(&current, policy, exists, protected)
         else {
             return Ok((current.status.clone().unwrap_or_default(), Vec::new()));
         };
-        let mut next = current.clone();
-        next.status = Some(status.clone());
-        let params = PostParams {
-            field_manager: Some(MANAGER.into()),
-            ..PostParams::default()
-        };
-        match api
-            .replace_status(&current.name_any(), &params, &next)
-            .await
-        {
+        match writer.status(&current, status.clone()).await {
             Ok(_) => return Ok((status, removed)),
             Err(kube::Error::Api(s)) if s.is_conflict() => {
                 current = api
@@ -576,7 +568,7 @@ async fn publish(ctx: &Context, pruner: &ImagePruner, report: &PruneRun) {
         Event {
             type_: EventType::Warning,
             reason: "PruneFailed".into(),
-            note: Some(super::image_stream::truncate(report.errors.join("; "))),
+            note: Some(super::write::truncate(report.errors.join("; "))),
             action: "Prune".into(),
             secondary: None,
         }

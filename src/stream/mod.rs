@@ -1,11 +1,15 @@
 //! ImageStream decisions without IO: spec-tag generations ([`generation`]) and tag history
-//! and import conditions ([`history`]), each as OpenShift computes them, and one controller
-//! pass over a stream ([`sync`]); ImageStreamImport requests ([`import_request`]) and
+//! and import conditions ([`history`]), each as OpenShift computes them; one pass of the
+//! imagestream controller over a stream, as its pure steps: what it imports ([`plan`]), how
+//! the results become the status ([`decide`], built on [`sync`]), Images the apiserver
+//! refuses ([`refusal`]), when the stream comes back ([`requeue`]), and when scheduled tags
+//! are checked ([`schedule`]); ImageStreamImport requests ([`import_request`]) and
 //! ImageStreamMapping requests ([`mapping`]); LimitRange limits ([`limits`]); the admission
 //! rules of semantics section 1 ([`validation`]); the views kept beside each stream
 //! ([`views`], [`layers`]) and what a write to a tag view does to its stream ([`tag_edit`]);
 //! short image names in Pods and pod templates resolved through streams ([`image_lookup`]).
 
+pub mod decide;
 pub mod generation;
 pub mod history;
 pub mod image_lookup;
@@ -13,6 +17,10 @@ pub mod import_request;
 pub mod layers;
 pub mod limits;
 pub mod mapping;
+pub mod plan;
+pub mod refusal;
+pub mod requeue;
+pub mod schedule;
 pub mod sync;
 pub mod tag_edit;
 pub mod validation;

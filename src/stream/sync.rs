@@ -659,7 +659,7 @@ pub(super) mod tests {
         Time("2026-11-20T10:00:00Z".parse().unwrap())
     }
 
-    fn from(kind: &str, name: &str) -> Option<ObjectReference> {
+    pub(in crate::stream) fn from(kind: &str, name: &str) -> Option<ObjectReference> {
         Some(ObjectReference {
             kind: kind.into(),
             name: name.into(),
@@ -667,7 +667,11 @@ pub(super) mod tests {
         })
     }
 
-    fn docker(name: &str, pull: &str, generation: Option<i64>) -> TagReference {
+    pub(in crate::stream) fn docker(
+        name: &str,
+        pull: &str,
+        generation: Option<i64>,
+    ) -> TagReference {
         TagReference {
             name: name.into(),
             from: from(KIND_DOCKER_IMAGE, pull),
@@ -685,7 +689,10 @@ pub(super) mod tests {
         }
     }
 
-    fn stream(tags: Vec<TagReference>, status: Vec<NamedTagEventList>) -> ImageStream {
+    pub(in crate::stream) fn stream(
+        tags: Vec<TagReference>,
+        status: Vec<NamedTagEventList>,
+    ) -> ImageStream {
         ImageStream {
             metadata: ObjectMeta {
                 name: Some("stream".into()),
@@ -703,7 +710,7 @@ pub(super) mod tests {
         }
     }
 
-    fn history(tag: &str, items: Vec<TagEvent>) -> NamedTagEventList {
+    pub(in crate::stream) fn history(tag: &str, items: Vec<TagEvent>) -> NamedTagEventList {
         NamedTagEventList {
             tag: tag.into(),
             items,
@@ -711,7 +718,7 @@ pub(super) mod tests {
         }
     }
 
-    fn condition(generation: i64) -> TagEventCondition {
+    pub(in crate::stream) fn condition(generation: i64) -> TagEventCondition {
         TagEventCondition {
             type_: "ImportSuccess".into(),
             status: "False".into(),
@@ -722,7 +729,7 @@ pub(super) mod tests {
         }
     }
 
-    fn ok(tag: &str, image: &str) -> ImageResult {
+    pub(in crate::stream) fn ok(tag: &str, image: &str) -> ImageResult {
         Ok(Imported {
             tag: tag.into(),
             image: image.into(),
@@ -731,7 +738,7 @@ pub(super) mod tests {
         })
     }
 
-    fn tags_of(work: &[TagImport]) -> Vec<&str> {
+    pub(in crate::stream) fn tags_of(work: &[TagImport]) -> Vec<&str> {
         work.iter().map(|w| w.tag.as_str()).collect()
     }
 
