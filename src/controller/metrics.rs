@@ -347,6 +347,7 @@ impl Metrics {
     pub fn in_flight(&self) -> i64 {
         [
             "imagestream",
+            "imagestreamviews",
             "imagestreamimport",
             "imagestreammapping",
             "imagetrigger",

@@ -60,8 +60,6 @@ pub enum Error {
     CreateImage(#[source] kube::Error),
     #[error("the {0} cache did not become ready: {1}")]
     CacheNotReady(&'static str, String),
-    #[error("keeping the views: {0}")]
-    Views(#[source] views::Error),
 }
 
 impl Error {
@@ -71,7 +69,6 @@ impl Error {
             Error::WriteStream(_) => "StreamWriteFailed",
             Error::CreateImage(_) => "ImageCreateFailed",
             Error::CacheNotReady(..) => "CacheNotReady",
-            Error::Views(e) => e.reason(),
         }
     }
 }
@@ -93,14 +90,8 @@ pub struct Context {
     /// Streams an ImageStreamImport is writing (shared with the admission webhook's imports
     /// in this process).
     applying: Arc<InFlight>,
-    /// What the operator reads of the stored views.
-    views: views::ViewStores,
-    /// Which streams show which Images.
-    image_index: Arc<Mutex<views::ImageIndex>>,
-    /// Streams whose views are known to be in step.
-    views_in_step: views::InStep,
-    /// Tag views left for the user's delete, since when.
-    unwanted_views: views::Unwanted,
+    /// The views controller's state and queue.
+    views: views::ViewState,
     /// Tags registry notifications woke, waiting for a check.
     pub(crate) woken: Arc<crate::receiver::Queue>,
 }
@@ -159,7 +150,6 @@ struct Caches {
     images: Store<Image>,
     secrets: Vec<Store<Secret>>,
     limit_ranges: Store<LimitRange>,
-    views: views::ViewStores,
 }
 
 /// Client cache size and idle time of the importer.
@@ -172,7 +162,7 @@ impl Context {
         metrics: Arc<Metrics>,
         settings: Settings,
         caches: Caches,
-        image_index: Arc<Mutex<views::ImageIndex>>,
+        views: views::ViewState,
         applying: Arc<InFlight>,
         woken: Arc<crate::receiver::Queue>,
     ) -> Context {
@@ -181,7 +171,6 @@ impl Context {
             images,
             secrets,
             limit_ranges,
-            views,
         } = caches;
         // registry requests are counted unless the caller observes them itself
         let mut settings = settings;
@@ -210,9 +199,6 @@ impl Context {
             secrets,
             credentials: Mutex::new(HashMap::new()),
             views,
-            image_index,
-            views_in_step: views::InStep::default(),
-            unwanted_views: views::Unwanted::default(),
             woken,
         }
     }
@@ -559,8 +545,10 @@ pub async fn run(
 ) -> Result<(), Error> {
     // every controller stops on the same signal
     let shutdown = shutdown.boxed().shared();
-    // changes that concern a stream: its views, Images it shows
+    // changes that concern a stream's views (a view, an Image it shows, the stream deleted),
+    // and the streams the imagestream controller settled: the views controller's queue
     let (triggers, triggered) = futures::channel::mpsc::unbounded::<ObjectRef<ImageStream>>();
+    let (to_views, settled) = futures::channel::mpsc::unbounded::<ObjectRef<ImageStream>>();
     let image_index = Arc::new(Mutex::new(views::ImageIndex::default()));
     let (images, images_writer) = reflector::store::<Image>();
     let images_task = {
@@ -628,6 +616,15 @@ pub async fn run(
             let woken = woken.clone();
             move |event| woken.observe(event)
         })
+        .inspect({
+            // a deleted stream's views go
+            let triggers = triggers.clone();
+            move |event| {
+                if let Ok(watcher::Event::Delete(stream)) = event {
+                    let _ = triggers.unbounded_send(ObjectRef::from_obj(stream));
+                }
+            }
+        })
         .inspect(move |event| {
             if matches!(event, Ok(watcher::Event::InitDone)) {
                 listed.send_replace(true);
@@ -658,9 +655,8 @@ pub async fn run(
             images: images.clone(),
             secrets: secrets.clone(),
             limit_ranges: limit_ranges.clone(),
-            views: view_stores.clone(),
         },
-        image_index,
+        views::ViewState::new(view_stores, image_index, to_views),
         options.in_flight.clone(),
         woken.clone(),
     ));
@@ -692,7 +688,7 @@ pub async fn run(
         for s in &secrets {
             s.wait_until_ready().await.map_err(|e| e.to_string())?;
         }
-        view_stores
+        ctx.views
             .wait_until_ready()
             .await
             .map_err(|e| e.to_string())?;
@@ -715,14 +711,6 @@ pub async fn run(
     let mut controller = controller
         .with_config(controller::Config::default().concurrency(options.concurrency))
         .reconcile_all_on(config_rx)
-        .reconcile_on({
-            // a view or an Image of the stream changed: its views must be looked at again
-            let ctx = ctx.clone();
-            triggered.inspect(move |stream| {
-                let namespace = stream.namespace.as_deref().unwrap_or_default();
-                ctx.views_in_step.forget(namespace, &stream.name);
-            })
-        })
         .reconcile_on(woken_streams)
         .graceful_shutdown_on(shutdown.clone());
     // notifications come here while these controllers run, once the stream cache listed
@@ -745,36 +733,22 @@ pub async fn run(
     let streams_controller = controller
         .run(image_stream::reconcile, error_policy, ctx.clone())
         .for_each(|result| {
-            match result {
-                // a deleted stream: its views go too
-                Err(controller::Error::ObjectNotFound(stream)) => {
-                    let ctx = ctx.clone();
-                    tokio::spawn(async move {
-                        let namespace = stream.namespace.clone().unwrap_or_default();
-                        if let Err(e) = views::remove_stream(&ctx, &namespace, &stream.name).await {
-                            tracing::warn!(reason = e.reason(), error = %e, "removing views");
-                        }
-                    });
-                }
-                Err(e) => tracing::debug!(error = %e, "reconcile"),
-                Ok(_) => {}
+            if let Err(e) = result {
+                // a deleted stream included: the views controller removes its views
+                tracing::debug!(error = %e, "reconcile");
             }
             future::ready(())
         });
-    // views of streams deleted while the operator was not running
-    let sweeper = {
-        let (ctx, listed) = (ctx.clone(), streams_listed.clone());
-        crate::task::spawn(async move {
-            loaded(listed).await;
-            {
-                match views::sweep(&ctx).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(streams = n, "removed the views of deleted streams"),
-                    Err(e) => tracing::warn!(reason = e.reason(), error = %e, "sweeping views"),
-                }
-            }
-        })
-    };
+    // the views beside it, on their own queue
+    let views_controller = views::run(
+        ctx.clone(),
+        streams.clone(),
+        triggered,
+        settled,
+        streams_listed.clone(),
+        options.concurrency,
+        shutdown.clone(),
+    );
     // The request controllers (each stops on `shutdown`) run beside it.
     let mappings_controller = image_stream_mapping::run(
         client.clone(),
@@ -811,7 +785,13 @@ pub async fn run(
             pruner::run(ctx, p, shutdown).await;
         })
     });
-    future::join3(streams_controller, mappings_controller, imports_controller).await;
+    future::join4(
+        streams_controller,
+        views_controller,
+        mappings_controller,
+        imports_controller,
+    )
+    .await;
     if let Some(task) = leading {
         task.abort();
     }
@@ -824,7 +804,6 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
     drop(keep_open);
-    sweeper.abort();
     for t in tokio_views {
         t.abort();
     }
@@ -882,7 +861,6 @@ fn error_policy(_stream: Arc<ImageStream>, error: &Error, ctx: Arc<Context>) -> 
         Error::WriteStatus(kube::Error::Api(s)) if s.is_conflict() => {
             Action::requeue(Duration::from_millis(200))
         }
-        Error::Views(e) if e.is_stale() => Action::requeue(Duration::from_millis(200)),
         _ => Action::requeue(Duration::from_secs(5)),
     }
 }

@@ -1,7 +1,16 @@
-//! Keeps each stream's views (ImageStreamTag, ImageTag, ImageStreamImage, ImageStreamLayers)
-//! in step with it: [`sync`] computes them ([`crate::stream::views`]) and writes only those
-//! whose hash differs from the stored one; views of tags and images the stream no longer has
-//! are deleted, and so are all views of a deleted stream ([`remove_stream`], [`sweep`]).
+//! The views controller keeps each stream's views (ImageStreamTag, ImageTag, ImageStreamImage,
+//! ImageStreamLayers) in step with it, on a queue of its own ([`run`]) so that writing views
+//! never delays an import: [`sync`] computes them from the stream as stored
+//! ([`crate::stream::views`]) and writes only those whose hash differs from the stored one;
+//! views of tags and images the stream no longer has are deleted, and so are all views of a
+//! deleted stream ([`remove_stream`], [`sweep`]).
+//!
+//! What brings a stream here: the imagestream controller settling it (a pass of its that had
+//! nothing to write, [`ViewState::settle`]); an Image it shows created or deleted
+//! (`imageMissing`, embedded images; which streams show which Image is remembered from their
+//! last sync, [`ImageIndex`]); a change to one of its views that the operator did not make;
+//! its deletion. A stream is synced only at the version the imagestream controller settled,
+//! so views are not written for a state an import is about to change.
 //!
 //! A tag view the stream no longer wants is deleted only once it has been unwanted for
 //! [`DELETE_GRACE`]: a user's DELETE of an ImageStreamTag or ImageTag edits the stream in its
@@ -12,9 +21,10 @@
 //! The stored views are watched as metadata, and only what a sync reads of each is kept
 //! ([`ViewIndex`]: resourceVersion, uid, hash, stream, client annotations): a stream of 5
 //! tags has 16 views or more, and their full metadata was most of the operator's memory at
-//! scale (`benches/cache_memory.rs`, issue 8). A change to a view or to an Image a stream uses
-//! brings that stream back ([`Triggers`]); which streams use an Image is remembered from
-//! their last sync ([`ImageIndex`]).
+//! scale (`benches/cache_memory.rs`, issue 8). The index takes the operator's own writes as
+//! they are answered, so their watch events change nothing in it and bring nothing back; an
+//! event that adds a view, removes one or changes its hash is someone else's, and brings its
+//! stream back ([`Triggers`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
@@ -23,11 +33,12 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use futures::channel::mpsc::UnboundedSender;
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender};
 use futures::future::BoxFuture;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PartialObjectMeta, PostParams, Preconditions};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -178,11 +189,17 @@ struct Namespaced {
 }
 
 impl ViewIndex {
-    /// Stores (or replaces) the view `meta` describes.
-    pub fn put(&mut self, meta: &ObjectMeta) {
+    /// Stores (or replaces) the view `meta` describes. Returns whether that changes what a
+    /// sync compares: the view is new, or names another hash or stream.
+    pub fn put(&mut self, meta: &ObjectMeta) -> bool {
         let (Some(namespace), Some(name)) = (&meta.namespace, &meta.name) else {
-            return;
+            return false;
         };
+        let before = self
+            .0
+            .get(namespace.as_str())
+            .and_then(|ns| ns.views.get(name.as_str()))
+            .map(|v| (v.hash.clone(), v.stream.clone()));
         self.remove(namespace, name);
         let ns = self.0.entry(namespace.as_str().into()).or_default();
         let name: Arc<str> = name.as_str().into();
@@ -196,15 +213,20 @@ impl ViewIndex {
             names.insert(name.clone());
             key
         });
-        ns.views.insert(name, Stored::of(meta, stream));
+        let stored = Stored::of(meta, stream);
+        let changed =
+            before.is_none_or(|(hash, stream)| hash != stored.hash || stream != stored.stream);
+        ns.views.insert(name, stored);
+        changed
     }
 
-    /// Forgets the view `namespace/name`.
-    pub fn remove(&mut self, namespace: &str, name: &str) {
+    /// Forgets the view `namespace/name`. Returns whether it was stored.
+    pub fn remove(&mut self, namespace: &str, name: &str) -> bool {
         let Some(ns) = self.0.get_mut(namespace) else {
-            return;
+            return false;
         };
-        if let Some(stream) = ns.views.remove(name).and_then(|v| v.stream)
+        let removed = ns.views.remove(name);
+        if let Some(stream) = removed.as_ref().and_then(|v| v.stream.clone())
             && let Some(names) = ns.by_stream.get_mut(&stream)
         {
             names.remove(name);
@@ -215,6 +237,7 @@ impl ViewIndex {
         if ns.views.is_empty() {
             self.0.remove(namespace);
         }
+        removed.is_some()
     }
 
     /// What is kept of the view `namespace/name`, as metadata.
@@ -249,29 +272,71 @@ impl ViewIndex {
     }
 }
 
+/// The resourceVersions of the operator's own view writes whose watch events have not come
+/// yet: those events are its own, and bring nothing back. An event that came before the
+/// write's answer leaves its entry behind; entries are dropped after [`ECHO_TTL`] and at
+/// every relist.
+#[derive(Debug, Default)]
+struct Echoes(HashMap<Box<str>, Instant>);
+
+/// How long an echo is waited for.
+const ECHO_TTL: Duration = Duration::from_secs(60);
+/// Echoes kept before old ones are looked for.
+const ECHO_SWEEP: usize = 1024;
+
+impl Echoes {
+    fn expect(&mut self, resource_version: &str, now: Instant) {
+        if self.0.len() >= ECHO_SWEEP {
+            self.0
+                .retain(|_, at| now.saturating_duration_since(*at) < ECHO_TTL);
+        }
+        self.0.insert(resource_version.into(), now);
+    }
+
+    /// Whether the event at `resource_version` is the echo of an own write (forgotten then).
+    fn arrived(&mut self, resource_version: Option<&str>) -> bool {
+        resource_version.is_some_and(|rv| self.0.remove(rv).is_some())
+    }
+}
+
 /// Keeps a [`ViewIndex`] in step with a watch, as a reflector keeps its store: a (re)list is
 /// collected aside and replaces the index when it is complete.
 struct Indexer {
     index: Arc<Mutex<ViewIndex>>,
+    echoes: Arc<Mutex<Echoes>>,
     relist: Option<ViewIndex>,
     listed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Indexer {
-    fn apply(&mut self, event: &watcher::Event<ObjectMeta>) {
+    /// Applies one event; returns whether someone other than the operator changed what a
+    /// sync compares (see [`ViewIndex::put`]): the operator's own writes and deletes are in
+    /// the index before their events, and their echoes are known.
+    fn apply(&mut self, event: &watcher::Event<ObjectMeta>) -> bool {
         let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut echoes = self.echoes.lock().unwrap_or_else(PoisonError::into_inner);
         match event {
-            watcher::Event::Apply(meta) => index.put(meta),
-            watcher::Event::Delete(meta) => {
-                if let (Some(namespace), Some(name)) = (&meta.namespace, &meta.name) {
-                    index.remove(namespace, name);
-                }
+            watcher::Event::Apply(meta) => {
+                let own = echoes.arrived(meta.resource_version.as_deref());
+                index.put(meta) && !own
             }
-            watcher::Event::Init => self.relist = Some(ViewIndex::default()),
-            watcher::Event::InitApply(meta) => self.relist.get_or_insert_default().put(meta),
+            watcher::Event::Delete(meta) => match (&meta.namespace, &meta.name) {
+                (Some(namespace), Some(name)) => index.remove(namespace, name),
+                _ => false,
+            },
+            watcher::Event::Init => {
+                self.relist = Some(ViewIndex::default());
+                echoes.0.clear();
+                false
+            }
+            watcher::Event::InitApply(meta) => {
+                self.relist.get_or_insert_default().put(meta);
+                false
+            }
             watcher::Event::InitDone => {
                 *index = self.relist.take().unwrap_or_default();
                 self.listed.send_replace(true);
+                false
             }
         }
     }
@@ -280,6 +345,7 @@ impl Indexer {
 /// The views of one kind, as a [`ViewIndex`] fed by a metadata watch.
 pub struct ViewCache<K> {
     index: Arc<Mutex<ViewIndex>>,
+    echoes: Arc<Mutex<Echoes>>,
     listed: tokio::sync::watch::Receiver<bool>,
     kind: std::marker::PhantomData<fn() -> K>,
 }
@@ -288,6 +354,7 @@ impl<K> Clone for ViewCache<K> {
     fn clone(&self) -> Self {
         ViewCache {
             index: self.index.clone(),
+            echoes: self.echoes.clone(),
             listed: self.listed.clone(),
             kind: std::marker::PhantomData,
         }
@@ -322,13 +389,32 @@ impl<K: Resource<DynamicType = ()>> ViewCache<K> {
     fn streams(&self) -> Vec<(String, String)> {
         self.lock().streams()
     }
+
+    /// Takes a view as the apiserver answered the operator's write of it, ahead of its watch
+    /// event, which is then known as the write's echo.
+    fn written(&self, meta: &ObjectMeta) {
+        if let Some(rv) = &meta.resource_version {
+            self.echoes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .expect(rv, Instant::now());
+        }
+        self.lock().put(meta);
+    }
+
+    /// Forgets a view the operator deleted, ahead of its watch event.
+    fn deleted(&self, meta: &ObjectMeta) {
+        if let (Some(namespace), Some(name)) = (&meta.namespace, &meta.name) {
+            self.lock().remove(namespace, name);
+        }
+    }
 }
 
 /// Where changes that concern a stream are sent.
 pub type Triggers = UnboundedSender<ObjectRef<ImageStream>>;
 
 /// The view indexes and the tasks that fill them; each change of a view after the initial
-/// list is sent to `triggers` as its stream.
+/// list that the operator did not make is sent to `triggers` as its stream.
 pub fn watch(
     client: &Client,
     namespace: Option<&str>,
@@ -366,13 +452,16 @@ where
 {
     let (listed, listed_rx) = tokio::sync::watch::channel(false);
     let index = Arc::<Mutex<ViewIndex>>::default();
+    let echoes = Arc::<Mutex<Echoes>>::default();
     let cache = ViewCache {
         index: index.clone(),
+        echoes: echoes.clone(),
         listed: listed_rx,
         kind: std::marker::PhantomData,
     };
     let mut indexer = Indexer {
         index,
+        echoes,
         relist: None,
         listed,
     };
@@ -386,8 +475,8 @@ where
             return futures::future::ready(());
         };
         let event = metadata(event);
-        indexer.apply(&event);
-        if let watcher::Event::Apply(meta) | watcher::Event::Delete(meta) = &event
+        if indexer.apply(&event)
+            && let watcher::Event::Apply(meta) | watcher::Event::Delete(meta) = &event
             && let (Some(stream), Some(ns)) = (views::stream_of(meta), &meta.namespace)
         {
             let _ = triggers.unbounded_send(ObjectRef::new(stream).within(ns));
@@ -469,15 +558,55 @@ impl ImageLookup for CachedImages<'_> {
     }
 }
 
-/// The resourceVersion at which each stream's views were last brought in step. A scheduled
-/// check of an unchanged stream then skips computing its views (most of a check's CPU);
-/// anything else that could put them out of step (a view or an Image it shows changed)
-/// arrives as a trigger of the stream, which forgets it first.
-#[derive(Default)]
-pub struct InStep(Mutex<HashMap<(String, String), String>>);
+/// What the views controller keeps between passes: the stored views, which streams show
+/// which Image, the version of each stream the imagestream controller settled and the one
+/// its views are in step with, tag views left for their grace, and its queue.
+pub struct ViewState {
+    stores: ViewStores,
+    images: Arc<Mutex<ImageIndex>>,
+    settled: Versions,
+    in_step: Versions,
+    unwanted: Unwanted,
+    queue: Triggers,
+}
 
-impl InStep {
-    fn at(&self, key: &(String, String)) -> Option<String> {
+impl ViewState {
+    /// `queue` is where [`Self::settle`] sends streams (the views controller's, [`run`]).
+    pub fn new(stores: ViewStores, images: Arc<Mutex<ImageIndex>>, queue: Triggers) -> ViewState {
+        ViewState {
+            stores,
+            images,
+            settled: Versions::default(),
+            in_step: Versions::default(),
+            unwanted: Unwanted::default(),
+            queue,
+        }
+    }
+
+    /// The imagestream controller has nothing to write for `stream` as it is: its views may
+    /// follow this version. Queued for the views controller when the version is new.
+    pub fn settle(&self, stream: &ImageStream) {
+        let Some(version) = stream.resource_version() else {
+            return;
+        };
+        let key = (stream.namespace().unwrap_or_default(), stream.name_any());
+        if self.settled.record(key, version) {
+            let _ = self.queue.unbounded_send(ObjectRef::from_obj(stream));
+        }
+    }
+
+    /// Waits until every view index has listed once.
+    pub async fn wait_until_ready(&self) -> Result<(), NotListed> {
+        self.stores.wait_until_ready().await
+    }
+}
+
+/// A resourceVersion per stream.
+#[derive(Default)]
+struct Versions(Mutex<HashMap<StreamKey, String>>);
+
+impl Versions {
+    fn at(&self, key: &StreamKey) -> Option<String> {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -485,18 +614,20 @@ impl InStep {
             .cloned()
     }
 
-    fn record(&self, key: (String, String), resource_version: String) {
+    /// Records `resource_version`; returns whether it differs from the one recorded.
+    fn record(&self, key: StreamKey, resource_version: String) -> bool {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, resource_version);
+            .insert(key, resource_version.clone())
+            .is_none_or(|before| before != resource_version)
     }
 
-    pub fn forget(&self, namespace: &str, name: &str) {
+    fn forget(&self, key: &StreamKey) {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&(namespace.to_string(), name.to_string()));
+            .remove(key);
     }
 }
 
@@ -548,6 +679,93 @@ impl Unwanted {
     }
 }
 
+/// Runs the views controller until `shutdown`: `changes` are streams whose views or shown
+/// Images changed (or that were deleted), the state's queue the streams the imagestream
+/// controller settled. Starts once the stream cache listed (`listed`), with a sweep of the
+/// views of streams deleted while the operator was not running.
+pub(super) async fn run(
+    ctx: Arc<Context>,
+    streams: Store<ImageStream>,
+    changes: UnboundedReceiver<ObjectRef<ImageStream>>,
+    settled: UnboundedReceiver<ObjectRef<ImageStream>>,
+    listed: tokio::sync::watch::Receiver<bool>,
+    concurrency: u16,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    super::loaded(listed).await;
+    // The store's readiness has one waker, the imagestream controller's: it is taken here
+    // once it is certain (the listing is in), so this controller's runner finds it kept.
+    if streams.wait_until_ready().await.is_err() {
+        return;
+    }
+    match sweep(&ctx).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(streams = n, "removed the views of deleted streams"),
+        Err(e) => tracing::warn!(reason = e.reason(), error = %e, "sweeping views"),
+    }
+    let changes = {
+        // a view or an Image of the stream changed: its views must be computed again
+        let ctx = ctx.clone();
+        changes.inspect(move |stream| {
+            let namespace = stream.namespace.clone().unwrap_or_default();
+            ctx.views.in_step.forget(&(namespace, stream.name.clone()));
+        })
+    };
+    Controller::for_stream(futures::stream::pending(), streams)
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .reconcile_on(changes)
+        .reconcile_on(settled)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|result| {
+            match result {
+                // a deleted stream: its views go too
+                Err(controller::Error::ObjectNotFound(stream)) => {
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        let namespace = stream.namespace.clone().unwrap_or_default();
+                        if let Err(e) = remove_stream(&ctx, &namespace, &stream.name).await {
+                            tracing::warn!(reason = e.reason(), error = %e, "removing views");
+                        }
+                    });
+                }
+                Err(e) => tracing::debug!(error = %e, "views reconcile"),
+                Ok(_) => {}
+            }
+            futures::future::ready(())
+        })
+        .await;
+}
+
+/// Brings the views of `stream` in step, at the version the imagestream controller settled
+/// (another version waits for that controller to settle it).
+pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _in_flight = ctx.metrics.reconciling(CONTROLLER);
+    let key = (stream.namespace().unwrap_or_default(), stream.name_any());
+    let version = stream.resource_version();
+    if version.is_none() || ctx.views.settled.at(&key) != version {
+        return Ok(Action::await_change());
+    }
+    // tag views left for a user's delete: the pass after the wait removes what is left
+    Ok(sync(&ctx, &stream)
+        .await?
+        .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// The views controller's name in metrics.
+const CONTROLLER: &str = "imagestreamviews";
+
+fn error_policy(_stream: Arc<ImageStream>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(reason = error.reason(), %error, "views reconcile failed; retrying");
+    ctx.metrics.reconcile_error(CONTROLLER, error.reason());
+    if error.is_stale() {
+        // the cache is behind: once it caught up the retry finds the view as it is
+        Action::requeue(Duration::from_millis(200))
+    } else {
+        Action::requeue(Duration::from_secs(5))
+    }
+}
+
 /// Brings the views of `stream` in step with it. Returns how long until tag views that are
 /// no longer wanted may be deleted, when some are left for their grace (the stream is then
 /// not recorded as in step, so the pass after that wait deletes them).
@@ -555,21 +773,23 @@ pub async fn sync(ctx: &Context, stream: &ImageStream) -> Result<Option<Duration
     let namespace = stream.namespace().unwrap_or_default();
     let name = stream.name_any();
     let key = (namespace.clone(), name.clone());
+    let state = &ctx.views;
     let version = stream.resource_version();
-    if version.is_some() && ctx.views_in_step.at(&key) == version {
+    if version.is_some() && state.in_step.at(&key) == version {
         return Ok(None);
     }
     let lookup = CachedImages(&ctx.images);
     let desired = Views::of(stream, &lookup);
     let shown: Vec<String> = desired.shown.iter().map(|i| names::image(i)).collect();
-    ctx.image_index
+    state
+        .images
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .set((namespace.clone(), name.clone()), shown);
 
-    let stores = &ctx.views;
+    let stores = &state.stores;
     let client = &ctx.client;
-    let grace = Some((&ctx.unwanted_views, &key));
+    let grace = Some((&state.unwanted, &key));
     let tags_wait = put_all(
         client,
         &namespace,
@@ -615,7 +835,7 @@ pub async fn sync(ctx: &Context, stream: &ImageStream) -> Result<Option<Duration
         (a, b) => a.or(b),
     };
     if let (Some(version), None) = (version, wait) {
-        ctx.views_in_step.record(key, version);
+        state.in_step.record(key, version);
     }
     Ok(wait)
 }
@@ -623,7 +843,8 @@ pub async fn sync(ctx: &Context, stream: &ImageStream) -> Result<Option<Duration
 /// Writes each of `desired` whose hash differs from the stored one, deletes the stored views
 /// of the stream not in `desired` (with `grace`, only those unwanted for [`DELETE_GRACE`];
 /// the wait for the others is returned). A kind `with_status` has its status written first
-/// (a subresource), so the hash on the main object is stored only once both are.
+/// (a subresource), so the hash on the main object is stored only once both are. The cache
+/// takes each write and delete as the apiserver answered it.
 async fn put_all<K>(
     client: &Client,
     namespace: &str,
@@ -665,20 +886,27 @@ where
                         .replace_status(&name, &params, &view)
                         .await
                         .map_err(failed(&name))?;
+                    cache.written(stored.meta());
                     view.meta_mut().resource_version = stored.meta().resource_version.clone();
                 }
-                api.replace(&name, &params, &view)
+                let stored = api
+                    .replace(&name, &params, &view)
                     .await
                     .map_err(failed(&name))?;
+                cache.written(stored.meta());
             }
             None => {
                 let created = api.create(&params, &view).await.map_err(failed(&name))?;
+                cache.written(created.meta());
                 if with_status {
                     view.meta_mut().resource_version = created.meta().resource_version.clone();
-                    if let Err(e) = api.replace_status(&name, &params, &view).await {
-                        // without its status the view must not keep the hash: start over
-                        let _ = delete(&api, created.meta()).await;
-                        return Err(failed(&name)(e));
+                    match api.replace_status(&name, &params, &view).await {
+                        Ok(stored) => cache.written(stored.meta()),
+                        Err(e) => {
+                            // without its status the view must not keep the hash: start over
+                            let _ = delete(&api, cache, created.meta()).await;
+                            return Err(failed(&name)(e));
+                        }
                     }
                 }
             }
@@ -701,13 +929,15 @@ where
             .as_ref()
             .is_none_or(|due| meta.name.as_ref().is_some_and(|n| due.contains(n)));
         if is_due {
-            delete(&api, &meta).await?;
+            delete(&api, cache, &meta).await?;
         }
     }
     Ok(wait)
 }
 
-async fn delete<K>(api: &Api<K>, meta: &ObjectMeta) -> Result<(), Error>
+/// Deletes the view `meta` names if it is still the same object (its uid); the cache forgets
+/// it once it is gone.
+async fn delete<K>(api: &Api<K>, cache: &ViewCache<K>, meta: &ObjectMeta) -> Result<(), Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
@@ -720,8 +950,16 @@ where
         ..DeleteParams::default()
     };
     match api.delete(&name, &params).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.is_not_found() || s.is_conflict() => Ok(()),
+        Ok(_) => {
+            cache.deleted(meta);
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.is_not_found() => {
+            cache.deleted(meta);
+            Ok(())
+        }
+        // another object of that name now: not the operator's to delete
+        Err(kube::Error::Api(s)) if s.is_conflict() => Ok(()),
         Err(source) => Err(Error::Delete {
             kind: K::kind(&()).into_owned(),
             name,
@@ -732,15 +970,18 @@ where
 
 /// Deletes every view of the stream `namespace/name` (it was deleted).
 pub async fn remove_stream(ctx: &Context, namespace: &str, name: &str) -> Result<(), Error> {
-    ctx.views_in_step.forget(namespace, name);
-    ctx.unwanted_views
-        .forget(&(namespace.to_string(), name.to_string()));
-    ctx.image_index
+    let state = &ctx.views;
+    let key = (namespace.to_string(), name.to_string());
+    state.in_step.forget(&key);
+    state.settled.forget(&key);
+    state.unwanted.forget(&key);
+    state
+        .images
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .remove(&(namespace.to_string(), name.to_string()));
+        .remove(&key);
     let client = &ctx.client;
-    let stores = &ctx.views;
+    let stores = &state.stores;
     // nothing is left for a grace: the stream is gone
     put_all::<ImageStreamTag>(
         client,
@@ -788,7 +1029,7 @@ pub async fn remove_stream(ctx: &Context, namespace: &str, name: &str) -> Result
 /// Deletes the views whose stream does not exist (it was deleted while the operator was not
 /// running); returns how many streams' views went.
 pub async fn sweep(ctx: &Context) -> Result<usize, Error> {
-    let stores = &ctx.views;
+    let stores = &ctx.views.stores;
     let orphans: BTreeSet<(String, String)> = [
         stores.tags.streams(),
         stores.image_tags.streams(),
@@ -942,6 +1183,130 @@ mod tests {
         assert_eq!(index, ViewIndex::default());
     }
 
+    /// What a sync compares: whether a view is there, its hash and its stream; not its
+    /// resourceVersion, nor annotations a client added.
+    #[test]
+    fn a_view_changes_when_its_hash_or_stream_does() {
+        let mut index = ViewIndex::default();
+        let view = meta("ns", "ruby.latest", Some("ruby"), "1");
+        assert!(index.put(&view), "new");
+        assert!(!index.put(&view), "the same again");
+        let mut annotated = at(view.clone(), "2");
+        annotated.annotations.get_or_insert_default().insert(
+            "kubectl.kubernetes.io/last-applied-configuration".into(),
+            "{}".into(),
+        );
+        assert!(!index.put(&annotated), "another version with the same hash");
+        assert!(
+            index.put(&meta("ns", "ruby.latest", Some("ruby"), "3")),
+            "another hash"
+        );
+        assert!(
+            index.put(&meta("ns", "ruby.latest", Some("php"), "3")),
+            "another stream"
+        );
+        assert!(index.remove("ns", "ruby.latest"));
+        assert!(!index.remove("ns", "ruby.latest"), "gone already");
+    }
+
+    fn at(mut meta: ObjectMeta, resource_version: &str) -> ObjectMeta {
+        meta.resource_version = Some(resource_version.into());
+        meta
+    }
+
+    /// The operator's writes and deletes are in the index before their watch events, which
+    /// then bring nothing back; changes someone else makes do (issue 17: a view write no
+    /// longer brings its stream back for a pass that writes nothing).
+    #[test]
+    fn only_changes_the_operator_did_not_make_bring_a_stream_back() {
+        let (listed, ready) = tokio::sync::watch::channel(false);
+        let mut indexer = Indexer {
+            index: Arc::default(),
+            echoes: Arc::default(),
+            relist: None,
+            listed,
+        };
+        let cache = ViewCache::<ImageTag> {
+            index: indexer.index.clone(),
+            echoes: indexer.echoes.clone(),
+            listed: ready,
+            kind: std::marker::PhantomData,
+        };
+        indexer.apply(&watcher::Event::Init);
+        indexer.apply(&watcher::Event::InitDone);
+
+        // created, then its status written (an ImageTag): both answered before the events
+        let created = meta("ns", "s.a", Some("s"), "1");
+        let with_status = at(created.clone(), "2");
+        cache.written(&created);
+        cache.written(&with_status);
+        assert!(!indexer.apply(&watcher::Event::Apply(created.clone())));
+        assert!(!indexer.apply(&watcher::Event::Apply(with_status)));
+        // updated: the status first (the old hash), then the object (the new one); the
+        // status's event arrives after both answers
+        let status = at(created, "3");
+        let updated = meta("ns", "s.a", Some("s"), "4");
+        cache.written(&status);
+        cache.written(&updated);
+        assert!(!indexer.apply(&watcher::Event::Apply(status)));
+        assert!(!indexer.apply(&watcher::Event::Apply(updated)));
+        assert_eq!(
+            views::stored_hash(&cache.get("ns", "s.a").unwrap()),
+            Some("hash-4")
+        );
+        assert!(
+            indexer.echoes.lock().unwrap().0.is_empty(),
+            "every echo came"
+        );
+
+        // someone else changes its hash: the stream comes back
+        let theirs = at(meta("ns", "s.a", Some("s"), "9"), "5");
+        assert!(indexer.apply(&watcher::Event::Apply(theirs.clone())));
+        // the operator deletes it: nothing; someone creates and deletes another: twice
+        cache.deleted(&theirs);
+        assert!(!indexer.apply(&watcher::Event::Delete(theirs)));
+        let other = meta("ns", "s.b", Some("s"), "6");
+        assert!(indexer.apply(&watcher::Event::Apply(other.clone())));
+        assert!(indexer.apply(&watcher::Event::Delete(other)));
+
+        // an event ahead of its write's answer comes back once; a relist drops its echo
+        let early = meta("ns", "s.c", Some("s"), "7");
+        assert!(indexer.apply(&watcher::Event::Apply(early.clone())));
+        cache.written(&early);
+        assert_eq!(indexer.echoes.lock().unwrap().0.len(), 1);
+        indexer.apply(&watcher::Event::Init);
+        assert!(indexer.echoes.lock().unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn echoes_not_seen_for_a_minute_are_dropped() {
+        let mut echoes = Echoes::default();
+        let t0 = Instant::now();
+        for n in 0..ECHO_SWEEP {
+            echoes.expect(&n.to_string(), t0);
+        }
+        echoes.expect("late", t0 + ECHO_TTL - Duration::from_secs(1));
+        assert_eq!(echoes.0.len(), ECHO_SWEEP + 1, "none old enough yet");
+        echoes.expect("later", t0 + ECHO_TTL);
+        assert_eq!(echoes.0.len(), 2, "{:?}", echoes.0.keys());
+        assert!(echoes.arrived(Some("later")));
+        assert!(!echoes.arrived(Some("later")), "once");
+        assert!(!echoes.arrived(None));
+    }
+
+    #[test]
+    fn a_stream_is_settled_once_per_version() {
+        let versions = Versions::default();
+        let key = ("ns".to_string(), "s".to_string());
+        assert!(versions.record(key.clone(), "1".into()));
+        assert!(!versions.record(key.clone(), "1".into()));
+        assert!(versions.record(key.clone(), "2".into()));
+        assert_eq!(versions.at(&key).as_deref(), Some("2"));
+        versions.forget(&key);
+        assert_eq!(versions.at(&key), None);
+        assert!(versions.record(key, "2".into()), "new after forgetting");
+    }
+
     /// A (re)list replaces the index once complete, as a reflector replaces its store: views
     /// deleted while the watch was down go, and the index is ready after the first list.
     #[test]
@@ -949,6 +1314,7 @@ mod tests {
         let (listed, ready) = tokio::sync::watch::channel(false);
         let mut indexer = Indexer {
             index: Arc::default(),
+            echoes: Arc::default(),
             relist: None,
             listed,
         };

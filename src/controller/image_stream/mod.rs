@@ -8,8 +8,9 @@
 //! 5. [`write`]: one status write, only when something changed (the step every controller
 //!    that writes streams shares, [`super::write`]), its Events, and what the pass reports.
 //!
-//! A pass that writes nothing ends with the stream's views ([`super::views::sync`]); a status
-//! write brings the stream back, so views are computed from the stored stream only.
+//! A pass that writes nothing settles the stream: the views controller ([`super::views`], on
+//! a queue of its own) brings its views in step with that version. A status write brings the
+//! stream back, so views are computed from the stored stream only.
 //!
 //! Failed imports are not retried in a loop: the failure is recorded with C = S and the tag
 //! waits for a spec change, its next scheduled check, or (for `Unauthorized`) a change of the
@@ -79,8 +80,8 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
 }
 
 /// The write step: the status when it changed, the Events of its transitions, what the
-/// woken tags' checks found, and the repository's mark or failure; views when nothing was
-/// written. Returns when the stream comes back.
+/// woken tags' checks found, and the repository's mark or failure; the stream settled for
+/// its views when nothing was written. Returns when the stream comes back.
 async fn write(
     ctx: &Context,
     seen: &mut Snapshot<'_>,
@@ -131,13 +132,10 @@ async fn write(
         }
         None => {}
     }
-    // views follow the stream as stored; a status just written brings it back here
+    // views follow the stream as stored, once nothing is left to write (a status just
+    // written brings the stream back here first)
     if outcome.status.is_none() {
-        // tag views left for a user's delete: the pass after the wait removes what is left
-        let wait = super::views::sync(ctx, stream)
-            .await
-            .map_err(Error::Views)?;
-        requeue.within_any(wait);
+        ctx.views.settle(stream);
     }
     Ok(requeue)
 }
