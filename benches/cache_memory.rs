@@ -30,8 +30,9 @@ use serde::de::DeserializeOwned;
 use imagestream_operator::api::{
     Image, ImageStream, ImageStreamImage, ImageStreamLayers, ImageStreamTag, ImageTag,
 };
-use imagestream_operator::controller::views::{ImageIndex, ViewIndex};
 use imagestream_operator::names;
+use imagestream_operator::stream::image_index::ImageIndex;
+use imagestream_operator::stream::view_index::ViewIndex;
 
 /// Counts live bytes: as requested, and as glibc chunks (8-byte header, 16-byte steps,
 /// 32 bytes at least).

@@ -16,7 +16,6 @@ pub mod image_stream_import;
 pub mod image_stream_mapping;
 pub mod metrics;
 pub mod pruner;
-pub mod settings;
 pub mod trigger;
 pub mod views;
 pub mod write;
@@ -42,9 +41,10 @@ use crate::import::engine::KnownImages;
 use crate::import::importer::{Batch, BatchResult, Importer};
 use crate::registry::ClientCache;
 
+use crate::stream::image_index::ImageIndex;
 use crate::stream::schedule::{self, Decision, Schedule};
+pub use crate::stream::settings::Settings;
 pub use metrics::Metrics;
-pub use settings::Settings;
 
 /// Pull-secret types the keyring reads.
 const SECRET_TYPES: [&str; 2] = ["kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg"];
@@ -549,7 +549,7 @@ pub async fn run(
     // and the streams the imagestream controller settled: the views controller's queue
     let (triggers, triggered) = futures::channel::mpsc::unbounded::<ObjectRef<ImageStream>>();
     let (to_views, settled) = futures::channel::mpsc::unbounded::<ObjectRef<ImageStream>>();
-    let image_index = Arc::new(Mutex::new(views::ImageIndex::default()));
+    let image_index = Arc::new(Mutex::new(ImageIndex::default()));
     let (images, images_writer) = reflector::store::<Image>();
     let images_task = {
         let (index, triggers) = (image_index.clone(), triggers.clone());

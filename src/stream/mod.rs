@@ -2,16 +2,20 @@
 //! and import conditions ([`history`]), each as OpenShift computes them; one pass of the
 //! imagestream controller over a stream, as its pure steps: what it imports ([`plan`]), how
 //! the results become the status ([`decide`], built on [`sync`]), Images the apiserver
-//! refuses ([`refusal`]), when the stream comes back ([`requeue`]), and when scheduled tags
-//! are checked ([`schedule`]); ImageStreamImport requests ([`import_request`]) and
+//! refuses ([`refusal`]), when the stream comes back ([`requeue`]), when scheduled tags are
+//! checked ([`schedule`]), and the cluster configuration as the settings they read
+//! ([`settings`]); ImageStreamImport requests ([`import_request`]) and
 //! ImageStreamMapping requests ([`mapping`]); LimitRange limits ([`limits`]); the admission
 //! rules of semantics section 1 ([`validation`]); the views kept beside each stream
-//! ([`views`], [`layers`]) and what a write to a tag view does to its stream ([`tag_edit`]);
+//! ([`views`], [`layers`]), what the operator keeps of the stored ones ([`view_index`]) and
+//! which streams show which Image ([`image_index`]), and what a write to a tag view does to
+//! its stream ([`tag_edit`]);
 //! short image names in Pods and pod templates resolved through streams ([`image_lookup`]).
 
 pub mod decide;
 pub mod generation;
 pub mod history;
+pub mod image_index;
 pub mod image_lookup;
 pub mod import_request;
 pub mod layers;
@@ -21,7 +25,9 @@ pub mod plan;
 pub mod refusal;
 pub mod requeue;
 pub mod schedule;
+pub mod settings;
 pub mod sync;
 pub mod tag_edit;
 pub mod validation;
+pub mod view_index;
 pub mod views;
