@@ -27,7 +27,7 @@ use crate::api::image::Image;
 use crate::api::image_stream::{
     DOCKER_IMAGE_REPOSITORY_CHECK_ANNOTATION, ImageStream, ImageStreamStatus,
 };
-use crate::import::importer::{Batch, BatchResult, Failure, ImageImport, ImageResult};
+use crate::import::contract::{Batch, BatchResult, Failure, ImageResult, Mode};
 use crate::reference::DockerImageReference;
 use crate::stream::limits;
 use crate::stream::sync::{self, StatusUpdate, TagChange, TagImport};
@@ -113,16 +113,7 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
     let mut unchanged = HashMap::new();
     if !work.is_empty() || repository.is_some() {
         let batch = Batch {
-            images: work
-                .iter()
-                .map(|w| ImageImport {
-                    from: w.from.clone(),
-                    mode: w.mode,
-                    insecure: w.insecure,
-                    prefer: w.prefer.clone(),
-                    current_image: w.current_image.clone(),
-                })
-                .collect(),
+            images: work.iter().map(|w| w.import.clone()).collect(),
             repository,
         };
         let mut result = ctx.import(&batch, &keyring, now.0).await;
@@ -144,9 +135,8 @@ pub async fn reconcile(stream: Arc<ImageStream>, ctx: Arc<Context>) -> Result<Ac
             update.apply_repository(listed);
             repository_outcome = Some(listed.images.as_ref().map(|_| ()).map_err(Clone::clone));
         }
-        let unauthorized = |r: &crate::import::importer::ImageResult| {
-            r.as_ref().err().is_some_and(|f| f.reason == "Unauthorized")
-        };
+        let unauthorized =
+            |r: &ImageResult| r.as_ref().err().is_some_and(|f| f.reason == "Unauthorized");
         if result.images.iter().any(unauthorized)
             || matches!(&repository_outcome, Some(Err(f)) if f.reason == "Unauthorized")
         {
@@ -274,11 +264,7 @@ async fn repository_failed(ctx: &Context, stream: &ImageStream, failure: &Failur
 
 /// Tags whose last import failed with `Unauthorized` are tried again once the namespace's
 /// pull secrets changed.
-fn add_unauthorized_retries(
-    stream: &ImageStream,
-    work: &mut Vec<TagImport>,
-    default_mode: crate::import::engine::Mode,
-) {
+fn add_unauthorized_retries(stream: &ImageStream, work: &mut Vec<TagImport>, default_mode: Mode) {
     let failed: BTreeSet<&str> = stream
         .status
         .iter()
@@ -325,7 +311,7 @@ fn add_woken<'a>(
     stream: &ImageStream,
     work: &mut Vec<TagImport>,
     tags: impl Iterator<Item = &'a str>,
-    default_mode: crate::import::engine::Mode,
+    default_mode: Mode,
 ) {
     for tag in tags {
         if work.iter().any(|w| w.tag == tag) {
@@ -583,7 +569,7 @@ pub(super) fn truncate(mut s: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::importer::{Imported, RepositoryResult};
+    use crate::import::contract::{Imported, RepositoryResult};
 
     fn imported(image: &str) -> ImageResult {
         Ok(Imported {

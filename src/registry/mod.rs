@@ -7,9 +7,8 @@
 //! a manifest HEAD into a GET (a counted pull on Docker Hub), reads bodies without a limit,
 //! pings `/v2/` before authenticating and caches tokens per client by host. So requests are
 //! made here with `reqwest` directly (the same reqwest build and TLS stack oci-client already
-//! brings in). From oci-client we use only the manifest media-type constants
-//! ([`protocol::MANIFEST_MEDIA_TYPES`]); parsing manifests into Images is `crate::import`'s
-//! business.
+//! brings in). The media types are [`protocol`]'s ([`protocol::MANIFEST_MEDIA_TYPES`], the
+//! one place they are written); parsing manifests into Images is `crate::import`'s business.
 //!
 //! # What a [`RegistryClient`] does
 //!
@@ -41,8 +40,9 @@
 //! * **Observation**: every HTTP exchange (token requests and redirect hops included) is
 //!   reported to an optional [`RequestObserver`], for metrics and for tests.
 //!
-//! Errors are [`RegistryError`]s carrying upstream's status reasons (semantics 5.9).
-//! [`RepositorySource`] is the import engine's `Source` over a client.
+//! Errors are [`RegistryError`]s carrying upstream's status reasons (semantics 5.9). The
+//! import engine's `Source` over a client lives with the engine
+//! (`crate::import::source::RepositorySource`): the transport knows nothing of imports.
 
 mod cache;
 mod client;
@@ -50,7 +50,6 @@ pub mod error;
 pub mod policy;
 pub mod protocol;
 pub mod quota;
-mod source;
 mod transport;
 
 use std::collections::HashMap;
@@ -63,39 +62,9 @@ pub use cache::ClientCache;
 pub use client::RegistryClient;
 pub use error::{RegistryError, UnauthorizedKind};
 pub use policy::{AllowedRegistries, BlockedRegistries, Transport};
-pub use source::RepositorySource;
 
-/// Largest manifest accepted, in bytes (4 MiB, as distribution's own limit).
-pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
-/// Largest image config blob accepted by default, in bytes.
-pub const MAX_CONFIG_BYTES: usize = 8 << 20;
-/// Largest tag-list page accepted, in bytes.
-pub const MAX_TAG_PAGE_BYTES: usize = 8 << 20;
-
-/// A username and password for a registry (or its token server). `Debug` hides the password.
-#[derive(Clone, PartialEq, Eq)]
-pub struct BasicCredentials {
-    pub username: String,
-    pub password: String,
-}
-
-impl BasicCredentials {
-    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
-        BasicCredentials {
-            username: username.into(),
-            password: password.into(),
-        }
-    }
-}
-
-impl fmt::Debug for BasicCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BasicCredentials")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
-}
+pub use crate::credentials::BasicCredentials;
+pub use protocol::{MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, MAX_TAG_PAGE_BYTES};
 
 /// What a [`ClientCache`] keys clients by. Two requests share a client (and its tokens) only
 /// when all three fields are equal.
@@ -279,8 +248,9 @@ impl fmt::Debug for RegistryConfig {
 /// The Docker Hub names users write map to its API host; every other registry is itself.
 pub fn endpoint_host(registry: &str) -> &str {
     match registry {
-        policy::DOCKER_DEFAULT_REGISTRY | policy::DOCKER_DEFAULT_V1_REGISTRY => {
-            policy::DOCKER_DEFAULT_V2_REGISTRY
+        crate::reference::DOCKER_DEFAULT_REGISTRY
+        | crate::reference::DOCKER_DEFAULT_V1_REGISTRY => {
+            crate::reference::DOCKER_DEFAULT_V2_REGISTRY
         }
         other => other,
     }
@@ -289,14 +259,6 @@ pub fn endpoint_host(registry: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_debug_hides_the_password() {
-        let c = BasicCredentials::new("alice", "hunter2");
-        let s = format!("{c:?}");
-        assert!(s.contains("alice") && !s.contains("hunter2"), "{s}");
-        assert!(!format!("{:?}", Some(c)).contains("hunter2"));
-    }
 
     #[test]
     fn docker_hub_names_map_to_the_api_host() {
