@@ -28,7 +28,12 @@ async fn probes_answer_and_imports_are_counted() {
     let digest = reg.client().push("app", "v1", &image).await.expect("push");
     let op = Running::start("metrics").await;
     assert_eq!(get(op.probes_port, "/livez").await.0, 200);
-    assert_eq!(get(op.probes_port, "/readyz").await.0, 200);
+    // ready once its caches have synced, which may come after the webhooks answer
+    let ready_by = Instant::now() + Duration::from_secs(30);
+    while get(op.probes_port, "/readyz").await.0 != 200 {
+        assert!(Instant::now() < ready_by, "never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(get(op.probes_port, "/nope").await.0, 404);
 
     let stream: ImageStream = serde_json::from_value(json!({

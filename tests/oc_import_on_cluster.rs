@@ -11,8 +11,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +19,6 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -29,8 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
 use imagestream_operator::admission::{
-    self, AdmissionSettings, CertPolicy, Endpoint, Hook, ImageDeletes, KubeAuthorizer,
-    KubeLimitRanges, Registration, SecretRef, Webhooks,
+    self, AdmissionSettings, Hook, ImageDeletes, KubeAuthorizer, KubeLimitRanges, Webhooks,
 };
 use imagestream_operator::api::image::Image;
 use imagestream_operator::api::image_stream::{ImageStream, TagEvent};
@@ -39,113 +35,10 @@ use imagestream_operator::names;
 use support::cluster::{self, ServiceAccountClient};
 use support::fault_registry::{FaultServer, FaultSwitch};
 use support::images::{ImageSpec, IndexSpec, TestImage};
-use support::operator::Running;
+use support::oc::Oc;
+use support::operator::{Running, test_admission};
 use support::registry::{RegistryOptions, TestRegistry};
 use support::{crds, rbac};
-
-/// `oc` as a user runs it: a kubeconfig, the test's namespace.
-struct Oc {
-    kubeconfig: PathBuf,
-    namespace: String,
-}
-
-/// What one `oc` run gave.
-#[derive(Debug)]
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn from(output: Output) -> Ran {
-        Ran {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    /// Asserts exit status 0.
-    #[track_caller]
-    fn ok(self) -> Ran {
-        assert_eq!(self.code, 0, "{self:#?}");
-        self
-    }
-
-    /// Asserts exit status 1 (oc's error exit).
-    #[track_caller]
-    fn failed(self) -> Ran {
-        assert_eq!(self.code, 1, "{self:#?}");
-        self
-    }
-
-    fn lines(&self) -> Vec<&str> {
-        self.stdout.lines().collect()
-    }
-
-    /// Asserts stdout has a line equal to `line` (surrounding blanks ignored).
-    #[track_caller]
-    fn has_line(&self, line: &str) -> &Ran {
-        assert!(
-            self.lines().iter().any(|l| l.trim() == line),
-            "no line {line:?} in:\n{}",
-            self.stdout
-        );
-        self
-    }
-
-    /// Asserts stdout has a line starting with `start` and containing `rest`.
-    #[track_caller]
-    fn has_field(&self, start: &str, rest: &str) -> &Ran {
-        assert!(
-            self.lines()
-                .iter()
-                .any(|l| l.starts_with(start) && l.contains(rest)),
-            "no line {start}…{rest} in:\n{}",
-            self.stdout
-        );
-        self
-    }
-}
-
-impl Oc {
-    fn new(kubeconfig: &Path, namespace: &str) -> Oc {
-        Oc {
-            kubeconfig: kubeconfig.to_path_buf(),
-            namespace: namespace.into(),
-        }
-    }
-
-    /// Runs `oc -n <namespace> <args>` off the async runtime; prints what oc printed.
-    async fn run(&self, args: &[&str]) -> Ran {
-        let namespaced: Vec<&str> = ["-n", self.namespace.as_str()]
-            .into_iter()
-            .chain(args.iter().copied())
-            .collect();
-        self.run_anywhere(&namespaced).await
-    }
-
-    /// Runs `oc <args>` without naming a namespace (cluster-wide commands: `oc adm prune
-    /// images` with `-n` would leave Images alone).
-    async fn run_anywhere(&self, args: &[&str]) -> Ran {
-        let mut command = Command::new(oc_binary());
-        command.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
-        let shown = format!("oc {}", args.join(" "));
-        let output = tokio::task::spawn_blocking(move || command.output())
-            .await
-            .expect("oc ran")
-            .unwrap_or_else(|e| panic!("{}: {e} (needs xz-utils)", oc_binary()));
-        let ran = Ran::from(output);
-        println!("$ {shown}\n{}{}[exit {}]", ran.stdout, ran.stderr, ran.code);
-        ran
-    }
-}
-
-/// OpenShift's `oc` 4.20, beside the project (`../shared/tools/oc/oc`).
-fn oc_binary() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/tools/oc/oc").to_string()
-}
 
 async fn push(reg: &TestRegistry, repo: &str, tag: &str, seed: u64) -> String {
     let image: TestImage = ImageSpec::single("amd64", seed).build().into();
@@ -176,7 +69,7 @@ async fn oc_import_image_creates_reimports_and_fails_like_openshift() {
     let d1 = push(&reg, "app", "v1", 1601).await;
     let op = Running::start("oc-import").await;
     let cluster = cluster::cluster().await;
-    let oc = Oc::new(cluster.kubeconfig(), &op.namespace);
+    let oc = Oc::with_kubeconfig(cluster.kubeconfig(), &op.namespace);
     let streams = op.streams();
     let from = format!("--from={}", reg.image_ref("app", "v1"));
 
@@ -193,7 +86,7 @@ async fn oc_import_image_creates_reimports_and_fails_like_openshift() {
     let ran = oc
         .run(&["import-image", "app:v1", &from, "--insecure", "--confirm"])
         .await
-        .ok();
+        .succeeded();
     assert_eq!(
         ran.lines()[0],
         "imagestream.image.openshift.io/app imported"
@@ -216,7 +109,7 @@ async fn oc_import_image_creates_reimports_and_fails_like_openshift() {
     // the registry moved the tag: re-import the existing stream (oc sends its
     // resourceVersion), then again at once: both answered, history grows once
     let d2 = push(&reg, "app", "v1", 1602).await;
-    let ran = oc.run(&["import-image", "app:v1"]).await.ok();
+    let ran = oc.run(&["import-image", "app:v1"]).await.succeeded();
     assert_eq!(
         ran.lines()[0],
         "imagestream.image.openshift.io/app imported"
@@ -224,7 +117,7 @@ async fn oc_import_image_creates_reimports_and_fails_like_openshift() {
     ran.has_line(&format!("* {}/app@{d2}", reg.addr()))
         .has_line(&format!("{}/app@{d1}", reg.addr()))
         .has_field("Name:", &d2);
-    let ran = oc.run(&["import-image", "app:v1"]).await.ok();
+    let ran = oc.run(&["import-image", "app:v1"]).await.succeeded();
     ran.has_field("Name:", &d2);
     let stream = streams.get("app").await.expect("the stream");
     assert_eq!(history(&stream, "v1"), [d2.as_str(), d1.as_str()]);
@@ -238,7 +131,10 @@ async fn oc_import_image_creates_reimports_and_fails_like_openshift() {
 
     // a preview: the image, nothing written
     let d3 = push(&reg, "app", "v1", 1603).await;
-    let ran = oc.run(&["import-image", "app:v1", "--dry-run"]).await.ok();
+    let ran = oc
+        .run(&["import-image", "app:v1", "--dry-run"])
+        .await
+        .succeeded();
     assert_eq!(
         ran.lines()[0],
         "imagestream.image.openshift.io/app imported (dry run)"
@@ -270,7 +166,7 @@ async fn oc_import_image_creates_reimports_and_fails_like_openshift() {
     oc.run(&["import-image", "bogus:v1"]).await.failed();
 
     // the requests are there to look at, by the short name
-    let ran = oc.run(&["get", "isi"]).await.ok();
+    let ran = oc.run(&["get", "isi"]).await.succeeded();
     ran.has_field("app", "");
     ran.has_field("bogus", "");
     op.finish().await;
@@ -293,7 +189,7 @@ async fn oc_import_image_all_scheduled_reference_policy_and_import_mode() {
         .expect("push the index");
     let op = Running::start("oc-import-all").await;
     let cluster = cluster::cluster().await;
-    let oc = Oc::new(cluster.kubeconfig(), &op.namespace);
+    let oc = Oc::with_kubeconfig(cluster.kubeconfig(), &op.namespace);
     let streams = op.streams();
 
     let repository = format!("--from={}/many", reg.addr());
@@ -307,7 +203,7 @@ async fn oc_import_image_all_scheduled_reference_policy_and_import_mode() {
             "--confirm",
         ])
         .await
-        .ok();
+        .succeeded();
     assert_eq!(
         ran.lines()[0],
         "imagestream.image.openshift.io/many imported"
@@ -322,7 +218,7 @@ async fn oc_import_image_all_scheduled_reference_policy_and_import_mode() {
     }
     // again, for the stream's DockerImage tags
     let moved = push(&reg, "many", "1.0", 1613).await;
-    let ran = oc.run(&["import-image", "many", "--all"]).await.ok();
+    let ran = oc.run(&["import-image", "many", "--all"]).await.succeeded();
     ran.has_field("Name:", &moved);
     let stream = streams.get("many").await.expect("the stream");
     assert_eq!(
@@ -343,7 +239,7 @@ async fn oc_import_image_all_scheduled_reference_policy_and_import_mode() {
         "--reference-policy=local",
     ])
     .await
-    .ok()
+    .succeeded()
     .has_field("Name:", &app);
     let sched = streams.get("sched").await.expect("the stream");
     let tag = sched.spec.tag("v1").expect("spec tag v1");
@@ -353,7 +249,7 @@ async fn oc_import_image_all_scheduled_reference_policy_and_import_mode() {
         serde_json::to_value(tag.reference_policy).unwrap(),
         json!({"type": "Local"})
     );
-    let ran = oc.run(&["describe", "is", "sched"]).await.ok();
+    let ran = oc.run(&["describe", "is", "sched"]).await.succeeded();
     ran.has_line(&format!(
         "updates automatically from registry {}",
         reg.image_ref("app", "v1")
@@ -372,7 +268,7 @@ async fn oc_import_image_all_scheduled_reference_policy_and_import_mode() {
             "--import-mode=PreserveOriginal",
         ])
         .await
-        .ok();
+        .succeeded();
     ran.has_field("Name:", &list);
     let multi = streams.get("multi").await.expect("the stream");
     assert_eq!(history(&multi, "v1"), [list.as_str()]);
@@ -403,7 +299,7 @@ async fn a_slow_registry_is_answered_at_the_time_limit() {
     // a 6 s webhook: registry work stops after 4 s
     let op = Running::start_registered("oc-slow", |_, r| r.import_timeout_seconds = 6).await;
     let cluster = cluster::cluster().await;
-    let oc = Oc::new(cluster.kubeconfig(), &op.namespace);
+    let oc = Oc::with_kubeconfig(cluster.kubeconfig(), &op.namespace);
     let from = format!("--from={}/app:v1", slow.addr());
     let started = Instant::now();
     let ran = oc
@@ -679,8 +575,12 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str], names: &[String]) -
 
 /// The pruning user: reads what `oc adm prune images` reads everywhere, writes the statuses
 /// of `namespace`'s streams, deletes only `images` (object names).
-async fn pruner(admin: &Client, namespace: &str, images: &[String]) -> ServiceAccountClient {
-    let cluster = cluster::cluster().await;
+async fn pruner(
+    cluster: &cluster::TestCluster,
+    admin: &Client,
+    namespace: &str,
+    images: &[String],
+) -> ServiceAccountClient {
     let account = cluster.service_account_client(namespace, "pruner").await;
     let subject = Subject {
         kind: "ServiceAccount".into(),
@@ -808,10 +708,10 @@ async fn import(
 async fn oc_adm_prune_images_loses_nothing() {
     let reg = RegistryOptions::plain().start();
     let d1 = push(&reg, "app", "v1", 1650).await;
-    let cluster = cluster::cluster().await;
-    let admin = cluster.client().await;
-    // the Image guard sees only the pruning user's deletes (the cluster is shared)
-    let op = Running::start_registered("oc-prune", |namespace, r| {
+    // oc prunes cluster-wide: a cluster of its own holds no other test's Images
+    let own = cluster::TestCluster::start().await;
+    let admin = own.client().await;
+    let op = Running::start_registered_on(&own, "oc-prune", |namespace, r| {
         r.image_deletes =
             ImageDeletes::Only(vec![format!("system:serviceaccount:{namespace}:pruner")]);
     })
@@ -871,11 +771,11 @@ async fn oc_adm_prune_images_loses_nothing() {
         .collect();
     let mut deletable: Vec<String> = referenced.iter().map(|d| names::image(d)).collect();
     deletable.push(names::image(&loose));
-    let account = pruner(&admin, &namespace, &deletable).await;
+    let account = pruner(&own, &admin, &namespace, &deletable).await;
     // oc is older than a second: entries and Images created before it are "old"
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let oc = Oc::new(account.kubeconfig(), &namespace);
+    let oc = Oc::with_kubeconfig(account.kubeconfig(), &namespace);
     let ran = oc
         .run_anywhere(&[
             "adm",
@@ -1037,30 +937,10 @@ async fn the_operators_own_status_writes_skip_the_webhook() {
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("address").port();
-    let configuration = format!("status-skip-{namespace}");
-    let options = admission::Options {
-        ca_secret: SecretRef {
-            namespace: namespace.clone(),
-            name: "imagestream-operator-webhook-ca".into(),
-        },
-        dns_names: vec!["127.0.0.1".into()],
-        registration: Registration {
-            mutating_name: configuration.clone(),
-            validating_name: configuration.clone(),
-            endpoint: Endpoint::Url(format!("https://127.0.0.1:{port}")),
-            namespace_selector: Some(LabelSelector {
-                match_labels: Some([(label.to_string(), namespace.clone())].into()),
-                ..LabelSelector::default()
-            }),
-            timeout_seconds: 10,
-            signatures: false,
-            import_timeout_seconds: 30,
-            image_deletes: ImageDeletes::Unguarded,
-            operator: Some(me),
-            image_lookup: None,
-        },
-        certificates: CertPolicy::default(),
-    };
+    let mut options = test_admission(&namespace, port, label);
+    options.registration.import_timeout_seconds = 30;
+    options.registration.operator = Some(me);
+    let configuration = options.registration.mutating_name.clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(admission::serve(
         server.client.clone(),

@@ -155,7 +155,7 @@ pub async fn validate(
 /// A Forbidden error on `imageStream` when the write grows the stream past a LimitRange
 /// (semantics 7.8, case 24); while the limits are not loaded yet the write is refused, with
 /// upstream's words.
-async fn limit_errors(
+pub(super) async fn limit_errors(
     stream: &ImageStream,
     old: Option<&ImageStream>,
     source: &dyn LimitRangeSource,

@@ -30,16 +30,7 @@ pub fn mutate(request: &Request) -> Result<json_patch::Patch, ReviewError> {
     let stream = image_stream_mapping::stream_name(&created);
     let mut stored = json.clone();
     if let Some(meta) = stored.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert("name".into(), Value::String(name));
-        let annotations = meta
-            .entry("annotations")
-            .or_insert_with(|| Value::Object(serde_json::Map::new()));
-        if !annotations.is_object() {
-            *annotations = Value::Object(serde_json::Map::new());
-        }
-        if let Some(annotations) = annotations.as_object_mut() {
-            annotations.insert(names::ANNOTATION_STREAM.into(), Value::String(stream));
-        }
+        super::tags::rename(meta, name, [(names::ANNOTATION_STREAM, stream)]);
     }
     Ok(json_patch::diff(&json, &stored))
 }

@@ -32,6 +32,7 @@ use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 
 use super::AdmissionSettings;
+use super::imagestream::limit_errors;
 use super::limit_ranges::LimitRangeSource;
 use super::review::{self, Request, ReviewError};
 use super::tags::Writer;
@@ -41,7 +42,6 @@ use crate::api::image_stream::ImageStream;
 use crate::import::importer::image_digest;
 use crate::prune::guard::{self, Holder, References};
 use crate::stream::generation::observe_status_update;
-use crate::stream::limits::{Limits, exceeded, usage};
 use crate::stream::validation::{self, FieldError, ValidationContext};
 
 const IMAGE: &str = "Image";
@@ -318,7 +318,7 @@ pub async fn validate_status(
         allowed_registries: settings.allowed_registries.as_ref(),
     };
     let mut errors = validation::validate_image_stream_status_update(&stream, &old, &ctx);
-    errors.extend(limit_errors(&stream, &old, limit_ranges).await);
+    errors.extend(limit_errors(&stream, Some(&old), limit_ranges).await);
     if let Some(references) = references {
         match dropped_images(&stream, &old, references).await {
             Ok(Some(error)) => errors.push(error),
@@ -336,30 +336,6 @@ pub async fn validate_status(
     } else {
         review::invalid(request, GROUP, STREAM, &errors)
     })
-}
-
-/// Forbidden on `imageStream` when the write grows the stream past a LimitRange (semantics
-/// 2.4; refused while the limits are not loaded, as upstream).
-async fn limit_errors(
-    stream: &ImageStream,
-    old: &ImageStream,
-    source: &dyn LimitRangeSource,
-) -> Vec<FieldError> {
-    let namespace = stream.metadata.namespace.as_deref().unwrap_or_default();
-    let Some(ranges) = source.limit_ranges(namespace).await else {
-        return vec![FieldError::forbidden(
-            "imageStream",
-            "the server is still loading limit information",
-        )];
-    };
-    let limits = Limits::from_ranges(&ranges);
-    if limits.is_unlimited() {
-        return Vec::new();
-    }
-    exceeded(&limits, usage(stream), Some(usage(old)))
-        .map(|message| FieldError::forbidden("imageStream", message))
-        .into_iter()
-        .collect()
 }
 
 /// Forbidden on `status.tags[<tag>].items` for the first tag that loses entries whose Images

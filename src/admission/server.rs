@@ -159,7 +159,8 @@ async fn respond(webhooks: &Webhooks, request: Request<Incoming>) -> Response<Fu
     response
 }
 
-fn text(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+/// A plain-text answer (the listener's errors, and the receivers' answers it serves).
+pub(crate) fn text(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
     *response.status_mut() = status;
     response.headers_mut().insert(

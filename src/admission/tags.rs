@@ -201,18 +201,36 @@ fn take_openshift_name(object: &mut Value, kind: &str) -> Result<Option<String>,
     let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
         return Ok(None);
     };
-    meta.insert("name".into(), Value::String(encoded));
-    let annotations = meta
+    rename(
+        meta,
+        encoded,
+        [
+            (names::ANNOTATION_STREAM, stream),
+            (names::ANNOTATION_TAG, tag),
+        ],
+    );
+    Ok(Some(name))
+}
+
+/// Gives an object's `metadata` the name it is stored under, keeping what the client wrote
+/// in `annotations` (set to an object when it was something else).
+pub(super) fn rename<'a>(
+    meta: &mut serde_json::Map<String, Value>,
+    name: String,
+    annotations: impl IntoIterator<Item = (&'a str, String)>,
+) {
+    meta.insert("name".into(), Value::String(name));
+    let slot = meta
         .entry("annotations")
         .or_insert_with(|| Value::Object(serde_json::Map::new()));
-    if !annotations.is_object() {
-        *annotations = Value::Object(serde_json::Map::new());
+    if !slot.is_object() {
+        *slot = Value::Object(serde_json::Map::new());
     }
-    if let Some(annotations) = annotations.as_object_mut() {
-        annotations.insert(names::ANNOTATION_STREAM.into(), Value::String(stream));
-        annotations.insert(names::ANNOTATION_TAG.into(), Value::String(tag));
+    if let Some(slot) = slot.as_object_mut() {
+        for (key, value) in annotations {
+            slot.insert(key.into(), Value::String(value));
+        }
     }
-    Ok(Some(name))
 }
 
 /// The answer to a create of an existing tag by its OpenShift name: 405, on which `oc tag`

@@ -12,10 +12,11 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use hyper::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::{FORWARDED_HEADER, MAX_BODY_BYTES, REPLY_WAIT, Receivers, auth, payload};
+use crate::admission::server::text;
 
 /// Answers one request to a path under [`auth::PATH_PREFIX`].
 pub async fn respond(receivers: &Receivers, request: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -134,15 +135,5 @@ fn unavailable(message: &str) -> Response<Full<Bytes>> {
     response
         .headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-    response
-}
-
-fn text(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
     response
 }

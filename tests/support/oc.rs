@@ -5,7 +5,7 @@
 //! - [`Oc::admin`]: the cluster's admin kubeconfig (`system:masters`).
 //! - [`Oc::user`]: a ServiceAccount of the namespace (a token from the TokenRequest API, so
 //!   real authentication and RBAC) bound by a RoleBinding to a ClusterRole such as `edit`.
-//!   [`install_user_roles`] applies the roles and brings `view`, `edit` and `admin` up to date.
+//!   [`install_user_roles`] applies the roles and waits until `view`, `edit` and `admin` aggregate them.
 //! - [`Oc::run`] runs one command (asynchronously: the operator under test serves its
 //!   webhooks on the test's own runtime) and returns the exit code and what it printed;
 //!   [`Oc::ok`] and [`Oc::fails`] assert the outcome.
@@ -49,6 +49,46 @@ pub struct Output {
 impl Output {
     pub fn success(&self) -> bool {
         self.code == 0
+    }
+
+    /// Asserts exit status 0.
+    #[track_caller]
+    pub fn succeeded(self) -> Output {
+        assert_eq!(self.code, 0, "{self}");
+        self
+    }
+
+    /// Asserts exit status 1 (oc's error exit).
+    #[track_caller]
+    pub fn failed(self) -> Output {
+        assert_eq!(self.code, 1, "{self}");
+        self
+    }
+
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+
+    /// Asserts stdout has a line equal to `line` (surrounding blanks ignored).
+    #[track_caller]
+    pub fn has_line(&self, line: &str) -> &Output {
+        assert!(
+            self.lines().iter().any(|l| l.trim() == line),
+            "no line {line:?} in:\n{self}"
+        );
+        self
+    }
+
+    /// Asserts stdout has a line starting with `start` and containing `rest`.
+    #[track_caller]
+    pub fn has_field(&self, start: &str, rest: &str) -> &Output {
+        assert!(
+            self.lines()
+                .iter()
+                .any(|l| l.starts_with(start) && l.contains(rest)),
+            "no line {start}…{rest} in:\n{self}"
+        );
+        self
     }
 
     /// Both streams, for assertions that do not care where oc printed a line.
@@ -107,6 +147,17 @@ impl Oc {
         }
     }
 
+    /// As whoever `kubeconfig` authenticates (a user the test set up itself) in `namespace`.
+    pub fn with_kubeconfig(kubeconfig: &Path, namespace: &str) -> Oc {
+        Oc {
+            kubeconfig: kubeconfig.to_path_buf(),
+            namespace: namespace.into(),
+            username: kubeconfig.display().to_string(),
+            cache: cache_dir(),
+            _account: None,
+        }
+    }
+
     /// The same user in another namespace.
     pub fn in_namespace(&self, namespace: &str) -> Oc {
         Oc {
@@ -132,27 +183,39 @@ impl Oc {
 
     /// Runs `oc <args>` with this user's kubeconfig in this namespace.
     pub async fn run(&self, args: &[&str]) -> Output {
+        let namespaced: Vec<&str> = ["-n", self.namespace.as_str()]
+            .into_iter()
+            .chain(args.iter().copied())
+            .collect();
+        let mut out = self.run_anywhere(&namespaced).await;
+        out.args.drain(..2);
+        out
+    }
+
+    /// Runs `oc <args>` without naming a namespace (cluster-wide commands: `oc adm prune
+    /// images` with `-n` would leave Images alone); prints what oc printed.
+    pub async fn run_anywhere(&self, args: &[&str]) -> Output {
         let mut command = tokio::process::Command::new(binary());
         command
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--cache-dir")
             .arg(self.cache.path())
-            .arg("-n")
-            .arg(&self.namespace)
             .args(args)
             .stdin(Stdio::null())
             .kill_on_drop(true);
         let output = tokio::time::timeout(COMMAND_TIMEOUT, command.output())
             .await
             .unwrap_or_else(|_| panic!("oc {} took over {COMMAND_TIMEOUT:?}", args.join(" ")))
-            .unwrap_or_else(|e| panic!("running {}: {e}", binary().display()));
-        Output {
+            .unwrap_or_else(|e| panic!("running {}: {e} (needs xz-utils)", binary().display()));
+        let out = Output {
             args: args.iter().map(|a| (*a).to_string()).collect(),
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        };
+        println!("{out}");
+        out
     }
 
     /// Runs `oc <args>`, asserts exit 0 and returns what it printed on stdout.
@@ -231,12 +294,11 @@ pub async fn install_user_roles(admin: &Client) {
 }
 
 /// Waits until ClusterRole `name` holds every rule of the ClusterRoles its aggregationRule
-/// selects. kube-controller-manager's clusterrole-aggregation controller writes them; where
-/// none runs (the harness runs no kube-controller-manager) this writes the same union after
-/// two seconds, standing in for it.
+/// selects, as the harness's kube-controller-manager (its clusterrole-aggregation
+/// controller) writes them.
 async fn aggregate(admin: &Client, name: &str) {
     let roles = Api::<ClusterRole>::all(admin.clone());
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let role = roles
             .get(name)
@@ -250,15 +312,10 @@ async fn aggregate(admin: &Client, name: &str) {
         if wanted.iter().all(|r| have.contains(r)) {
             return;
         }
-        if Instant::now() >= deadline {
-            let mut next = role;
-            next.rules = Some(wanted);
-            match roles.replace(name, &Default::default(), &next).await {
-                Ok(_) => return,
-                Err(kube::Error::Api(s)) if s.code == 409 => continue,
-                Err(e) => panic!("aggregating ClusterRole {name}: {e}"),
-            }
-        }
+        assert!(
+            Instant::now() < deadline,
+            "ClusterRole {name} was not aggregated (is kube-controller-manager running?)"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

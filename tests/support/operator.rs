@@ -112,7 +112,37 @@ pub fn items<'a>(stream: &'a ImageStream, tag: &str) -> &'a [TagEvent] {
         .map_or(&[][..], |t| &t.items[..])
 }
 
-const SELECTOR_LABEL: &str = "imagestream-operator.test/operator";
+pub const SELECTOR_LABEL: &str = "imagestream-operator.test/operator";
+
+/// The webhooks of a test's operator: served on 127.0.0.1:`port` by `url:`, for the
+/// namespaces labelled `label`=`namespace`, with their CA in `namespace`; no image lookup,
+/// no cluster-wide guards (a test turns on what it needs).
+pub fn test_admission(namespace: &str, port: u16, label: &str) -> admission::Options {
+    let configuration = format!("imagestream-operator-{namespace}");
+    admission::Options {
+        ca_secret: SecretRef {
+            namespace: namespace.into(),
+            name: "imagestream-operator-webhook-ca".into(),
+        },
+        dns_names: vec!["127.0.0.1".into()],
+        registration: Registration {
+            mutating_name: configuration.clone(),
+            validating_name: configuration,
+            endpoint: Endpoint::Url(format!("https://127.0.0.1:{port}")),
+            namespace_selector: Some(LabelSelector {
+                match_labels: Some([(label.to_string(), namespace.to_string())].into()),
+                ..LabelSelector::default()
+            }),
+            timeout_seconds: 10,
+            signatures: false,
+            import_timeout_seconds: admission::registration::IMPORT_TIMEOUT_SECONDS,
+            image_deletes: ImageDeletes::Unguarded,
+            operator: None,
+            image_lookup: None,
+        },
+        certificates: CertPolicy::default(),
+    }
+}
 const ACCOUNT: &str = "operator";
 
 /// The operator serving one namespace, stopped (and its webhooks removed) when finished.
@@ -149,6 +179,17 @@ impl Running {
     ) -> Running {
         cluster::install_crypto_provider();
         let cluster = cluster::cluster().await;
+        Running::start_on(cluster, prefix, configure, false).await
+    }
+
+    /// As [`Running::start_registered`] on `cluster` (a cluster of the test's own, for a test
+    /// whose client looks at every namespace, as `oc adm prune` does).
+    pub async fn start_registered_on(
+        cluster: &cluster::TestCluster,
+        prefix: &str,
+        configure: impl FnOnce(&str, &mut Registration),
+    ) -> Running {
+        cluster::install_crypto_provider();
         Running::start_on(cluster, prefix, configure, false).await
     }
 
@@ -191,34 +232,12 @@ impl Running {
         let probes = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let probes_port = probes.local_addr().expect("address").port();
         let configuration = format!("imagestream-operator-{namespace}");
-        let admission = admission::Options {
-            ca_secret: SecretRef {
-                namespace: namespace.clone(),
-                name: "imagestream-operator-webhook-ca".into(),
-            },
-            dns_names: vec!["127.0.0.1".into()],
-            registration: Registration {
-                mutating_name: configuration.clone(),
-                validating_name: configuration.clone(),
-                endpoint: Endpoint::Url(format!("https://127.0.0.1:{port}")),
-                namespace_selector: Some(LabelSelector {
-                    match_labels: Some([(SELECTOR_LABEL.to_string(), namespace.clone())].into()),
-                    ..LabelSelector::default()
-                }),
-                timeout_seconds: 10,
-                signatures: false,
-                import_timeout_seconds: admission::registration::IMPORT_TIMEOUT_SECONDS,
-                image_deletes: ImageDeletes::Unguarded,
-                operator: None,
-                // the operator's namespace is the test's: only kube-system stays out
-                image_lookup: Some(LookupRegistration {
-                    excluded_namespaces: vec!["kube-system".into()],
-                    only_namespace: Some(namespace.clone()),
-                }),
-            },
-            certificates: CertPolicy::default(),
-        };
-        let mut admission = admission;
+        let mut admission = test_admission(&namespace, port, SELECTOR_LABEL);
+        // the operator's namespace is the test's: only kube-system stays out
+        admission.registration.image_lookup = Some(LookupRegistration {
+            excluded_namespaces: vec!["kube-system".into()],
+            only_namespace: Some(namespace.clone()),
+        });
         configure(&namespace, &mut admission.registration);
         let metrics = Arc::new(Metrics::default());
         let options = operator::Options {

@@ -8,13 +8,11 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Client;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use imagestream_operator::admission::{self, CertPolicy, Endpoint, Registration, SecretRef};
 use imagestream_operator::api::image_stream::ImageStream;
 use imagestream_operator::controller::{self, Metrics, Settings};
 use imagestream_operator::leader::LeaderOptions;
@@ -22,10 +20,10 @@ use imagestream_operator::operator::{self, WebhookOptions};
 use imagestream_operator::receiver::ImageReceiver;
 
 use super::cluster::{self, ServiceAccountClient};
+use super::operator::{SELECTOR_LABEL, test_admission};
 use super::{crds, rbac};
 
 /// The namespace label the webhook registrations select (as `Running` does).
-const SELECTOR_LABEL: &str = "imagestream-operator.test/operator";
 const ACCOUNT: &str = "operator";
 pub const LEASE: &str = "imagestream-operator";
 
@@ -66,32 +64,7 @@ impl Replica {
         let port = listener.local_addr().expect("address").port();
         let probes = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let probes_port = probes.local_addr().expect("address").port();
-        let configuration = format!("imagestream-operator-{namespace}");
-        let admission = admission::Options {
-            ca_secret: SecretRef {
-                namespace: namespace.into(),
-                name: "imagestream-operator-webhook-ca".into(),
-            },
-            dns_names: vec!["127.0.0.1".into()],
-            registration: Registration {
-                mutating_name: configuration.clone(),
-                validating_name: configuration,
-                endpoint: Endpoint::Url(format!("https://127.0.0.1:{port}")),
-                namespace_selector: Some(LabelSelector {
-                    match_labels: Some(
-                        [(SELECTOR_LABEL.to_string(), namespace.to_string())].into(),
-                    ),
-                    ..LabelSelector::default()
-                }),
-                timeout_seconds: 10,
-                signatures: false,
-                import_timeout_seconds: admission::registration::IMPORT_TIMEOUT_SECONDS,
-                image_deletes: admission::ImageDeletes::Unguarded,
-                operator: None,
-                image_lookup: None,
-            },
-            certificates: CertPolicy::default(),
-        };
+        let admission = test_admission(namespace, port, SELECTOR_LABEL);
         let metrics = Arc::new(Metrics::default());
         let leader = identity.map(|identity| LeaderOptions {
             // shorter than the operator's 10 s, so a takeover fits a test
