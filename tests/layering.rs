@@ -25,11 +25,14 @@ const PURE: &[&str] = &[
     "src/names.rs",
     "src/reference.rs",
     "src/config.rs",
-    // the import contract and the pure parts of the import engine and registry protocol
+    // the import contract, and the pure parts of the import engine and the registry
+    // transport: manifests, the protocol, registry policy, quotas, the client's settings
     "src/import/contract.rs",
     "src/import/manifest.rs",
+    "src/registry/config.rs",
     "src/registry/policy.rs",
     "src/registry/protocol.rs",
+    "src/registry/quota.rs",
 ];
 
 /// Crates whose every path is IO (or drives IO) in a pure module.
