@@ -33,6 +33,13 @@ const PURE: &[&str] = &[
     "src/registry/policy.rs",
     "src/registry/protocol.rs",
     "src/registry/quota.rs",
+    // the registry notifications' decisions: the ImageReceiver kind, payloads, which tags a
+    // push wakes, how wakeups coalesce, rate limits
+    "src/receiver/limit.rs",
+    "src/receiver/payload.rs",
+    "src/receiver/resource.rs",
+    "src/receiver/select.rs",
+    "src/receiver/wake.rs",
 ];
 
 /// Crates whose every path is IO (or drives IO) in a pure module.
