@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 
 use imagestream_operator::credentials::Keyring;
-use imagestream_operator::import::engine::Mode;
-use imagestream_operator::import::importer::{Batch, BatchResult, ImageImport, Importer, Settings};
+use imagestream_operator::import::contract::{Batch, BatchResult, ImageImport, Mode, Settings};
+use imagestream_operator::import::importer::Importer;
 use imagestream_operator::registry::{ClientCache, RegistryConfig};
 use support::images::{ImageSpec, IndexSpec, TestImage};
 use support::registry::{

@@ -102,7 +102,31 @@ use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::registry::BasicCredentials;
+/// A username and password for a registry (or its token server), as the registry client
+/// sends them. `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BasicCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl BasicCredentials {
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        BasicCredentials {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+}
+
+impl fmt::Debug for BasicCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BasicCredentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
 
 /// Secret type holding a docker `config.json` under [`DOCKER_CONFIG_JSON_KEY`].
 pub const SECRET_TYPE_DOCKER_CONFIG_JSON: &str = "kubernetes.io/dockerconfigjson";
@@ -1244,6 +1268,14 @@ mod tests {
 
     fn b64(s: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    #[test]
+    fn basic_credentials_debug_hides_the_password() {
+        let c = BasicCredentials::new("alice", "hunter2");
+        let s = format!("{c:?}");
+        assert!(s.contains("alice") && !s.contains("hunter2"), "{s}");
+        assert!(!format!("{:?}", Some(c)).contains("hunter2"));
     }
 
     fn secret(name: &str, type_: &str, key: &str, data: &str) -> Secret {

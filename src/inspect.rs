@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use crate::config::Platform;
 use crate::credentials::{CredentialError, Keyring};
-use crate::import::engine::Mode;
-use crate::import::importer::{self, Batch, CaBundle, Failure, ImageImport, Importer, Settings};
+use crate::import::contract::{Batch, CaBundle, Failure, ImageImport, Mode, Settings};
+use crate::import::importer::{self, Importer};
 use crate::reference::DockerImageReference;
 use crate::registry::{ClientCache, Exchange, RegistryConfig, RequestObserver};
 

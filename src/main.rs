@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use imagestream_operator::import::engine::Mode;
+use imagestream_operator::import::contract::Mode;
 use imagestream_operator::inspect;
 use imagestream_operator::{admission, crd, operator};
 

@@ -9,8 +9,10 @@ use std::collections::HashMap;
 use imagestream_operator::config::Platform;
 use std::sync::Arc;
 
-use imagestream_operator::import::engine::{self, ListResolutions, Mode, Outcome, Request};
-use imagestream_operator::registry::{RegistryClient, RegistryConfig, RepositorySource};
+use imagestream_operator::import::contract::{Failure, ImageImport, Mode};
+use imagestream_operator::import::engine::{self, ListResolutions, Outcome};
+use imagestream_operator::import::source::RepositorySource;
+use imagestream_operator::registry::{RegistryClient, RegistryConfig};
 use support::images::ImageSpec;
 use support::registry::{TestRegistry, summary};
 
@@ -52,20 +54,24 @@ impl Fixture {
         mode: Mode,
         current: Option<&str>,
         known: &HashMap<String, bool>,
-    ) -> (Result<Outcome, engine::ImportError>, Vec<String>) {
+    ) -> (Result<Outcome, Failure>, Vec<String>) {
         let written = self.written(repo);
-        let req = Request {
-            repository_as_written: &written,
-            reference,
-            mode,
-            prefer_arch: None,
-            prefer_os: None,
-            default_platform: &self.platform,
-            current_image: current,
+        let separator = if reference.contains(':') { '@' } else { ':' };
+        let req = ImageImport {
+            current_image: current.map(str::to_string),
+            ..ImageImport::new(format!("{written}{separator}{reference}"), mode)
         };
         let mark = self.registry.mark();
         let now = jiff::Timestamp::now();
-        let outcome = engine::import(&self.source(repo), &req, known, &self.lists, now).await;
+        let outcome = engine::import(
+            &self.source(repo),
+            &req,
+            &self.platform,
+            known,
+            &self.lists,
+            now,
+        )
+        .await;
         (
             outcome,
             summary(&self.registry.requests_since_async(mark).await),

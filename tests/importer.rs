@@ -9,10 +9,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use imagestream_operator::credentials::Keyring;
-use imagestream_operator::import::engine::Mode;
-use imagestream_operator::import::importer::{
-    Batch, BatchResult, ImageImport, Importer, RepositoryImport, Settings, image_digest,
+use imagestream_operator::import::contract::{
+    Batch, BatchResult, ImageImport, Mode, RepositoryImport, Settings,
 };
+use imagestream_operator::import::importer::{Importer, image_digest};
 use imagestream_operator::registry::{ClientCache, RegistryConfig};
 use support::images::{ImageSpec, IndexSpec, TestImage};
 use support::registry::{
@@ -783,4 +783,85 @@ async fn unchanged_tag_costs_one_head() {
     assert_eq!(imported.image, current);
     assert!(result.new_images.is_empty());
     assert_eq!(requests, ["HEAD /v2/lab/oci-single/manifests/v1 200"]);
+}
+
+// ------------------------------------------------------------ config cache ---
+
+/// Issue 17 item 6: two images whose manifests differ but share a config (the same image
+/// under two manifest annotations) cost one config GET, in one batch and in the next one,
+/// from another repository too: a config is fetched once per process, by digest.
+#[tokio::test]
+async fn a_config_shared_by_two_images_is_fetched_once() {
+    let reg = RegistryOptions::plain().start();
+    let pusher = reg.client();
+    let spec = ImageSpec::single("amd64", 1706);
+    let variants: Vec<support::images::Image> = ["a", "b", "c"]
+        .iter()
+        .map(|v| spec.clone().annotation("lab.variant", v).build())
+        .collect();
+    let config = variants[0].config.digest.clone();
+    assert!(variants.iter().all(|v| v.config.digest == config));
+    assert_ne!(variants[0].digest(), variants[1].digest());
+    for (repo, tag, variant) in [
+        ("shared", "a", 0),
+        ("shared", "b", 1),
+        ("elsewhere", "c", 2),
+    ] {
+        let image: TestImage = variants[variant].clone().into();
+        pusher.push(repo, tag, &image).await.expect("push");
+    }
+    let config_gets = |requests: &[String]| {
+        requests
+            .iter()
+            .filter(|r| r.starts_with("GET ") && r.contains(&format!("/blobs/{config}")))
+            .count()
+    };
+
+    let cached = importer();
+    let both = Batch {
+        images: vec![
+            image(reg.image_ref("shared", "a"), Mode::Legacy),
+            image(reg.image_ref("shared", "b"), Mode::Legacy),
+        ],
+        repository: None,
+    };
+    let (result, requests) = run(&cached, &reg, &both, &Keyring::empty(), &settings(&reg)).await;
+    let images: Vec<String> = result
+        .images
+        .iter()
+        .map(|r| r.clone().expect("imported").image)
+        .collect();
+    assert_eq!(images, [variants[0].digest(), variants[1].digest()]);
+    assert_eq!(result.new_images.len(), 2, "two Images, one config");
+    assert_eq!(manifest_gets(&requests), 2, "{requests:#?}");
+    assert_eq!(config_gets(&requests), 1, "{requests:#?}");
+    for built in result.new_images.values() {
+        let metadata = built.spec.docker_image_metadata().unwrap().unwrap();
+        assert_eq!(metadata.id, config, "both Images carry the shared config");
+    }
+
+    // a later batch, another repository, a third manifest over the same config
+    let third = Batch {
+        images: vec![image(reg.image_ref("elsewhere", "c"), Mode::Legacy)],
+        repository: None,
+    };
+    let (result, requests) = run(&cached, &reg, &third, &Keyring::empty(), &settings(&reg)).await;
+    assert_eq!(
+        result.images[0].clone().expect("imported").image,
+        variants[2].digest()
+    );
+    assert_eq!(manifest_gets(&requests), 1, "{requests:#?}");
+    assert_eq!(config_gets(&requests), 0, "{requests:#?}");
+    assert_eq!(cached.configs().len(), 1);
+
+    // another importer (a fresh process) fetches it again: the cache is what saved the GETs
+    let (_, requests) = run(
+        &importer(),
+        &reg,
+        &third,
+        &Keyring::empty(),
+        &settings(&reg),
+    )
+    .await;
+    assert_eq!(config_gets(&requests), 1, "{requests:#?}");
 }

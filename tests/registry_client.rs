@@ -11,10 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use imagestream_operator::config::Platform;
-use imagestream_operator::import::engine::{self, ListResolutions, Mode, Outcome, Request};
+use imagestream_operator::import::contract::{ImageImport, Mode};
+use imagestream_operator::import::engine::{self, ListResolutions, Outcome};
+use imagestream_operator::import::source::RepositorySource;
 use imagestream_operator::registry::{
     AllowedRegistries, BasicCredentials, BlockedRegistries, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES,
-    PathKind, RegistryClient, RegistryConfig, RegistryError, RepositorySource, RequestObserver,
+    PathKind, RegistryClient, RegistryConfig, RegistryError, RequestObserver,
 };
 use support::fault_registry::{FaultServer, Reply, Seen};
 use support::images::{OCI_CONFIG, OCI_MANIFEST, sha256_digest};
@@ -555,22 +557,21 @@ async fn import_engine_runs_on_the_transport_through_token_auth() {
     let platform = Platform::default();
     let lists = ListResolutions::default();
     let list = seeded.digest("lab/multi", "oci-index");
-    let mut req = Request {
-        repository_as_written: &written,
-        reference: "oci-index",
-        mode: Mode::PreserveOriginal,
-        prefer_arch: None,
-        prefer_os: None,
-        default_platform: &platform,
-        current_image: None,
-    };
+    let mut req = ImageImport::new(format!("{written}:oci-index"), Mode::PreserveOriginal);
 
     let mark = registry.mark();
     let tmark = ts.mark();
     let known: HashMap<String, bool> = HashMap::new();
-    let outcome = engine::import(&source, &req, &known, &lists, jiff::Timestamp::now())
-        .await
-        .unwrap();
+    let outcome = engine::import(
+        &source,
+        &req,
+        &platform,
+        &known,
+        &lists,
+        jiff::Timestamp::now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(outcome.image(), list);
     let Outcome::Imported { images, .. } = &outcome else {
         panic!("{outcome:?}")
@@ -582,11 +583,18 @@ async fn import_engine_runs_on_the_transport_through_token_auth() {
     assert_eq!(ts.requests_since(tmark).len(), 1);
 
     // the scheduled re-check: one HEAD with the cached token
-    req.current_image = Some(list);
+    req.current_image = Some(list.to_string());
     let mark = registry.mark();
-    let outcome = engine::import(&source, &req, &known, &lists, jiff::Timestamp::now())
-        .await
-        .unwrap();
+    let outcome = engine::import(
+        &source,
+        &req,
+        &platform,
+        &known,
+        &lists,
+        jiff::Timestamp::now(),
+    )
+    .await
+    .unwrap();
     assert!(matches!(outcome, Outcome::Unchanged { .. }), "{outcome:?}");
     assert_eq!(
         summary(&registry.requests_since_async(mark).await),
@@ -595,11 +603,18 @@ async fn import_engine_runs_on_the_transport_through_token_auth() {
     assert_eq!(ts.requests_since(tmark).len(), 1);
 
     // failures keep the transport's reasons
-    req.reference = "missing";
+    req.from = format!("{written}:missing").into();
     req.current_image = None;
-    let err = engine::import(&source, &req, &known, &lists, jiff::Timestamp::now())
-        .await
-        .unwrap_err();
+    let err = engine::import(
+        &source,
+        &req,
+        &platform,
+        &known,
+        &lists,
+        jiff::Timestamp::now(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.reason, "NotFound", "{err:?}");
 }
 

@@ -10,13 +10,14 @@ use tokio::sync::watch;
 
 use super::access::Authorizer;
 use super::image_lookup::ImageLookup;
-use super::imagestreamimport::Imports;
+use super::image_stream_import::Imports;
 use super::limit_ranges::{LimitRangeSource, NoLimitRanges};
 use super::prune_guard::{self, ReferenceSource};
 use super::review::{self, ReviewError};
 use super::tags::Writer;
 use super::{
-    AdmissionSettings, image_signatures, imagestream, imagestreamimport, mappings, read_only, tags,
+    AdmissionSettings, image_signature, image_stream, image_stream_import, image_stream_mapping,
+    read_only, tags,
 };
 
 /// Path of the mutating ImageStream webhook.
@@ -244,10 +245,10 @@ impl Webhooks {
             }
             Ok(request) => {
                 let judged = match hook {
-                    Hook::MutateImageStreams => imagestream::mutate(&request, &settings)
+                    Hook::MutateImageStreams => image_stream::mutate(&request, &settings)
                         .map(|patch| review::allow_patched(&request, patch)),
                     Hook::ValidateImageStreams => {
-                        imagestream::validate(
+                        image_stream::validate(
                             &request,
                             &settings,
                             self.authorizer.as_ref(),
@@ -256,7 +257,7 @@ impl Webhooks {
                         .await
                     }
                     Hook::ValidateImageStreamImports => {
-                        imagestreamimport::validate(&request, &settings, self.authorizer.as_ref())
+                        image_stream_import::validate(&request, &settings, self.authorizer.as_ref())
                             .await
                     }
                     Hook::MutateTags => {
@@ -272,10 +273,10 @@ impl Webhooks {
                         tags::validate_delete(&request, self.writer.as_ref()).await
                     }
                     Hook::MutateImageSignatures => {
-                        image_signatures::mutate(&request, self.writer.as_ref()).await
+                        image_signature::mutate(&request, self.writer.as_ref()).await
                     }
                     Hook::ValidateImageSignatureDeletes => {
-                        image_signatures::validate_delete(&request, self.writer.as_ref()).await
+                        image_signature::validate_delete(&request, self.writer.as_ref()).await
                     }
                     Hook::MutateImageStreamStatus => {
                         prune_guard::mutate_status(&request, self.writer.as_ref())
@@ -300,7 +301,7 @@ impl Webhooks {
                         .await
                     }
                     Hook::MutateImageStreamImports => {
-                        imagestreamimport::mutate(
+                        image_stream_import::mutate(
                             &request,
                             &settings,
                             self.authorizer.as_ref(),
@@ -313,7 +314,7 @@ impl Webhooks {
                         Some(lookup) => lookup.review(&request),
                         None => review::allow(&request),
                     }),
-                    Hook::MutateImageStreamMappings => mappings::mutate(&request)
+                    Hook::MutateImageStreamMappings => image_stream_mapping::mutate(&request)
                         .map(|patch| review::allow_patched(&request, patch)),
                     Hook::ValidateReadOnlyViews => {
                         read_only::validate(&request, self.writer.as_ref().map(Writer::operator))

@@ -8,14 +8,14 @@
 //!
 //! - [`server`]: the HTTPS server; [`handler`]: paths, settings snapshot, counters;
 //!   [`review`]: AdmissionReview decoding and responses.
-//! - [`imagestream`]: mutation (defaults, order, generations) and validation of ImageStreams;
-//!   [`imagestreamimport`]: ImageStreamImports answered in their create; [`prune_guard`]:
+//! - [`image_stream`]: mutation (defaults, order, generations) and validation of ImageStreams;
+//!   [`image_stream_import`]: ImageStreamImports answered in their create; [`prune_guard`]:
 //!   users' Image deletes and `imagestreams/status` writes; [`tags`]: the write paths of
-//!   ImageStreamTags and ImageTags (they edit the stream); [`image_signatures`]: ImageSignatures
+//!   ImageStreamTags and ImageTags (they edit the stream); [`image_signature`]: ImageSignatures
 //!   attached to and detached from their Image; [`image_lookup`]: short image names in Pods
 //!   and pod templates resolved through the namespace's streams; [`access`]: the
 //!   SubjectAccessReviews for the requesting user; [`limit_ranges`]: the namespace's limits;
-//!   [`mappings`]: stored ImageStreamMappings named per stream, tag and image; [`read_only`]:
+//!   [`image_stream_mapping`]: stored ImageStreamMappings named per stream, tag and image; [`read_only`]:
 //!   ImageStreamImages and ImageStreamLayers refuse writes but the operator's.
 //! - [`certs`]: the self-managed CA (a Secret) and serving certificates;
 //!   [`registration`]: the webhook configurations carrying the CA bundle.
@@ -27,11 +27,11 @@ pub mod access;
 pub mod certs;
 pub mod handler;
 pub mod image_lookup;
-pub mod image_signatures;
-pub mod imagestream;
-pub mod imagestreamimport;
+pub mod image_signature;
+pub mod image_stream;
+pub mod image_stream_import;
+pub mod image_stream_mapping;
 pub mod limit_ranges;
-pub mod mappings;
 pub mod prune_guard;
 pub mod read_only;
 pub mod registration;
@@ -59,7 +59,7 @@ pub use handler::{
     VALIDATE_IMAGE_STREAM_IMPORTS_PATH, VALIDATE_IMAGE_STREAMS_PATH, Webhooks,
 };
 pub use image_lookup::ImageLookup;
-pub use imagestreamimport::Imports;
+pub use image_stream_import::Imports;
 pub use limit_ranges::{KubeLimitRanges, LimitRangeSource};
 pub use prune_guard::{KubeReferences, ReferenceSource};
 pub use registration::{Endpoint, ImageDeletes, LookupRegistration, Registration};

@@ -32,7 +32,7 @@ use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 
 use super::AdmissionSettings;
-use super::imagestream::limit_errors;
+use super::image_stream::limit_errors;
 use super::limit_ranges::LimitRangeSource;
 use super::review::{self, Request, ReviewError};
 use super::tags::Writer;

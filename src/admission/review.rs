@@ -13,7 +13,7 @@ use kube::core::{DynamicObject, Status};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::stream::validation::FieldError;
+use crate::stream::validation::{FieldError, invalid_message};
 
 /// A decoded admission request.
 pub type Request = AdmissionRequest<DynamicObject>;
@@ -120,10 +120,7 @@ pub fn invalid(
 
 /// The Status of a 422 Invalid for `errors`.
 pub fn invalid_status(group: &str, kind: &str, name: &str, errors: &[FieldError]) -> Status {
-    let message = format!(
-        "{kind}.{group} {name:?} is invalid: {}",
-        aggregate(errors.iter().map(ToString::to_string))
-    );
+    let message = invalid_message(group, kind, name, errors);
     Status {
         status: Some(StatusSummary::Failure),
         code: 422,
@@ -145,20 +142,6 @@ pub fn invalid_status(group: &str, kind: &str, name: &str, errors: &[FieldError]
                 .collect(),
             retry_after_seconds: 0,
         }),
-    }
-}
-
-/// Kubernetes' aggregate error text: one message alone, several as `[a, b]`, duplicates once.
-fn aggregate(messages: impl Iterator<Item = String>) -> String {
-    let mut seen: Vec<String> = Vec::new();
-    for message in messages {
-        if !seen.contains(&message) {
-            seen.push(message);
-        }
-    }
-    match seen.as_slice() {
-        [one] => one.clone(),
-        many => format!("[{}]", many.join(", ")),
     }
 }
 

@@ -512,7 +512,7 @@ async fn cross_namespace_errors(
     let mut reference = reference.clone();
     reference.name = tag.into();
     with_tag.spec.tags.push(reference);
-    super::imagestream::cross_namespace_errors(request, &with_tag, None, authorizer).await
+    super::image_stream::cross_namespace_errors(request, &with_tag, None, authorizer).await
 }
 
 /// Reads the stream, applies `edit`, writes it back; on conflicts reads again, up to

@@ -2,15 +2,15 @@
 //! controller that answers the requests nobody answered at creation.
 //!
 //! [`answer`] is the one implementation of a request's answer, used by the admission webhook
-//! (which answers the create itself, as upstream: `crate::admission::imagestreamimport`) and
+//! (which answers the create itself, as upstream: `crate::admission::image_stream_import`) and
 //! by this controller. The request's images and repository are imported; with `import: true`
 //! the results are applied to the stream (created when absent): the Images (children before
 //! lists), then the spec, then the status, each write with the resourceVersion it read, so a
 //! concurrent change is a conflict that re-reads, never a lost update. The status is decided
 //! from the stream as the spec write stored it (E = the stored S, see
-//! [`crate::stream::import_request`]), and the imagestream controller leaves the stream alone
+//! [`crate::stream::image_stream_import`]), and the imagestream controller leaves the stream alone
 //! between the two writes ([`super::InFlight`]). Decisions are
-//! [`crate::stream::import_request`]'s; this module does the IO.
+//! [`crate::stream::image_stream_import`]'s; this module does the IO.
 //!
 //! Registry failures are per-image statuses, as upstream. A stream write the apiserver
 //! refuses for good (validation, a LimitRange: upstream's error answer) leaves the stream's
@@ -40,9 +40,9 @@ use crate::api::image_stream::ImageStream;
 use crate::api::image_stream_import::{ImageStreamImport, ImageStreamImportStatus};
 use crate::credentials::Keyring;
 use crate::import::engine::KnownImages;
-use crate::stream::import_request;
+use crate::stream::image_stream_import;
+use crate::stream::image_stream_mapping::remaining;
 use crate::stream::limits::{self, Limits, REASON_LIMIT_EXCEEDED};
-use crate::stream::mapping::remaining;
 use crate::stream::sync::{TagChange, guard_size};
 
 use super::write::{Writer, tag_event, truncate};
@@ -167,7 +167,7 @@ async fn answer_from_caches(isi: &ImageStreamImport, ctx: &Context) -> Result<An
         existing: &existing,
     };
     let mut isi = isi.clone();
-    import_request::default_targets(&mut isi);
+    image_stream_import::default_targets(&mut isi);
     let _applying = ctx.applying(&namespace, &isi.name_any());
     answer(&host, &ctx.known_images(), &isi, found, false).await
 }
@@ -273,9 +273,9 @@ pub async fn answer<K: KnownImages + Sync>(
     dry_run: bool,
 ) -> Result<Answer, Error> {
     let namespace = isi.namespace().unwrap_or_default();
-    let batch = import_request::batch(isi, found.as_ref(), host.settings.default_mode);
+    let batch = image_stream_import::batch(isi, found.as_ref(), host.settings.default_mode);
     let now = Time(jiff::Timestamp::now());
-    let result = if import_request::wants_manifests(isi) {
+    let result = if image_stream_import::wants_manifests(isi) {
         let nothing = std::collections::HashMap::<String, bool>::new();
         host.run
             .import(&batch, &host.keyring, &nothing, now.0)
@@ -283,11 +283,11 @@ pub async fn answer<K: KnownImages + Sync>(
     } else {
         host.run.import(&batch, &host.keyring, known, now.0).await
     };
-    let mut status = import_request::import_status(isi, &result, host.existing);
+    let mut status = image_stream_import::import_status(isi, &result, host.existing);
     let mut refused = None;
     if isi.spec.import && !dry_run {
-        let applied = import_request::applied(isi, &result);
-        for image in import_request::images_to_create(&result, &applied) {
+        let applied = image_stream_import::applied(isi, &result);
+        for image in image_stream_import::images_to_create(&result, &applied) {
             host.writer()
                 .image(image)
                 .await
@@ -303,7 +303,7 @@ pub async fn answer<K: KnownImages + Sync>(
             Applied::Refused(r) => refused = Some(r),
         }
     }
-    if import_request::fit_answer(&mut status, import_request::MAX_ANSWER_BYTES) {
+    if image_stream_import::fit_answer(&mut status, image_stream_import::MAX_ANSWER_BYTES) {
         tracing::info!(%namespace, name = %isi.name_any(), "answer trimmed to fit the request");
     }
     Ok(Answer { status, refused })
@@ -329,7 +329,7 @@ async fn apply(
     host: &Host<'_>,
     target: &Target<'_>,
     mut found: Option<ImageStream>,
-    applied: &[import_request::Applied],
+    applied: &[image_stream_import::Applied],
     now: Time,
 ) -> Result<Applied, Error> {
     let settings = host.settings;
@@ -337,7 +337,7 @@ async fn apply(
     let mut writes = 0;
     loop {
         writes += 1;
-        let spec = import_request::next_spec(found.as_ref(), applied);
+        let spec = image_stream_import::next_spec(found.as_ref(), applied);
         let written = match &found {
             None => {
                 let stream = ImageStream::new(name, spec);
@@ -369,7 +369,7 @@ async fn apply(
                 None => return Err(Error::WriteStream(e)),
             },
         };
-        let (status, changes) = import_request::next_status(
+        let (status, changes) = image_stream_import::next_status(
             &stored,
             applied,
             &settings.repositories,
@@ -408,11 +408,12 @@ async fn apply(
 async fn record_limit(
     host: &Host<'_>,
     stream: &ImageStream,
-    applied: &[import_request::Applied],
+    applied: &[image_stream_import::Applied],
     message: &str,
     now: Time,
 ) -> Result<(), Error> {
-    let Some(status) = import_request::limit_refused_status(stream, applied, message, now) else {
+    let Some(status) = image_stream_import::limit_refused_status(stream, applied, message, now)
+    else {
         return Ok(());
     };
     match host.writer().status(stream, status).await {

@@ -1,7 +1,7 @@
 //! The ImageStreamMapping controller (semantics 7.1, design.md section 2): a mapping is a
 //! request; it is applied (the Image created when absent, the TagEvent added to the stream
 //! with its tracking tags in one status write with resourceVersion) and then removed.
-//! Decisions are [`crate::stream::mapping`]'s; this module does the IO.
+//! Decisions are [`crate::stream::image_stream_mapping`]'s; this module does the IO.
 //!
 //! Upstream answers the create request with an error instead; here failures are Warning
 //! Events on the mapping, and what becomes of it depends on whether waiting can help:
@@ -14,7 +14,7 @@
 //!   and image), so keeping it would refuse the same mapping made again.
 //!
 //! A mapping is created with its stream's name; the admission webhook stores it under a name
-//! of its own with the stream's in an annotation ([`mapping::stream_name`]), so mappings of
+//! of its own with the stream's in an annotation ([`image_stream_mapping::stream_name`]), so mappings of
 //! two tags of one stream made at the same time both wait and both apply.
 //! - API errors: retried (a conflicting status write at once on a re-read stream, the rest
 //!   after a pause), each reported.
@@ -35,8 +35,8 @@ use kube::{Client, Resource, ResourceExt};
 use crate::api::image::Image;
 use crate::api::image_stream::ImageStream;
 use crate::api::image_stream_mapping::ImageStreamMapping;
+use crate::stream::image_stream_mapping::{self, Limits, Plan, Refusal};
 use crate::stream::limits::images_exceeded;
-use crate::stream::mapping::{self, Limits, Plan, Refusal};
 use crate::stream::sync::TagChange;
 
 use super::write::truncate;
@@ -141,7 +141,7 @@ fn waiting_mapping(
     mappings
         .state()
         .iter()
-        .filter(|m| m.namespace() == namespace && mapping::stream_name(m) == name)
+        .filter(|m| m.namespace() == namespace && image_stream_mapping::stream_name(m) == name)
         .map(|m| ObjectRef::from_obj(m.as_ref()))
         .collect()
 }
@@ -165,7 +165,7 @@ pub async fn reconcile(
         Disposition::Wait => {
             let ttl = ctx.settings().request_time_to_live;
             let created = mapping.meta().creation_timestamp.as_ref();
-            match mapping::remaining(created, ttl, jiff::Timestamp::now()) {
+            match image_stream_mapping::remaining(created, ttl, jiff::Timestamp::now()) {
                 Some(left) => {
                     warn(&ctx, &mapping, &error).await;
                     Ok(Action::requeue(left))
@@ -208,8 +208,8 @@ fn error_policy(_mapping: Arc<ImageStreamMapping>, error: &Error, ctx: Arc<Conte
 async fn apply(mapping: &ImageStreamMapping, ctx: &Context) -> Result<(), Error> {
     let namespace = mapping.namespace().unwrap_or_default();
     let settings = ctx.settings();
-    let found = find_stream(ctx, &namespace, &mapping::stream_name(mapping)).await?;
-    let plan = mapping::plan(
+    let found = find_stream(ctx, &namespace, &image_stream_mapping::stream_name(mapping)).await?;
+    let plan = image_stream_mapping::plan(
         mapping,
         found.as_ref(),
         settings.repositories.internal.as_deref(),
@@ -232,14 +232,14 @@ async fn apply(mapping: &ImageStreamMapping, ctx: &Context) -> Result<(), Error>
     let mut writes = 0;
     loop {
         let now = Time(jiff::Timestamp::now());
-        let event = mapping::tag_event(
+        let event = image_stream_mapping::tag_event(
             &plan,
             existing.as_ref(),
             &stream,
             &settings.repositories,
             now.clone(),
         );
-        let next = mapping::next_status(
+        let next = image_stream_mapping::next_status(
             &stream,
             &plan.tag,
             event,
@@ -301,7 +301,7 @@ async fn read_stream(
         .await?
         .ok_or_else(|| Refusal::StreamNotFound { name: name.clone() })?;
     tracing::debug!(%namespace, %name, tag = %plan.tag, "status conflict; checking the tag");
-    mapping::check_conflict(plan, &fresh)?;
+    image_stream_mapping::check_conflict(plan, &fresh)?;
     Ok(fresh)
 }
 

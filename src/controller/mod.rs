@@ -37,8 +37,9 @@ use crate::api::image::Image;
 use crate::api::image_stream::ImageStream;
 use crate::config::{ImageConfig, ImageImportConfig, SINGLETON_NAME};
 use crate::credentials::{CredentialSetId, Keyring};
+use crate::import::contract::{Batch, BatchResult};
 use crate::import::engine::KnownImages;
-use crate::import::importer::{Batch, BatchResult, Importer};
+use crate::import::importer::Importer;
 use crate::registry::ClientCache;
 
 use crate::stream::image_index::ImageIndex;
@@ -400,7 +401,7 @@ impl Context {
 /// never). The controllers and the admission webhook run batches the same way.
 pub struct Run<'a> {
     pub importer: &'a Importer,
-    pub settings: &'a crate::import::importer::Settings,
+    pub settings: &'a crate::import::contract::Settings,
     pub metrics: &'a Metrics,
     pub deadline: Option<tokio::time::Instant>,
 }
@@ -427,7 +428,7 @@ impl Run<'_> {
         };
         for (entry, r) in batch.images.iter().zip(&result.images) {
             self.metrics.import(
-                &registry_of(&entry.from),
+                &entry.from.registry().unwrap_or_default(),
                 r.as_ref().map(|i| i.unchanged).map_err(|f| f.reason),
             );
         }

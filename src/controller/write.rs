@@ -17,7 +17,8 @@ use crate::api::image::Image;
 use crate::api::image_stream::{
     DOCKER_IMAGE_REPOSITORY_CHECK_ANNOTATION, ImageStream, ImageStreamStatus,
 };
-use crate::import::importer::{Failure, image_digest};
+use crate::import::contract::Failure;
+use crate::import::importer::image_digest;
 use crate::stream::refusal;
 use crate::stream::sync::TagChange;
 

@@ -7,85 +7,23 @@
 //! * a tag whose HEAD digest equals the tag's current image (or the list it came from) costs
 //!   one HEAD and produces no Image work;
 //! * a manifest whose Image already exists is never fetched again (Images are immutable);
-//! * otherwise: manifest GET, config GET, and for lists the children that are missing.
+//! * otherwise: manifest GET, config GET, and for lists the children that are missing;
+//! * a config whose digest was fetched before is not fetched again when the source is a
+//!   [`super::source::CachingSource`] (the importer's is).
 //!
-//! The engine is generic over [`Source`], the registry operations it needs, so the transport
-//! can change without touching these decisions.
+//! The request is the rules' own [`ImageImport`] (the import contract). The engine is generic
+//! over [`Source`], the registry operations it needs, so the transport can change without
+//! touching these decisions, and the decisions are unit-tested against a fake.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Mutex;
 
 use crate::api::image::Image;
 use crate::config::Platform;
 
+use super::contract::{Failure, ImageImport, ImageName, Mode};
 use super::manifest::{self, Manifest, ManifestError};
-
-/// Largest manifest accepted, in bytes.
-pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
-/// Largest image config accepted, in bytes.
-pub const MAX_CONFIG_BYTES: usize = 8 << 20;
-
-/// What a HEAD of a manifest tells.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Head {
-    pub digest: String,
-    pub media_type: String,
-}
-
-/// A fetched manifest: its bytes, verified digest and media type.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Fetched {
-    pub bytes: Vec<u8>,
-    pub digest: String,
-    pub media_type: String,
-}
-
-/// A registry failure as the engine sees it: a Kubernetes status reason and a message.
-pub trait SourceError: std::error::Error + Send + Sync + 'static {
-    /// `NotFound`, `Unauthorized`, `Forbidden`, `BadRequest`, `TooManyRequests`, `Timeout`,
-    /// `InternalError`.
-    fn reason(&self) -> &'static str;
-}
-
-/// The registry operations an import needs, on one repository.
-pub trait Source {
-    type Error: SourceError;
-    /// HEAD of a manifest by tag or digest; never a GET.
-    fn head(&self, reference: &str) -> impl Future<Output = Result<Head, Self::Error>> + Send;
-    /// GET of a manifest by tag or digest, digest-verified, size-limited.
-    fn manifest(
-        &self,
-        reference: &str,
-    ) -> impl Future<Output = Result<Fetched, Self::Error>> + Send;
-    /// GET of a blob (an image config), digest-verified, size-limited.
-    fn blob(&self, digest: &str) -> impl Future<Output = Result<Vec<u8>, Self::Error>> + Send;
-}
-
-/// How a manifest list is imported.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// One child: the preferred platform, the default platform, linux/amd64, the first.
-    Legacy,
-    /// The list and every child.
-    PreserveOriginal,
-}
-
-/// One tag (or digest) to import.
-#[derive(Clone, Debug)]
-pub struct Request<'a> {
-    /// The repository as the user wrote it (`nginx`, `quay.io/a/b`): Images and TagEvents
-    /// keep this spelling.
-    pub repository_as_written: &'a str,
-    /// A tag, or a digest.
-    pub reference: &'a str,
-    pub mode: Mode,
-    pub prefer_arch: Option<&'a str>,
-    pub prefer_os: Option<&'a str>,
-    pub default_platform: &'a Platform,
-    /// The tag's current image (items[0].image), for the HEAD-first shortcut.
-    pub current_image: Option<&'a str>,
-}
+use super::source::{Fetched, Source, SourceError};
 
 /// The result of a successful import.
 #[derive(Clone, Debug, PartialEq)]
@@ -106,28 +44,15 @@ impl Outcome {
     }
 }
 
-/// A failed import: upstream's status reason and a message naming what failed.
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-#[error("{message}")]
-pub struct ImportError {
-    pub reason: &'static str,
-    pub message: String,
+fn from_source(err: &impl SourceError) -> Failure {
+    Failure::new(err.reason(), err.to_string())
 }
 
-impl ImportError {
-    fn from_source(err: &impl SourceError) -> Self {
-        ImportError {
-            reason: err.reason(),
-            message: err.to_string(),
-        }
-    }
-
-    fn from_manifest(reference: &str, err: &ManifestError) -> Self {
-        ImportError {
-            reason: "InternalError",
-            message: format!("Internal error occurred: {reference}: {err}"),
-        }
-    }
+fn from_manifest(reference: &str, err: &ManifestError) -> Failure {
+    Failure::new(
+        "InternalError",
+        format!("Internal error occurred: {reference}: {err}"),
+    )
 }
 
 /// Which Images exist already, and whether each is a manifest list; the engine never fetches
@@ -165,16 +90,16 @@ struct ResolutionKey {
 }
 
 impl ResolutionKey {
-    fn new(req: &Request<'_>, list: &str) -> Self {
+    fn new(req: &Resolved<'_>, list: &str) -> Self {
         ResolutionKey {
-            repository: req.repository_as_written.to_string(),
+            repository: req.name.repository_as_written.clone(),
             list: list.to_string(),
-            arch: req.prefer_arch.map(str::to_string),
-            os: req.prefer_os.map(str::to_string),
+            arch: req.import.prefer.arch.clone(),
+            os: req.import.prefer.os.clone(),
             platform: (
-                req.default_platform.os.clone(),
-                req.default_platform.architecture.clone(),
-                req.default_platform.variant.clone(),
+                req.platform.os.clone(),
+                req.platform.architecture.clone(),
+                req.platform.variant.clone(),
             ),
         }
     }
@@ -196,48 +121,66 @@ impl ListResolutions {
     }
 }
 
-fn is_digest(reference: &str) -> bool {
-    reference.contains(':')
+/// One import with its pull spec resolved.
+struct Resolved<'a> {
+    import: &'a ImageImport,
+    name: ImageName,
+    platform: &'a Platform,
+    /// `<repository>:<tag>` or `<repository>@<digest>`, for messages.
+    full_ref: String,
 }
 
-/// Imports one tag or digest.
+impl Resolved<'_> {
+    fn current(&self) -> Option<&str> {
+        self.import.current_image.as_deref()
+    }
+}
+
+/// Imports one tag or digest: `import` says what and how (its pull spec, mode, platform
+/// preference and current image), `default_platform` is the cluster's Legacy default.
 pub async fn import<S: Source>(
     source: &S,
-    req: &Request<'_>,
+    import: &ImageImport,
+    default_platform: &Platform,
     known: &impl KnownImages,
     lists: &ListResolutions,
     now: jiff::Timestamp,
-) -> Result<Outcome, ImportError> {
-    let full_ref = format!(
-        "{}{}{}",
-        req.repository_as_written,
-        if is_digest(req.reference) { "@" } else { ":" },
-        req.reference
-    );
+) -> Result<Outcome, Failure> {
+    let name = import.from.image()?;
+    let req = Resolved {
+        import,
+        full_ref: name.full(),
+        name,
+        platform: default_platform,
+    };
+    let reference = req.name.reference.as_str();
+    let repository = req.name.repository_as_written.as_str();
+    let full_ref = req.full_ref.as_str();
+    let mode = import.mode;
 
     // A digest reference names its content: if that Image exists there is nothing to ask.
     // In Legacy mode a current image that is a list (the tag was PreserveOriginal before)
     // is not an answer: the tag must move to a child.
     let current_usable =
-        |current: &str| !(req.mode == Mode::Legacy && known.is_list(current) == Some(true));
-    if is_digest(req.reference) {
-        if req.current_image == Some(req.reference) && current_usable(req.reference) {
+        |current: &str| !(mode == Mode::Legacy && known.is_list(current) == Some(true));
+    if req.name.is_digest() {
+        if req.current() == Some(reference) && current_usable(reference) {
             return Ok(Outcome::Unchanged {
-                image: req.reference.to_string(),
+                image: reference.to_string(),
             });
         }
-        match (known.is_list(req.reference), req.mode) {
+        match (known.is_list(reference), mode) {
             (Some(false), _) | (Some(true), Mode::PreserveOriginal) => {
                 return Ok(Outcome::Imported {
-                    image: req.reference.to_string(),
+                    image: reference.to_string(),
                     images: Vec::new(),
                 });
             }
             (Some(true), Mode::Legacy) => {
-                if let Some(child) = lists.get(&ResolutionKey::new(req, req.reference))
+                if let Some(child) = lists.get(&ResolutionKey::new(&req, reference))
                     && known.contains(&child)
                 {
-                    return Ok(if req.current_image == Some(child.as_str()) {
+                    return Ok(if req.current() == Some(child.as_str()) {
                         Outcome::Unchanged { image: child }
                     } else {
                         Outcome::Imported {
@@ -251,20 +194,20 @@ pub async fn import<S: Source>(
         }
     }
 
-    if !is_digest(req.reference)
-        && let Some(current) = req.current_image
+    if !req.name.is_digest()
+        && let Some(current) = req.current()
     {
-        let head = source
-            .head(req.reference)
-            .await
-            .map_err(|e| ImportError::from_source(&e))?;
+        let head = source.head(reference).await.map_err(|e| from_source(&e))?;
         if head.digest == current && current_usable(current) {
             return Ok(Outcome::Unchanged {
                 image: current.to_string(),
             });
         }
-        if req.mode == Mode::Legacy
-            && lists.get(&ResolutionKey::new(req, &head.digest)).as_deref() == Some(current)
+        if mode == Mode::Legacy
+            && lists
+                .get(&ResolutionKey::new(&req, &head.digest))
+                .as_deref()
+                == Some(current)
         {
             return Ok(Outcome::Unchanged {
                 image: current.to_string(),
@@ -273,11 +216,11 @@ pub async fn import<S: Source>(
     }
 
     let top = source
-        .manifest(req.reference)
+        .manifest(reference)
         .await
-        .map_err(|e| ImportError::from_source(&e))?;
+        .map_err(|e| from_source(&e))?;
     let parsed = manifest::parse(&top.bytes, Some(&top.media_type))
-        .map_err(|e| ImportError::from_manifest(&full_ref, &e))?;
+        .map_err(|e| from_manifest(full_ref, &e))?;
     match parsed {
         Manifest::Single(single) => {
             if known.contains(&top.digest) {
@@ -286,26 +229,32 @@ pub async fn import<S: Source>(
                     images: Vec::new(),
                 });
             }
-            let image =
-                single_from(source, req.repository_as_written, &top, &single, &full_ref).await?;
+            let image = single_from(source, repository, &top, &single, full_ref).await?;
             Ok(Outcome::Imported {
                 image: top.digest,
                 images: vec![image],
             })
         }
-        Manifest::List(list) => match req.mode {
+        Manifest::List(list) => match mode {
             Mode::Legacy => {
-                let child = manifest::select_child(&list, req.prefer_arch, req.prefer_os, req.default_platform)
-                    .ok_or_else(|| ImportError {
-                        reason: "InternalError",
-                        message: format!(
+                let child = manifest::select_child(
+                    &list,
+                    import.prefer.arch.as_deref(),
+                    import.prefer.os.as_deref(),
+                    default_platform,
+                )
+                .ok_or_else(|| {
+                    Failure::new(
+                        "InternalError",
+                        format!(
                             "Internal error occurred: {full_ref}: the manifest list has no image for any platform"
                         ),
-                    })?
-                    .digest
-                    .clone();
-                lists.put(ResolutionKey::new(req, &top.digest), child.clone());
-                if req.current_image == Some(child.as_str()) {
+                    )
+                })?
+                .digest
+                .clone();
+                lists.put(ResolutionKey::new(&req, &top.digest), child.clone());
+                if req.current() == Some(child.as_str()) {
                     return Ok(Outcome::Unchanged { image: child });
                 }
                 if known.contains(&child) {
@@ -314,8 +263,7 @@ pub async fn import<S: Source>(
                         images: Vec::new(),
                     });
                 }
-                let image =
-                    fetch_single(source, req.repository_as_written, &child, &full_ref).await?;
+                let image = fetch_single(source, repository, &child, full_ref).await?;
                 Ok(Outcome::Imported {
                     image: child,
                     images: vec![image],
@@ -327,20 +275,12 @@ pub async fn import<S: Source>(
                     if known.contains(&entry.digest) {
                         continue;
                     }
-                    images.push(
-                        fetch_single(source, req.repository_as_written, &entry.digest, &full_ref)
-                            .await?,
-                    );
+                    images.push(fetch_single(source, repository, &entry.digest, full_ref).await?);
                 }
                 if !known.contains(&top.digest) {
-                    let list_image = manifest::list_image(
-                        req.repository_as_written,
-                        &top.digest,
-                        &list,
-                        &top.bytes,
-                        now,
-                    )
-                    .map_err(|e| ImportError::from_manifest(&full_ref, &e))?;
+                    let list_image =
+                        manifest::list_image(repository, &top.digest, &list, &top.bytes, now)
+                            .map_err(|e| from_manifest(full_ref, &e))?;
                     images.push(list_image);
                 }
                 Ok(Outcome::Imported {
@@ -358,23 +298,20 @@ async fn fetch_single<S: Source>(
     repository: &str,
     digest: &str,
     full_ref: &str,
-) -> Result<Image, ImportError> {
-    let fetched = source
-        .manifest(digest)
-        .await
-        .map_err(|e| ImportError::from_source(&e))?;
+) -> Result<Image, Failure> {
+    let fetched = source.manifest(digest).await.map_err(|e| from_source(&e))?;
     match manifest::parse(&fetched.bytes, Some(&fetched.media_type))
-        .map_err(|e| ImportError::from_manifest(full_ref, &e))?
+        .map_err(|e| from_manifest(full_ref, &e))?
     {
         Manifest::Single(single) => {
             single_from(source, repository, &fetched, &single, full_ref).await
         }
-        Manifest::List(_) => Err(ImportError {
-            reason: "InternalError",
-            message: format!(
+        Manifest::List(_) => Err(Failure::new(
+            "InternalError",
+            format!(
                 "Internal error occurred: {full_ref}: manifest list {digest} contains another list"
             ),
-        }),
+        )),
     }
 }
 
@@ -384,11 +321,14 @@ async fn single_from<S: Source>(
     fetched: &Fetched,
     single: &manifest::SingleManifest,
     full_ref: &str,
-) -> Result<Image, ImportError> {
+) -> Result<Image, Failure> {
     let config = source
         .blob(&single.config.digest)
         .await
-        .map_err(|e| ImportError::from_source(&e))?;
+        .map_err(|e| from_source(&e))?;
     manifest::single_image(repository, &fetched.digest, single, &fetched.bytes, &config)
-        .map_err(|e| ImportError::from_manifest(full_ref, &e))
+        .map_err(|e| from_manifest(full_ref, &e))
 }
+
+#[cfg(test)]
+mod tests;

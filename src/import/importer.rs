@@ -2,11 +2,13 @@
 //! tags) turned into registry calls with the right credentials, transport and policy, and
 //! back into per-entry results (semantics 5.3, 5.6, 5.8).
 //!
-//! This is where the pieces meet: references are parsed with OpenShift's rules, each
+//! This is where the pieces meet: the request is the import contract's [`Batch`] (pull specs
+//! parsed once, when the rules made it), each
 //! repository gets the client for its credential set and TLS setting (from a shared
 //! [`ClientCache`], so a namespace's token never serves another), blocked and non-whitelisted
 //! registries are refused before any request (the client checks them), and each entry runs
-//! through [`engine::import`] (HEAD first, known Images never refetched).
+//! through [`engine::import`] (HEAD first, known Images never refetched, config blobs
+//! fetched once per process: [`ConfigCache`]).
 //!
 //! Entries of one repository run one after another, sharing what they learnt (a digest fetched
 //! for one tag is not fetched again for the next); repositories run concurrently. Results are
@@ -18,255 +20,33 @@
 //! anonymously; an entry keeps its first answer when the anonymous one is `Unauthorized` too.
 //! The outcome for those entries is the same, and the others cost nothing more.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
-use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use crate::api::image::Image;
-use crate::config::Platform;
 use crate::credentials::{Credential, Keyring};
 use crate::reference::{DockerImageReference, prioritize_tags};
-use crate::registry::{ClientCache, ClientKey, RegistryClient, RegistryError, RepositorySource};
+use crate::registry::{ClientCache, ClientKey, RegistryClient, RegistryError};
 
-use super::engine::{self, ImportError, KnownImages, ListResolutions, Mode, Outcome};
-
-/// Default of `maxImagesBulkImportedPerRepository`.
-pub const DEFAULT_BULK_IMPORT_LIMIT: usize = 50;
+use super::config_cache::ConfigCache;
+use super::contract::{
+    Batch, BatchResult, Failure, ImageImport, ImageResult, Imported, PullSpec, RepositoryImport,
+    RepositoryResult, Settings,
+};
+use super::engine::{self, KnownImages, ListResolutions, Outcome};
+use super::source::{CachingSource, RepositorySource};
 
 /// Repositories imported at the same time within one batch.
 const CONCURRENT_REPOSITORIES: usize = 8;
 
-/// The cluster settings an import applies (from `ImageConfig` and `ImageImportConfig`).
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// The platform Legacy mode picks from a list when no annotation says otherwise.
-    pub default_platform: Platform,
-    /// Tags imported from a repository; `None` is unlimited.
-    pub bulk_import_limit: Option<usize>,
-    /// `registrySources.insecureRegistries`: registries (`host[:port]`, compared exactly with
-    /// the defaulted registry, as upstream) imported without TLS verification.
-    pub insecure_registries: Vec<String>,
-    /// Extra CA bundles (PEM) by registry `host[:port]`.
-    pub ca_bundles: HashMap<String, Arc<CaBundle>>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            default_platform: Platform::default(),
-            bulk_import_limit: Some(DEFAULT_BULK_IMPORT_LIMIT),
-            insecure_registries: Vec::new(),
-            ca_bundles: HashMap::new(),
-        }
-    }
-}
-
-/// A PEM bundle and its hash (which keys the clients that trust it).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CaBundle {
-    pem: Vec<u8>,
-    hash: String,
-}
-
-impl CaBundle {
-    pub fn new(pem: Vec<u8>) -> CaBundle {
-        let hash = format!("{:x}", Sha256::digest(&pem));
-        CaBundle { pem, hash }
-    }
-
-    pub fn pem(&self) -> &[u8] {
-        &self.pem
-    }
-}
-
-/// Platform preference for Legacy mode (the `importer.image.openshift.io/prefer-*`
-/// annotations of the target spec tag).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Preference {
-    pub arch: Option<String>,
-    pub os: Option<String>,
-}
-
-/// One image to import (an ImageStreamImport `spec.images[i]`, or a spec tag).
-#[derive(Clone, Debug)]
-pub struct ImageImport {
-    /// The pull spec as written (`nginx`, `quay.io/a/b:v1`, `x@sha256:…`).
-    pub from: String,
-    pub mode: Mode,
-    /// `importPolicy.insecure` (or the stream's insecure annotation).
-    pub insecure: bool,
-    pub prefer: Preference,
-    /// The tag's current image, for the HEAD-first shortcut.
-    pub current_image: Option<String>,
-}
-
-impl ImageImport {
-    pub fn new(from: impl Into<String>, mode: Mode) -> ImageImport {
-        ImageImport {
-            from: from.into(),
-            mode,
-            insecure: false,
-            prefer: Preference::default(),
-            current_image: None,
-        }
-    }
-}
-
-/// A whole repository to import (ImageStreamImport `spec.repository`).
-#[derive(Clone, Debug)]
-pub struct RepositoryImport {
-    /// The repository as written, without tag or digest.
-    pub from: String,
-    pub mode: Mode,
-    pub insecure: bool,
-    /// Preferences by tag name (the stream's spec tags of the same name).
-    pub prefer: BTreeMap<String, Preference>,
-    /// Current images by tag name, for the HEAD-first shortcut.
-    pub current: BTreeMap<String, String>,
-}
-
-/// What one import request asks for.
-#[derive(Clone, Debug, Default)]
-pub struct Batch {
-    pub images: Vec<ImageImport>,
-    pub repository: Option<RepositoryImport>,
-}
-
-/// A failed entry: a Kubernetes status reason, its code and a message naming what failed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct Failure {
-    pub reason: &'static str,
-    pub code: u16,
-    pub message: String,
-}
-
-impl Failure {
-    fn new(reason: &'static str, message: String) -> Failure {
-        Failure {
-            reason,
-            code: status_code(reason),
-            message,
-        }
-    }
-
-    fn from_registry(err: &RegistryError) -> Failure {
-        Failure {
-            reason: err.reason(),
-            code: err.code(),
-            message: err.message(),
-        }
-    }
-
-    /// Upstream's answer to a pull spec that does not parse (semantics 5.3).
-    fn invalid_name(from: &str, detail: &str) -> Failure {
-        Failure::new(
-            "Invalid",
-            format!(" \"\" is invalid: from.name: Invalid value: {from:?}: invalid name: {detail}"),
-        )
-    }
-
-    fn is_bad_password(&self) -> bool {
-        self.reason == "Unauthorized"
-            && self
-                .message
-                .to_ascii_lowercase()
-                .contains("username or password")
-    }
-}
-
-impl From<ImportError> for Failure {
-    fn from(err: ImportError) -> Failure {
-        Failure::new(err.reason, err.message)
-    }
-}
-
-/// The HTTP code Kubernetes pairs with a status reason.
-pub fn status_code(reason: &str) -> u16 {
-    match reason {
-        "BadRequest" => 400,
-        "Unauthorized" => 401,
-        "Forbidden" => 403,
-        "NotFound" => 404,
-        "Conflict" => 409,
-        "Invalid" => 422,
-        "TooManyRequests" => 429,
-        "Timeout" => 504,
-        _ => 500,
-    }
-}
-
-/// A successful entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Imported {
-    /// The tag it was found under; empty for an import by digest.
-    pub tag: String,
-    /// The digest the entry resolved to (the child for a list in Legacy mode).
-    pub image: String,
-    /// `<repository as written>@<image>`, the pull spec a TagEvent records.
-    pub reference: String,
-    /// The registry still serves `current_image`: nothing was fetched.
-    pub unchanged: bool,
-}
-
-pub type ImageResult = Result<Imported, Failure>;
-
-/// The result of a repository import.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RepositoryResult {
-    /// The imported tags in priority order, or why the repository could not be listed.
-    pub images: Result<Vec<ImageResult>, Failure>,
-    /// The tag of each entry of `images` (a failed entry names no tag of its own).
-    pub tags: Vec<String>,
-    /// Tags beyond the bulk limit, not imported.
-    pub additional_tags: Vec<String>,
-}
-
-impl RepositoryResult {
-    /// Upstream's overall status: `None` for success, else `ImportFailed` with a count.
-    pub fn failure(&self) -> Option<Failure> {
-        match &self.images {
-            Err(failure) => Some(failure.clone()),
-            Ok(images) => {
-                let failed = images.iter().filter(|r| r.is_err()).count();
-                match failed {
-                    0 => None,
-                    1 => Some(Failure::new(
-                        "ImportFailed",
-                        "one of the images from this repository failed to import".into(),
-                    )),
-                    n => Some(Failure::new(
-                        "ImportFailed",
-                        format!("{n} of the images from this repository failed to import"),
-                    )),
-                }
-            }
-        }
-    }
-}
-
-/// Everything a batch produced.
-#[derive(Clone, Debug, Default)]
-pub struct BatchResult {
-    /// One per [`Batch::images`] entry, in order.
-    pub images: Vec<ImageResult>,
-    pub repository: Option<RepositoryResult>,
-    /// Images fetched by this batch, by digest (children and lists alike); Images that were
-    /// already known are not here.
-    pub new_images: BTreeMap<String, Image>,
-}
-
-impl BatchResult {
-    /// New Images in creation order: children before the lists that name them.
-    pub fn images_to_create(&self) -> Vec<&Image> {
-        let (lists, singles): (Vec<&Image>, Vec<&Image>) = self
-            .new_images
-            .values()
-            .partition(|i| i.spec.is_manifest_list());
-        singles.into_iter().chain(lists).collect()
+fn failure_from_registry(err: &RegistryError) -> Failure {
+    Failure {
+        reason: err.reason(),
+        code: err.code(),
+        message: err.message(),
     }
 }
 
@@ -290,6 +70,7 @@ pub fn image_digest(image: &Image) -> Option<String> {
 pub struct Importer {
     clients: ClientCache,
     lists: ListResolutions,
+    configs: ConfigCache,
 }
 
 impl std::fmt::Debug for Importer {
@@ -313,15 +94,13 @@ struct Target {
 /// One engine request, after parsing.
 #[derive(Clone, Debug)]
 struct Planned {
-    /// Index into the batch results (images), or `None` for a repository tag.
+    /// Where the result goes.
     slot: Slot,
+    /// The pull spec as the request wrote it (the repository, for a repository's tag).
     written: String,
-    /// Tag or digest.
-    reference: String,
+    /// The tag the result is found under; empty for a digest.
     tag: String,
-    mode: Mode,
-    prefer: Preference,
-    current_image: Option<String>,
+    import: ImageImport,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -337,12 +116,18 @@ impl Importer {
         Importer {
             clients,
             lists: ListResolutions::default(),
+            configs: ConfigCache::default(),
         }
     }
 
     /// The shared client cache (to forget the clients of a changed secret).
     pub fn clients(&self) -> &ClientCache {
         &self.clients
+    }
+
+    /// The config blobs fetched so far, by digest.
+    pub fn configs(&self) -> &ConfigCache {
+        &self.configs
     }
 
     /// Imports what `batch` asks for with `keyring`'s credentials. Never fails as a whole:
@@ -396,17 +181,12 @@ impl Importer {
             .await
             .unwrap_or_else(|| Err(timed_out(&repo.from)));
             match listed {
-                Ok((target, tags, additional)) => {
+                Ok((target, parsed, tags, additional)) => {
                     for (n, tag) in tags.iter().enumerate() {
-                        groups.entry(target.clone()).or_default().push(Planned {
-                            slot: Slot::RepositoryTag(n),
-                            written: repo.from.clone(),
-                            reference: tag.clone(),
-                            tag: tag.clone(),
-                            mode: repo.mode,
-                            prefer: repo.prefer.get(tag).cloned().unwrap_or_default(),
-                            current_image: repo.current.get(tag).cloned(),
-                        });
+                        groups
+                            .entry(target.clone())
+                            .or_default()
+                            .push(plan_repository_tag(n, repo, &parsed, tag));
                     }
                     repository_tags = vec![None; tags.len()];
                     repository = Some(RepositoryResult {
@@ -470,7 +250,7 @@ impl Importer {
         keyring: &Keyring,
         settings: &Settings,
         images: &[ImageImport],
-    ) -> Result<(Target, Vec<String>, Vec<String>), Failure> {
+    ) -> Result<(Target, DockerImageReference, Vec<String>, Vec<String>), Failure> {
         let parsed = DockerImageReference::parse(&repo.from)
             .map_err(|e| Failure::invalid_name(&repo.from, &e.to_string()))?;
         if !parsed.tag.is_empty() || !parsed.id.is_empty() || parsed.name.is_empty() {
@@ -489,7 +269,7 @@ impl Importer {
                 async move { client.list_tags(&target.registry, &target.repository).await }
             })
             .await
-            .map_err(|e| Failure::from_registry(&e))?;
+            .map_err(|e| failure_from_registry(&e))?;
 
         let mut tags: Vec<String> = listed
             .into_iter()
@@ -506,26 +286,26 @@ impl Importer {
         prioritize_tags(&mut tags);
         let limit = settings.bulk_import_limit.unwrap_or(usize::MAX);
         if tags.len() <= limit {
-            return Ok((target, tags, Vec::new()));
+            return Ok((target, parsed, tags, Vec::new()));
         }
         let rest = tags.split_off(limit);
         // Tags spec.images fetches from this same repository are included, not "additional".
         let requested: Vec<String> = images
             .iter()
-            .filter_map(|i| DockerImageReference::parse(&i.from).ok())
+            .filter_map(|i| i.from.parsed().ok())
             .filter(|r| r.id.is_empty() && target_of(r, repo.insecure, settings) == target)
             .map(|r| {
                 if r.tag.is_empty() {
                     "latest".to_string()
                 } else {
-                    r.tag
+                    r.tag.clone()
                 }
             })
             .collect();
         let (extra, additional): (Vec<String>, Vec<String>) =
             rest.into_iter().partition(|t| requested.contains(t));
         tags.extend(extra);
-        Ok((target, tags, additional))
+        Ok((target, parsed, tags, additional))
     }
 
     /// Imports one repository's entries in order, each with the target's client; an entry
@@ -567,25 +347,11 @@ impl Importer {
         settings: &Settings,
         now: jiff::Timestamp,
     ) -> ImageResult {
-        let client = client.as_ref().map_err(Failure::from_registry)?;
-        let first = self.run_one(client, target, p, known, settings, now).await;
-        match first {
-            Err(f) if f.is_bad_password() && !credential.is_anonymous() => {
-                match self.client(target, &Credential::anonymous(), settings) {
-                    Ok(anonymous) => {
-                        match self
-                            .run_one(&anonymous, target, p, known, settings, now)
-                            .await
-                        {
-                            Err(again) if again.reason == "Unauthorized" => Err(f),
-                            other => other,
-                        }
-                    }
-                    Err(_) => Err(f),
-                }
-            }
-            other => other,
-        }
+        let client = client.as_ref().map_err(failure_from_registry)?;
+        self.anonymous_fallback(target, credential, client.clone(), settings, move |client| async move {
+            self.run_one(&client, target, p, known, settings, now).await
+        })
+        .await
     }
 
     async fn run_one<K: KnownImages + Sync>(
@@ -602,17 +368,17 @@ impl Importer {
             target.registry.clone(),
             target.repository.clone(),
         );
-        let repository_as_written = repository_as_written(&p.written);
-        let request = engine::Request {
-            repository_as_written: &repository_as_written,
-            reference: &p.reference,
-            mode: p.mode,
-            prefer_arch: p.prefer.arch.as_deref(),
-            prefer_os: p.prefer.os.as_deref(),
-            default_platform: &settings.default_platform,
-            current_image: p.current_image.as_deref(),
-        };
-        let outcome = engine::import(&source, &request, known, &self.lists, now).await?;
+        let source = CachingSource::new(&source, &self.configs);
+        let name = p.import.from.image()?;
+        let outcome = engine::import(
+            &source,
+            &p.import,
+            &settings.default_platform,
+            known,
+            &self.lists,
+            now,
+        )
+        .await?;
         let unchanged = matches!(outcome, Outcome::Unchanged { .. });
         if let Outcome::Imported { images, .. } = &outcome {
             known.add(images);
@@ -620,7 +386,7 @@ impl Importer {
         let image = outcome.image().to_string();
         Ok(Imported {
             tag: p.tag.clone(),
-            reference: format!("{repository_as_written}@{image}"),
+            reference: format!("{}@{image}", name.repository_as_written),
             image,
             unchanged,
         })
@@ -636,14 +402,14 @@ impl Importer {
         let key = ClientKey {
             credentials_id: credential.id().as_str().to_string(),
             insecure: target.insecure,
-            ca_bundle_hash: ca.map(|c| c.hash.clone()),
+            ca_bundle_hash: ca.map(|c| c.hash().to_string()),
         };
         self.clients
-            .get(&key, credential.basic(), ca.map(|c| c.pem.as_slice()))
+            .get(&key, credential.basic(), ca.map(|c| c.pem()))
     }
 
     /// Runs `op` with the keyring's credential, and once more anonymously when the registry
-    /// rejected the username or password (semantics 5.2 step 8).
+    /// rejected the username or password.
     async fn with_credential_fallback<T, F, Fut>(
         &self,
         target: &Target,
@@ -657,17 +423,35 @@ impl Importer {
     {
         let credential = keyring.best(&target.registry, &target.repository);
         let client = self.client(target, &credential, settings)?;
+        self.anonymous_fallback(target, &credential, client, settings, op)
+            .await
+    }
+
+    /// Runs `op` with `client` (made for `credential`), and once more anonymously when the
+    /// registry rejected the username or password (semantics 5.2 step 8). The first answer
+    /// stands when the anonymous one is `Unauthorized` too, or when no anonymous client can
+    /// be made. The one place this fallback is written: tag lists and imports use it alike.
+    async fn anonymous_fallback<T, E, F, Fut>(
+        &self,
+        target: &Target,
+        credential: &Credential,
+        client: Arc<RegistryClient>,
+        settings: &Settings,
+        op: F,
+    ) -> Result<T, E>
+    where
+        E: Refusal,
+        F: Fn(Arc<RegistryClient>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         match op(client).await {
-            Err(
-                first @ RegistryError::Unauthorized {
-                    kind: crate::registry::UnauthorizedKind::BadCredentials,
-                    ..
-                },
-            ) if !credential.is_anonymous() => {
-                let anonymous = self.client(target, &Credential::anonymous(), settings)?;
-                match op(anonymous).await {
-                    Err(RegistryError::Unauthorized { .. }) => Err(first),
-                    other => other,
+            Err(first) if first.bad_password() && !credential.is_anonymous() => {
+                match self.client(target, &Credential::anonymous(), settings) {
+                    Ok(anonymous) => match op(anonymous).await {
+                        Err(again) if again.unauthorized() => Err(first),
+                        other => other,
+                    },
+                    Err(_) => Err(first),
                 }
             }
             other => other,
@@ -675,47 +459,85 @@ impl Importer {
     }
 }
 
-/// Parses a `spec.images` entry into its target and engine request.
+/// What the anonymous fallback asks of a failure, whether the transport's or an import's.
+trait Refusal {
+    /// The registry rejected the username or password.
+    fn bad_password(&self) -> bool;
+    /// Any `Unauthorized` answer.
+    fn unauthorized(&self) -> bool;
+}
+
+impl Refusal for RegistryError {
+    fn bad_password(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Unauthorized {
+                kind: crate::registry::UnauthorizedKind::BadCredentials,
+                ..
+            }
+        )
+    }
+
+    fn unauthorized(&self) -> bool {
+        matches!(self, RegistryError::Unauthorized { .. })
+    }
+}
+
+impl Refusal for Failure {
+    fn bad_password(&self) -> bool {
+        self.is_bad_password()
+    }
+
+    fn unauthorized(&self) -> bool {
+        self.reason == "Unauthorized"
+    }
+}
+
+/// A `spec.images` entry's target and engine request (its pull spec was parsed when the
+/// entry was made).
 fn plan_image(
     index: usize,
     entry: &ImageImport,
     settings: &Settings,
 ) -> Result<(Target, Planned), Failure> {
-    let parsed = DockerImageReference::parse(&entry.from)
-        .map_err(|e| Failure::invalid_name(&entry.from, &e.to_string()))?;
-    if parsed.name.is_empty() {
-        return Err(Failure::invalid_name(
-            &entry.from,
-            "a repository is required, not only a registry",
-        ));
-    }
-    let (reference, tag) = if parsed.is_digest() {
-        (parsed.id.clone(), String::new())
-    } else if !parsed.id.is_empty() {
-        return Err(Failure::invalid_name(
-            &entry.from,
-            "invalid reference format",
-        ));
-    } else {
-        let tag = if parsed.tag.is_empty() {
-            "latest".to_string()
-        } else {
-            parsed.tag.clone()
-        };
-        (tag.clone(), tag)
-    };
+    let name = entry.from.image()?;
+    let parsed = entry
+        .from
+        .parsed()
+        .map_err(|e| Failure::invalid_name(entry.from.as_str(), &e.to_string()))?;
     Ok((
-        target_of(&parsed, entry.insecure, settings),
+        target_of(parsed, entry.insecure, settings),
         Planned {
             slot: Slot::Image(index),
-            written: entry.from.clone(),
-            reference,
-            tag,
-            mode: entry.mode,
-            prefer: entry.prefer.clone(),
-            current_image: entry.current_image.clone(),
+            written: entry.from.as_str().to_string(),
+            tag: name.tag,
+            import: entry.clone(),
         },
     ))
+}
+
+/// The engine request for one tag of a listed repository: the repository's pull spec with
+/// the tag set (parsed already), and the repository's policy for that tag.
+fn plan_repository_tag(
+    index: usize,
+    repo: &RepositoryImport,
+    parsed: &DockerImageReference,
+    tag: &str,
+) -> Planned {
+    let mut tagged = parsed.clone();
+    tagged.tag = tag.to_string();
+    Planned {
+        slot: Slot::RepositoryTag(index),
+        written: repo.from.clone(),
+        tag: tag.to_string(),
+        import: ImageImport {
+            from: PullSpec::from_parsed(format!("{}:{tag}", repo.from), tagged),
+            mode: repo.mode,
+            insecure: repo.insecure,
+            prefer: repo.prefer.get(tag).cloned().unwrap_or_default(),
+            current_image: repo.current.get(tag).cloned(),
+        },
+    }
 }
 
 fn target_of(parsed: &DockerImageReference, insecure: bool, settings: &Settings) -> Target {
@@ -730,13 +552,6 @@ fn target_of(parsed: &DockerImageReference, insecure: bool, settings: &Settings)
         registry: defaulted.registry,
         insecure,
     }
-}
-
-/// The repository part of a pull spec as the user wrote it (`nginx`, `quay.io/a/b`).
-fn repository_as_written(from: &str) -> String {
-    DockerImageReference::parse(from)
-        .map(|r| r.as_repository().exact())
-        .unwrap_or_else(|_| from.to_string())
 }
 
 /// `work`, unless `deadline` comes first (`None` then).
@@ -795,6 +610,7 @@ impl<K: KnownImages> KnownImages for Learnt<'_, K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::contract::Mode;
 
     const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
@@ -806,11 +622,12 @@ mod tests {
         assert_eq!(target.registry, "docker.io");
         assert_eq!(target.repository, "library/nginx");
         assert!(!target.insecure);
+        let name = planned.import.from.image().unwrap();
         assert_eq!(
-            (planned.reference.as_str(), planned.tag.as_str()),
+            (name.reference.as_str(), planned.tag.as_str()),
             ("latest", "latest")
         );
-        assert_eq!(repository_as_written(&planned.written), "nginx");
+        assert_eq!(name.repository_as_written, "nginx");
 
         let from = format!("quay.io/a/b:v1@{D}");
         let (target, planned) =
@@ -819,8 +636,37 @@ mod tests {
             (target.registry.as_str(), target.repository.as_str()),
             ("quay.io", "a/b")
         );
-        assert_eq!((planned.reference.as_str(), planned.tag.as_str()), (D, ""));
-        assert_eq!(repository_as_written(&from), "quay.io/a/b");
+        let name = planned.import.from.image().unwrap();
+        assert_eq!((name.reference.as_str(), planned.tag.as_str()), (D, ""));
+        assert_eq!(name.repository_as_written, "quay.io/a/b");
+        assert_eq!(planned.written, from);
+    }
+
+    #[test]
+    fn a_repository_tag_is_planned_from_the_parsed_repository() {
+        let repo = RepositoryImport {
+            from: "quay.io/a/b".into(),
+            mode: Mode::PreserveOriginal,
+            insecure: true,
+            prefer: BTreeMap::new(),
+            current: BTreeMap::from([("v2".to_string(), D.to_string())]),
+        };
+        let parsed = DockerImageReference::parse(&repo.from).unwrap();
+        let planned = plan_repository_tag(3, &repo, &parsed, "v2");
+        assert_eq!(planned.slot, Slot::RepositoryTag(3));
+        assert_eq!(
+            (planned.written.as_str(), planned.tag.as_str()),
+            ("quay.io/a/b", "v2")
+        );
+        let name = planned.import.from.image().unwrap();
+        assert_eq!(
+            (name.repository_as_written.as_str(), name.reference.as_str()),
+            ("quay.io/a/b", "v2")
+        );
+        assert_eq!(planned.import.from.as_str(), "quay.io/a/b:v2");
+        assert_eq!(planned.import.current_image.as_deref(), Some(D));
+        assert!(planned.import.insecure);
+        assert_eq!(planned.import.mode, Mode::PreserveOriginal);
     }
 
     #[test]
@@ -853,53 +699,5 @@ mod tests {
             err.message,
             " \"\" is invalid: from.name: Invalid value: \"test///un/parse/able/image\": invalid name: invalid reference format"
         );
-    }
-
-    #[test]
-    fn repository_failure_messages_count_failed_tags() {
-        let ok = || {
-            Ok(Imported {
-                tag: "a".into(),
-                image: D.into(),
-                reference: format!("x@{D}"),
-                unchanged: false,
-            })
-        };
-        let bad = || Err(Failure::new("NotFound", "gone".into()));
-        let result = |images: Vec<ImageResult>| RepositoryResult {
-            tags: (0..images.len()).map(|i| format!("t{i}")).collect(),
-            images: Ok(images),
-            additional_tags: vec![],
-        };
-        assert_eq!(result(vec![ok(), ok()]).failure(), None);
-        let one = result(vec![ok(), bad()]).failure().unwrap();
-        assert_eq!(
-            (one.reason, one.message.as_str()),
-            (
-                "ImportFailed",
-                "one of the images from this repository failed to import"
-            )
-        );
-        let two = result(vec![bad(), bad()]).failure().unwrap();
-        assert_eq!(
-            two.message,
-            "2 of the images from this repository failed to import"
-        );
-    }
-
-    #[test]
-    fn status_codes_follow_the_reason() {
-        for (reason, code) in [
-            ("NotFound", 404),
-            ("Unauthorized", 401),
-            ("Forbidden", 403),
-            ("BadRequest", 400),
-            ("Invalid", 422),
-            ("TooManyRequests", 429),
-            ("Timeout", 504),
-            ("InternalError", 500),
-        ] {
-            assert_eq!(status_code(reason), code, "{reason}");
-        }
     }
 }

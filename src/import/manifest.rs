@@ -15,24 +15,10 @@ use crate::api::image::{
     DOCKER_IMAGE_LAYERS_ORDER_ANNOTATION, Image, ImageFields, ImageLayer, ImageManifest,
 };
 use crate::config::Platform;
-
-pub const DOCKER_SCHEMA2: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
-pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
-
-/// The Accept list for manifest requests: every supported type, schema1 last so a registry
-/// that only has schema1 says so (and we can report it) instead of answering 404.
-pub const MANIFEST_ACCEPT: [&str; 6] = [
-    OCI_INDEX,
-    OCI_MANIFEST,
-    DOCKER_LIST,
-    DOCKER_SCHEMA2,
-    DOCKER_SCHEMA1_SIGNED,
-    DOCKER_SCHEMA1,
-];
+use crate::registry::protocol::{
+    DOCKER_LIST, DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, DOCKER_SCHEMA2, MANIFEST_MEDIA_TYPES,
+    OCI_INDEX, OCI_MANIFEST,
+};
 
 /// Most layers (or list entries) a manifest may have. Far above any runnable image (Docker
 /// refuses more than 127 layers), and low enough that the Image stays a small object: a
@@ -143,7 +129,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest, Manif
         .map_err(|e| ManifestError::MalformedManifest(e.to_string()))?;
     let header_type = content_type
         .map(|c| c.split(';').next().unwrap_or_default().trim().to_string())
-        .filter(|c| MANIFEST_ACCEPT.contains(&c.as_str()));
+        .filter(|c| MANIFEST_MEDIA_TYPES.contains(&c.as_str()));
     let media_type = header_type.or(raw.media_type.clone()).unwrap_or_else(|| {
         match (&raw.manifests, &raw.config) {
             (Some(_), _) => OCI_INDEX.to_string(),
@@ -688,7 +674,7 @@ mod tests {
         };
         assert!(parse(single(MAX_MANIFEST_ENTRIES).as_bytes(), None).is_ok());
         let body = single(100_000);
-        assert!(body.len() < crate::import::engine::MAX_MANIFEST_BYTES);
+        assert!(body.len() < crate::registry::protocol::MAX_MANIFEST_BYTES);
         let err = parse(body.as_bytes(), None).unwrap_err();
         assert_eq!(err.reason(), "TooManyManifestEntries");
         assert_eq!(

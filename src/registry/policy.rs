@@ -14,13 +14,9 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::config::RegistryLocation;
-
-/// Docker Hub as users write it.
-pub const DOCKER_DEFAULT_REGISTRY: &str = "docker.io";
-/// Docker Hub's legacy (v1) host.
-pub const DOCKER_DEFAULT_V1_REGISTRY: &str = "index.docker.io";
-/// Docker Hub's v2 API host.
-pub const DOCKER_DEFAULT_V2_REGISTRY: &str = "registry-1.docker.io";
+use crate::reference::{
+    DOCKER_DEFAULT_REGISTRY, DOCKER_DEFAULT_V1_REGISTRY, DOCKER_DEFAULT_V2_REGISTRY,
+};
 
 /// Whether a registry is reached over TLS, which decides the port assumed when none is given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,14 +6,25 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
+/// Largest manifest accepted, in bytes (4 MiB, as distribution's own limit).
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+/// Largest image config blob accepted by default, in bytes.
+pub const MAX_CONFIG_BYTES: usize = 8 << 20;
+/// Largest tag-list page accepted, in bytes.
+pub const MAX_TAG_PAGE_BYTES: usize = 8 << 20;
+
+/// Docker schema2 manifest.
+pub const DOCKER_SCHEMA2: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// Docker schema1 (unsigned); requested last so a schema1-only registry says so.
 pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
 /// Docker schema1 (signed).
 pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
-pub use oci_client::manifest::{
-    IMAGE_MANIFEST_LIST_MEDIA_TYPE as DOCKER_LIST, IMAGE_MANIFEST_MEDIA_TYPE as DOCKER_SCHEMA2,
-    OCI_IMAGE_INDEX_MEDIA_TYPE as OCI_INDEX, OCI_IMAGE_MEDIA_TYPE as OCI_MANIFEST,
-};
 
 /// Manifest media types in the order we prefer them. Distribution 2.8 answers 404 for OCI
 /// content unless the OCI types are listed, and rewrites schema2 tags to schema1 unless

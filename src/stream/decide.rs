@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::image_stream::{ImageStream, ImageStreamStatus};
-use crate::import::importer::{BatchResult, Failure};
+use crate::import::contract::{BatchResult, Failure};
 use crate::receiver::wake::Check;
 
 use super::limits::{self, Limits};
@@ -161,8 +161,8 @@ mod tests {
     use crate::api::image_stream::{
         KIND_IMAGE_STREAM_IMAGE, KIND_IMAGE_STREAM_TAG, ObjectReference, TagReference,
     };
-    use crate::import::engine::Mode;
-    use crate::import::importer::{ImageResult, Imported, RepositoryResult};
+    use crate::import::contract::Mode;
+    use crate::import::contract::{ImageResult, Imported, RepositoryResult};
     use crate::stream::sync::tests::{D1, D2, docker, event, history, now, stream};
     use crate::stream::sync::{import_for, imports};
 

@@ -13,8 +13,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::api::image_stream::ImageStream;
-use crate::import::engine::Mode;
-use crate::import::importer::{Batch, ImageImport, RepositoryImport};
+use crate::import::contract::Mode;
+use crate::import::contract::{Batch, RepositoryImport};
 use crate::reference::DockerImageReference;
 
 use super::requeue::Requeue;
@@ -64,17 +64,7 @@ impl Plan {
     /// The importer's request for [`Self::work`] (in order) and the repository.
     pub fn batch(&self) -> Batch {
         Batch {
-            images: self
-                .work
-                .iter()
-                .map(|w| ImageImport {
-                    from: w.from.clone(),
-                    mode: w.mode,
-                    insecure: w.insecure,
-                    prefer: w.prefer.clone(),
-                    current_image: w.current_image.clone(),
-                })
-                .collect(),
+            images: self.work.iter().map(|w| w.import.clone()).collect(),
             repository: self.repository.clone(),
         }
     }
@@ -317,7 +307,11 @@ mod tests {
             ..inputs(&s)
         });
         assert_eq!(tags_of(&due.work), ["a", "b"]);
-        assert_eq!(due.work[0].current_image.as_deref(), Some(D1), "HEAD first");
+        assert_eq!(
+            due.work[0].import.current_image.as_deref(),
+            Some(D1),
+            "HEAD first"
+        );
         assert_eq!(due.scheduled_tags, Some(2));
         assert_eq!(due.requeue.wait(), Some(15 * MINUTE));
 

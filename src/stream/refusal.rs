@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::api::image::Image;
-use crate::import::importer::{BatchResult, Failure, ImageResult};
+use crate::import::contract::{BatchResult, Failure, ImageResult};
 
 /// Images above this size are not sent: etcd refuses requests over 1.5 MiB by default, and
 /// the ImageStreamTag, ImageTag and ImageStreamImage views embed the Image again.
@@ -79,7 +79,7 @@ pub fn fail_refused(result: &mut BatchResult, refused: &HashMap<String, Failure>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::importer::{Imported, RepositoryResult};
+    use crate::import::contract::{Imported, RepositoryResult};
 
     fn imported(image: &str) -> ImageResult {
         Ok(Imported {

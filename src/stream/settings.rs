@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use crate::api::image_stream::ImportMode;
 use crate::config::{ImageConfigSpec, ImageImportConfigSpec};
-use crate::import::engine::Mode;
-use crate::import::importer::{self, CaBundle};
+use crate::import::contract::{self, CaBundle, Mode};
 use crate::registry::{BlockedRegistries, RegistryConfig};
 use crate::stream::sync::Repositories;
 
@@ -17,7 +16,7 @@ use crate::stream::sync::Repositories;
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub repositories: Repositories,
-    pub import: importer::Settings,
+    pub import: contract::Settings,
     /// The import mode of tags that name none (`imageStreamImportMode`).
     pub default_mode: Mode,
     /// `None` when scheduled imports are disabled.
@@ -93,7 +92,7 @@ impl Settings {
                     .filter(|s| !s.is_empty()),
                 external: first(&image.external_registry_hostnames),
             },
-            import: importer::Settings {
+            import: contract::Settings {
                 default_platform: import.effective_default_platform(),
                 bulk_import_limit: import.effective_bulk_import_limit(),
                 insecure_registries: sources.insecure_registries.clone().unwrap_or_default(),

@@ -19,8 +19,9 @@ use crate::api::image_stream::{
     ImportMode, KIND_DOCKER_IMAGE, KIND_IMAGE_STREAM_IMAGE, KIND_IMAGE_STREAM_TAG, TagEvent,
     TagReference,
 };
-use crate::import::engine::Mode;
-use crate::import::importer::{ImageResult, Preference, RepositoryImport, RepositoryResult};
+use crate::import::contract::{
+    ImageImport, ImageResult, Mode, Preference, PullSpec, RepositoryImport, RepositoryResult,
+};
 use crate::reference::{DockerImageReference, digest_or_image_match};
 
 use super::generation::{importable, needs_import};
@@ -65,19 +66,14 @@ impl Repositories {
     }
 }
 
-/// One tag to import.
+/// One tag to import: the spec tag and generation its result goes to, and the import the
+/// engine runs as it is (the import contract's [`ImageImport`], its pull spec parsed here).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TagImport {
     pub tag: String,
     /// The spec generation this attempt answers (E or C on the result).
     pub generation: i64,
-    /// The pull spec as written.
-    pub from: String,
-    pub mode: Mode,
-    pub insecure: bool,
-    pub prefer: Preference,
-    /// items[0].image, for the HEAD-first check.
-    pub current_image: Option<String>,
+    pub import: ImageImport,
 }
 
 /// Whether a scheduled tag is still due for checks: digest references stop once imported
@@ -87,7 +83,24 @@ pub fn scheduled_eligible(stream: &ImageStream, tag: &TagReference) -> bool {
         return false;
     }
     let Some(from) = &tag.from else { return false };
-    let Ok(parsed) = DockerImageReference::parse(&from.name) else {
+    scheduled_due(
+        stream,
+        tag,
+        DockerImageReference::parse(&from.name).as_ref().ok(),
+    )
+}
+
+/// [`scheduled_eligible`] for an importable tag whose pull spec is parsed already (`None`
+/// when it does not parse).
+fn scheduled_due(
+    stream: &ImageStream,
+    tag: &TagReference,
+    parsed: Option<&DockerImageReference>,
+) -> bool {
+    if !tag.import_policy.scheduled {
+        return false;
+    }
+    let Some(parsed) = parsed else {
         return false;
     };
     if !parsed.id.is_empty() {
@@ -109,15 +122,20 @@ pub fn has_scheduled_tags(stream: &ImageStream) -> bool {
 
 /// The tags to import now: every importable tag whose generation is ahead of what was
 /// observed (a tag without generation counts as new), plus, when `scheduled` is set, every
-/// eligible scheduled tag (checked HEAD first).
+/// eligible scheduled tag (checked HEAD first). Each tag's pull spec is parsed once, into
+/// its [`TagImport`].
 pub fn imports(stream: &ImageStream, scheduled: bool, default_mode: Mode) -> Vec<TagImport> {
     let status = stream.status.as_ref();
     stream
         .spec
         .tags
         .iter()
-        .filter(|t| needs_import(t, status, true) || (scheduled && scheduled_eligible(stream, t)))
-        .filter_map(|t| import_for(stream, t, default_mode))
+        .filter_map(|t| {
+            let work = import_for(stream, t, default_mode)?;
+            let due = needs_import(t, status, true)
+                || (scheduled && scheduled_due(stream, t, work.import.from.parsed().ok()));
+            due.then_some(work)
+        })
         .collect()
 }
 
@@ -130,13 +148,15 @@ pub fn import_for(stream: &ImageStream, t: &TagReference, default_mode: Mode) ->
     Some(TagImport {
         tag: t.name.clone(),
         generation: t.generation.unwrap_or(0),
-        from: from.name.clone(),
-        mode: import_mode(t.import_policy.import_mode, default_mode),
-        insecure: t.import_policy.insecure || insecure_stream(stream),
-        prefer: preference(t),
-        current_image: latest_event(stream, &t.name)
-            .map(|e| e.image.clone())
-            .filter(|i| !i.is_empty()),
+        import: ImageImport {
+            from: PullSpec::new(from.name.clone()),
+            mode: import_mode(t.import_policy.import_mode, default_mode),
+            insecure: t.import_policy.insecure || insecure_stream(stream),
+            prefer: preference(t),
+            current_image: latest_event(stream, &t.name)
+                .map(|e| e.image.clone())
+                .filter(|i| !i.is_empty()),
+        },
     })
 }
 
@@ -642,7 +662,7 @@ pub(super) mod tests {
     use crate::api::image_stream::{
         ImageStreamSpec, NamedTagEventList, ObjectReference, TagEventCondition, TagImportPolicy,
     };
-    use crate::import::importer::{Failure, Imported};
+    use crate::import::contract::{Failure, Imported};
     use kube::api::ObjectMeta;
     use std::collections::BTreeMap;
 
@@ -903,7 +923,7 @@ pub(super) mod tests {
         let s = stream(vec![docker("latest", "test/other:latest", None)], vec![]);
         let work = imports(&s, false, Mode::Legacy);
         assert_eq!(tags_of(&work), ["latest"]);
-        assert_eq!(work[0].from, "test/other:latest");
+        assert_eq!(work[0].import.from.as_str(), "test/other:latest");
     }
 
     // 10.6 case 86: only tags whose generation is ahead of the observed one.
@@ -979,7 +999,7 @@ pub(super) mod tests {
         assert!(has_scheduled_tags(&s), "tag reference");
         let work = imports(&s, true, Mode::Legacy);
         assert_eq!(tags_of(&work), ["a"]);
-        assert_eq!(work[0].current_image.as_deref(), Some(D1));
+        assert_eq!(work[0].import.current_image.as_deref(), Some(D1));
         assert!(imports(&s, false, Mode::Legacy).is_empty());
     }
 
@@ -1004,11 +1024,15 @@ pub(super) mod tests {
             "true".to_string(),
         )]));
         let work = imports(&s, false, Mode::PreserveOriginal);
-        assert_eq!(work[0].prefer.arch.as_deref(), Some("arm64"));
-        assert_eq!(work[0].prefer.os.as_deref(), Some("linux"));
-        assert_eq!(work[0].mode, Mode::PreserveOriginal, "cluster default");
-        assert_eq!(work[1].mode, Mode::PreserveOriginal);
-        assert!(work.iter().all(|w| w.insecure));
+        assert_eq!(work[0].import.prefer.arch.as_deref(), Some("arm64"));
+        assert_eq!(work[0].import.prefer.os.as_deref(), Some("linux"));
+        assert_eq!(
+            work[0].import.mode,
+            Mode::PreserveOriginal,
+            "cluster default"
+        );
+        assert_eq!(work[1].import.mode, Mode::PreserveOriginal);
+        assert!(work.iter().all(|w| w.import.insecure));
     }
 
     // 10.3 case 44 ("reference differs"): a new image is prepended with E = S.

@@ -203,6 +203,29 @@ impl FieldError {
     }
 }
 
+/// The message of a 422 Invalid, as the apiserver writes it for its own validation:
+/// `<Kind>.<group> "<name>" is invalid: <errors>`.
+pub fn invalid_message(group: &str, kind: &str, name: &str, errors: &[FieldError]) -> String {
+    format!(
+        "{kind}.{group} {name:?} is invalid: {}",
+        aggregate(errors.iter().map(ToString::to_string))
+    )
+}
+
+/// Kubernetes' aggregate error text: one message alone, several as `[a, b]`, duplicates once.
+fn aggregate(messages: impl Iterator<Item = String>) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for message in messages {
+        if !seen.contains(&message) {
+            seen.push(message);
+        }
+    }
+    match seen.as_slice() {
+        [one] => one.clone(),
+        many => format!("[{}]", many.join(", ")),
+    }
+}
+
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.field, self.message())

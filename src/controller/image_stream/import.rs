@@ -3,7 +3,7 @@
 //! status names them. Imports whose Image the apiserver refused for what it is fail with
 //! that refusal ([`refusal::fail_refused`]), so the rest of the stream is still written.
 
-use crate::import::importer::BatchResult;
+use crate::import::contract::BatchResult;
 use crate::stream::plan::Plan;
 use crate::stream::refusal;
 

@@ -34,7 +34,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
 use crate::api::image_stream::ImageStream;
-use crate::import::importer::Failure;
+use crate::import::contract::Failure;
 use crate::stream::decide::{self, Outcome};
 use crate::stream::plan;
 use crate::stream::requeue::{REPOSITORY_RETRY, Requeue};

@@ -11,7 +11,7 @@ use kube::ResourceExt;
 
 use crate::api::image_stream::ImageStream;
 use crate::credentials::Keyring;
-use crate::import::importer::BatchResult;
+use crate::import::contract::BatchResult;
 use crate::receiver::queue::Taken;
 use crate::stream::decide::{self, Followed};
 use crate::stream::limits::Limits;

@@ -56,7 +56,7 @@ use crate::credentials::Keyring;
 use crate::import::importer::Importer;
 use crate::reference::DockerImageReference;
 use crate::registry::policy::AllowedRegistries;
-use crate::stream::import_request;
+use crate::stream::image_stream_import;
 use crate::stream::limits::Limits;
 use crate::stream::validation::{self, FieldError};
 
@@ -211,7 +211,7 @@ pub async fn mutate(
     if !errors.is_empty() {
         return Ok(review::invalid(request, GROUP, KIND, &errors));
     }
-    import_request::default_targets(&mut isi);
+    image_stream_import::default_targets(&mut isi);
     let Some(imports) = imports else {
         isi.status = None;
         return Ok(review::allow_patched(request, answer_patch(&json, &isi)?));
@@ -587,7 +587,7 @@ mod tests {
         object["metadata"]["resourceVersion"] = json!("5");
         object["status"] = json!({});
         let mut request: ImageStreamImport = serde_json::from_value(object.clone()).unwrap();
-        import_request::default_targets(&mut request);
+        image_stream_import::default_targets(&mut request);
         request.status = Some(ImageStreamImportStatus::default());
         let patch = answer_patch(&object, &request).unwrap();
         let mut stored = object.clone();

@@ -2,8 +2,8 @@
 //! it inside the request, so it is never stored; here it is a stored request the controller
 //! applies moments later, and two mappings of one stream made at the same time (two tags
 //! pushed at once) would collide on that name. The stored request gets a name of its own
-//! ([`mapping::request_name`]: stream, tag and image) with the stream's name in an annotation,
-//! where the controller reads it ([`mapping::stream_name`]).
+//! ([`image_stream_mapping::request_name`]: stream, tag and image) with the stream's name in an annotation,
+//! where the controller reads it ([`image_stream_mapping::stream_name`]).
 
 use kube::core::admission::Operation;
 use serde_json::Value;
@@ -12,7 +12,7 @@ use super::review::{self, Request, ReviewError};
 use crate::api::GROUP;
 use crate::api::image_stream_mapping::ImageStreamMapping;
 use crate::names;
-use crate::stream::mapping;
+use crate::stream::image_stream_mapping;
 
 const KIND: &str = "ImageStreamMapping";
 
@@ -24,10 +24,10 @@ pub fn mutate(request: &Request) -> Result<json_patch::Patch, ReviewError> {
     }
     let (created, json) =
         review::decode::<ImageStreamMapping>(request.object.as_ref(), "object", KIND)?;
-    let Some(name) = mapping::request_name(&created) else {
+    let Some(name) = image_stream_mapping::request_name(&created) else {
         return Ok(json_patch::Patch(Vec::new()));
     };
-    let stream = mapping::stream_name(&created);
+    let stream = image_stream_mapping::stream_name(&created);
     let mut stored = json.clone();
     if let Some(meta) = stored.get_mut("metadata").and_then(Value::as_object_mut) {
         super::tags::rename(meta, name, [(names::ANNOTATION_STREAM, stream)]);

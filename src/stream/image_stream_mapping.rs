@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
-use crate::admission::review::invalid_status;
 use crate::api::image::{Image, MANAGED_BY_OPENSHIFT_ANNOTATION};
 use crate::api::image_stream::{ImageStream, ImageStreamStatus, TagEvent};
 use crate::api::image_stream_mapping::ImageStreamMapping;
@@ -24,7 +23,7 @@ use crate::names;
 
 use super::history::latest;
 use super::sync::{Repositories, StatusUpdate, TagChange, guard_size};
-use super::validation::{FieldError, validate_image_stream_mapping};
+use super::validation::{FieldError, invalid_message, validate_image_stream_mapping};
 
 const GROUP: &str = "image.openshift.io";
 
@@ -32,7 +31,7 @@ const GROUP: &str = "image.openshift.io";
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// The request fails validation (semantics 1.7) after defaulting.
-    #[error("{}", invalid_status(GROUP, "ImageStreamMapping", name, errors).message)]
+    #[error("{}", invalid_message(GROUP, "ImageStreamMapping", name, errors))]
     Invalid {
         name: String,
         errors: Vec<FieldError>,

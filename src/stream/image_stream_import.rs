@@ -25,9 +25,8 @@ use crate::api::image_stream_import::{
     ImageImportStatus, ImageStreamImport, ImageStreamImportStatus, LocalObjectReference,
     MetaStatus, RepositoryImportStatus, STATUS_FAILURE, STATUS_SUCCESS,
 };
-use crate::import::engine::Mode;
-use crate::import::importer::{
-    Batch, BatchResult, Failure, ImageImport, ImageResult, RepositoryImport,
+use crate::import::contract::{
+    Batch, BatchResult, Failure, ImageImport, ImageResult, Mode, PullSpec, RepositoryImport,
 };
 use crate::reference::DockerImageReference;
 
@@ -44,13 +43,14 @@ pub fn batch(isi: &ImageStreamImport, stream: Option<&ImageStream>, default_mode
         .images
         .iter()
         .map(|image| {
+            let from = PullSpec::new(image.from.name.clone());
             let target = image
                 .to
                 .as_ref()
                 .map(|t| t.name.clone())
-                .unwrap_or_else(|| source_tag(&image.from.name));
+                .unwrap_or_else(|| tag_of(from.parsed().ok()));
             ImageImport {
-                from: image.from.name.clone(),
+                from,
                 mode: import_mode(image.import_policy.import_mode, default_mode),
                 insecure: image.import_policy.insecure,
                 prefer: spec_tag(&target).map(preference).unwrap_or_default(),
@@ -105,9 +105,14 @@ pub fn wants_manifests(isi: &ImageStreamImport) -> bool {
 
 /// The tag a pull spec names (`latest` when it names none), empty for a digest.
 fn source_tag(from: &str) -> String {
-    match DockerImageReference::parse(from) {
-        Ok(r) if !r.id.is_empty() => String::new(),
-        Ok(r) if !r.tag.is_empty() => r.tag,
+    tag_of(DockerImageReference::parse(from).ok().as_ref())
+}
+
+/// [`source_tag`] of a parsed pull spec (`None`: it does not parse).
+fn tag_of(parsed: Option<&DockerImageReference>) -> String {
+    match parsed {
+        Some(r) if !r.id.is_empty() => String::new(),
+        Some(r) if !r.tag.is_empty() => r.tag.clone(),
         _ => "latest".to_string(),
     }
 }
@@ -493,8 +498,7 @@ mod tests {
     use crate::api::image_stream_import::{
         ImageImportSpec, ImageStreamImportSpec, LocalObjectReference, RepositoryImportSpec,
     };
-    use crate::import::importer::Preference;
-    use crate::import::importer::{Imported, RepositoryResult};
+    use crate::import::contract::{Imported, Preference, RepositoryResult};
     use kube::api::ObjectMeta;
 
     const D1: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
