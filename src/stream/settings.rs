@@ -9,7 +9,8 @@ use std::time::Duration;
 use crate::api::image_stream::ImportMode;
 use crate::config::{ImageConfigSpec, ImageImportConfigSpec};
 use crate::import::contract::{self, CaBundle, Mode};
-use crate::registry::{BlockedRegistries, RegistryConfig};
+use crate::registry::config::RegistryConfig;
+use crate::registry::policy::BlockedRegistries;
 use crate::stream::sync::Repositories;
 
 /// Everything the imagestream controller reads from configuration.
