@@ -294,6 +294,31 @@ pub struct ImageImportConfigSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 65536))]
     pub max_image_stream_bytes: Option<i64>,
+    /// views turns off the read-only views a cluster does not use. Each view kind is kept
+    /// beside every stream unless set to false here; its objects are then removed, and kept
+    /// again when set back. The views are most of the apiserver's work on a first import and
+    /// most of etcd's space (e2e/bench/results/where-the-time-goes.md). Default: every view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub views: Option<ViewsConfig>,
+}
+
+/// Which views the operator keeps beside each stream; an unset field keeps its view.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewsConfig {
+    /// ImageStreamTags (`kubectl get istag`, `oc tag`, `oc describe istag`). Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_stream_tags: Option<bool>,
+    /// ImageTags (`kubectl get itag`). Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_tags: Option<bool>,
+    /// ImageStreamImages (`stream@sha256:...`, one per image in a stream's history).
+    /// Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_stream_images: Option<bool>,
+    /// ImageStreamLayers (one per stream: the layers of its images). Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_stream_layers: Option<bool>,
 }
 
 /// A traffic budget for the registries whose host matches `registry`.

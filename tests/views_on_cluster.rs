@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use imagestream_operator::api::image::Image;
@@ -17,6 +17,7 @@ use imagestream_operator::api::image_stream_image::ImageStreamImage;
 use imagestream_operator::api::image_stream_layers::ImageStreamLayers;
 use imagestream_operator::api::image_stream_tag::ImageStreamTag;
 use imagestream_operator::api::image_tag::ImageTag;
+use imagestream_operator::config::ImageImportConfig;
 use imagestream_operator::names;
 use support::images::{ImageSpec, TestImage};
 use support::operator::{Running, items};
@@ -685,6 +686,100 @@ async fn tag_view_deletes_answer_success() {
             itags.list(&ListParams::default()).await.ok()?,
         );
         (a.items.is_empty() && b.items.is_empty()).then_some(())
+    })
+    .await;
+    op.finish().await;
+}
+
+/// `ImageImportConfig` `spec.views` turns view kinds off and on under a running operator: the
+/// ImageStreamImages and the ImageStreamLayers go, the tag views stay, a tag imported
+/// meanwhile gets tag views only, and everything is back once the setting is removed.
+/// Cluster-wide configuration, so on a cluster of its own.
+#[tokio::test]
+async fn view_kinds_turned_off_are_removed_and_come_back() {
+    let reg = RegistryOptions::plain().start();
+    let d1 = push(&reg, "app", "v1", 931).await;
+    let d2 = push(&reg, "app", "v2", 932).await;
+    let own = support::cluster::TestCluster::start().await;
+    let op = Running::start_following_config(&own, "views-off").await;
+    let ns = op.namespace.clone();
+    let streams = op.streams();
+    let istags = Api::<ImageStreamTag>::namespaced(op.admin.clone(), &ns);
+    let itags = Api::<ImageTag>::namespaced(op.admin.clone(), &ns);
+    let isimages = Api::<ImageStreamImage>::namespaced(op.admin.clone(), &ns);
+    let layers = Api::<ImageStreamLayers>::namespaced(op.admin.clone(), &ns);
+    let configs = Api::<ImageImportConfig>::all(op.admin.clone());
+    let set_views = |views: Value| {
+        let configs = configs.clone();
+        async move {
+            let config = json!({
+                "apiVersion": "operator.imagestream.io/v1alpha1", "kind": "ImageImportConfig",
+                "metadata": {"name": "cluster"},
+                "spec": {"views": views},
+            });
+            configs
+                .patch(
+                    "cluster",
+                    &PatchParams::apply("views-test").force(),
+                    &Patch::Apply(&config),
+                )
+                .await
+                .expect("apply the ImageImportConfig");
+        }
+    };
+
+    create_stream(
+        &streams,
+        "app",
+        json!([docker_tag("latest", &reg.image_ref("app", "v1"))]),
+    )
+    .await;
+    let first = names::stream_image("app", &d1);
+    eventually(WAIT, "every view of the first image", || async {
+        isimages.get_opt(&first).await.ok()??;
+        layers.get_opt("app").await.ok()??;
+        istags.get_opt("app.latest").await.ok()??;
+        itags.get_opt("app.latest").await.ok()?
+    })
+    .await;
+
+    set_views(json!({"imageStreamImages": false, "imageStreamLayers": false})).await;
+    eventually(WAIT, "the ImageStreamImages and Layers removed", || async {
+        let gone = isimages.get_opt(&first).await.ok()?.is_none()
+            && layers.get_opt("app").await.ok()?.is_none();
+        gone.then_some(())
+    })
+    .await;
+    assert!(istags.get_opt("app.latest").await.expect("get").is_some());
+    assert!(itags.get_opt("app.latest").await.expect("get").is_some());
+
+    // a tag imported while they are off gets its tag views only
+    let mut stream = streams.get("app").await.expect("stream");
+    stream.spec.tags.push(
+        serde_json::from_value(docker_tag("next", &reg.image_ref("app", "v2"))).expect("tag"),
+    );
+    streams
+        .replace("app", &PostParams::default(), &stream)
+        .await
+        .expect("add a tag");
+    let second = names::stream_image("app", &d2);
+    eventually(WAIT, "the new tag's views", || async {
+        let v = istags.get_opt("app.next").await.ok()??;
+        let image = v.spec.image.as_ref()?.metadata.name.clone()?;
+        itags.get_opt("app.next").await.ok()??;
+        (image == d2).then_some(())
+    })
+    .await;
+    assert!(
+        isimages.get_opt(&second).await.expect("get").is_none(),
+        "no ImageStreamImage while they are off"
+    );
+
+    set_views(Value::Null).await;
+    eventually(WAIT, "every view back", || async {
+        isimages.get_opt(&first).await.ok()??;
+        isimages.get_opt(&second).await.ok()??;
+        layers.get_opt("app").await.ok()?
     })
     .await;
     op.finish().await;

@@ -253,10 +253,15 @@ impl Context {
         {
             *self.schedule.lock().unwrap_or_else(PoisonError::into_inner) = schedule_for(&next);
         }
+        let views_changed = current.views != next.views;
         *self
             .settings
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
+        if views_changed {
+            let streams = self.streams.state();
+            self.views.kinds_changed(streams.iter().map(AsRef::as_ref));
+        }
     }
 
     fn schedule_decide(

@@ -409,6 +409,14 @@ impl ViewState {
         }
     }
 
+    /// The view kinds kept changed: every settled stream's views are computed again.
+    pub fn kinds_changed<'a>(&self, streams: impl Iterator<Item = &'a ImageStream>) {
+        self.in_step.clear();
+        for stream in streams {
+            let _ = self.queue.unbounded_send(ObjectRef::from_obj(stream));
+        }
+    }
+
     /// Waits until every view index has listed once.
     pub async fn wait_until_ready(&self) -> Result<(), NotListed> {
         self.stores.wait_until_ready().await
@@ -442,6 +450,13 @@ impl Versions {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(key);
+    }
+
+    fn clear(&self) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 }
 
@@ -593,7 +608,7 @@ pub async fn sync(ctx: &Context, stream: &ImageStream) -> Result<Option<Duration
         return Ok(None);
     }
     let lookup = CachedImages(&ctx.images);
-    let desired = Views::of(stream, &lookup);
+    let desired = Views::of(stream, &lookup).keep(ctx.settings().views);
     let shown: Vec<String> = desired.shown.iter().map(|i| names::image(i)).collect();
     state
         .images
@@ -638,7 +653,7 @@ pub async fn sync(ctx: &Context, stream: &ImageStream) -> Result<Option<Duration
         client,
         &namespace,
         &name,
-        vec![desired.layers],
+        desired.layers.into_iter().collect(),
         &stores.layers,
         false,
         None,

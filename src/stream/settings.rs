@@ -12,6 +12,7 @@ use crate::import::contract::{self, CaBundle, Mode};
 use crate::registry::config::RegistryConfig;
 use crate::registry::policy::BlockedRegistries;
 use crate::stream::sync::Repositories;
+use crate::stream::views::ViewKinds;
 
 /// Everything the imagestream controller reads from configuration.
 #[derive(Clone, Debug)]
@@ -32,6 +33,8 @@ pub struct Settings {
     pub request_time_to_live: Duration,
     /// Transport settings shared by every registry client.
     pub registry: RegistryConfig,
+    /// The view kinds kept beside each stream.
+    pub views: ViewKinds,
 }
 
 impl Default for Settings {
@@ -110,6 +113,7 @@ impl Settings {
             max_tag_history: import.effective_max_tag_history(),
             max_image_stream_bytes: import.effective_max_image_stream_bytes(),
             request_time_to_live: import.effective_request_time_to_live(),
+            views: ViewKinds::from_config(import.views.as_ref()),
             registry: RegistryConfig {
                 timeout: import.effective_request_timeout(),
                 max_concurrent_per_registry: import.effective_concurrency_per_registry(),
@@ -162,6 +166,7 @@ mod tests {
         assert_eq!(s.max_image_stream_bytes, 1 << 20);
         assert_eq!(s.request_time_to_live, Duration::from_secs(3600));
         assert!(s.registry.allowed.is_none());
+        assert_eq!(s.views, ViewKinds::default(), "every view");
     }
 
     #[test]
@@ -186,6 +191,10 @@ mod tests {
             }]),
             max_tag_history: Some(5),
             request_time_to_live: Some("90s".into()),
+            views: Some(crate::config::ViewsConfig {
+                image_stream_images: Some(false),
+                ..Default::default()
+            }),
             ..ImageImportConfigSpec::default()
         };
         let s = Settings::new(
@@ -208,6 +217,7 @@ mod tests {
         assert!(s.registry.blocked.blocking("blocked.example.com").is_some());
         assert_eq!(s.max_tag_history, Some(5));
         assert_eq!(s.request_time_to_live, Duration::from_secs(90));
+        assert!(!s.views.image_stream_images && s.views.image_stream_tags);
         assert!(!s.same_transport(&Settings::default()));
     }
 }

@@ -47,7 +47,74 @@ pub struct Views {
     pub shown: Vec<String>,
 }
 
+/// Which view kinds the operator keeps (`ImageImportConfig` `spec.views`); every kind by
+/// default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ViewKinds {
+    pub image_stream_tags: bool,
+    pub image_tags: bool,
+    pub image_stream_images: bool,
+    pub image_stream_layers: bool,
+}
+
+impl Default for ViewKinds {
+    fn default() -> Self {
+        ViewKinds {
+            image_stream_tags: true,
+            image_tags: true,
+            image_stream_images: true,
+            image_stream_layers: true,
+        }
+    }
+}
+
+impl ViewKinds {
+    /// From the configuration's `views` (absent fields keep their view).
+    pub fn from_config(config: Option<&crate::config::ViewsConfig>) -> ViewKinds {
+        let kept = |field: Option<bool>| field.unwrap_or(true);
+        match config {
+            None => ViewKinds::default(),
+            Some(c) => ViewKinds {
+                image_stream_tags: kept(c.image_stream_tags),
+                image_tags: kept(c.image_tags),
+                image_stream_images: kept(c.image_stream_images),
+                image_stream_layers: kept(c.image_stream_layers),
+            },
+        }
+    }
+}
+
+/// The views of one stream that are kept: those of the kinds turned off are wanted by none,
+/// so the ones stored are removed. `shown` stays whole (it says which Images concern the
+/// stream, whichever views show them).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Kept {
+    pub tags: Vec<ImageStreamTag>,
+    pub image_tags: Vec<ImageTag>,
+    pub images: Vec<ImageStreamImage>,
+    pub layers: Option<ImageStreamLayers>,
+    pub shown: Vec<String>,
+}
+
 impl Views {
+    /// Only the views of `kinds`.
+    pub fn keep(self, kinds: ViewKinds) -> Kept {
+        let Views {
+            tags,
+            image_tags,
+            images,
+            layers,
+            shown,
+        } = self;
+        Kept {
+            tags: kept(kinds.image_stream_tags, tags),
+            image_tags: kept(kinds.image_tags, image_tags),
+            images: kept(kinds.image_stream_images, images),
+            layers: kinds.image_stream_layers.then_some(layers),
+            shown,
+        }
+    }
+
     /// The views of `stream`, each with its hash.
     pub fn of(stream: &ImageStream, images: &dyn ImageLookup) -> Views {
         let tags = tag_names(stream);
@@ -66,6 +133,11 @@ impl Views {
             shown,
         }
     }
+}
+
+/// `views` when their kind is kept, none otherwise.
+fn kept<V>(on: bool, views: Vec<V>) -> Vec<V> {
+    if on { views } else { Vec::new() }
 }
 
 /// The tags of a stream: spec and status, sorted, each once.
@@ -497,6 +569,47 @@ mod tests {
         assert_eq!(annotations["stream"], "note");
         assert!(!annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
         assert_eq!(c.metadata.labels.unwrap()["app"], "x");
+    }
+
+    /// `spec.views` turns kinds off one by one; what a stream shows is kept whole.
+    #[test]
+    fn only_the_view_kinds_kept_are_wanted() {
+        let s = stream(
+            json!([{"name": "a", "from": {"kind": "DockerImage", "name": "x"}}]),
+            json!([{"tag": "a", "items": [event("r:a")]}]),
+        );
+        let shown = one_image("r:a");
+        let all = Views::of(&s, &shown).keep(ViewKinds::default());
+        assert_eq!(
+            (all.tags.len(), all.image_tags.len(), all.images.len()),
+            (1, 1, 1)
+        );
+        assert!(all.layers.is_some());
+        let config = crate::config::ViewsConfig {
+            image_stream_images: Some(false),
+            image_stream_layers: Some(false),
+            ..Default::default()
+        };
+        let kinds = ViewKinds::from_config(Some(&config));
+        assert_eq!(
+            kinds,
+            ViewKinds {
+                image_stream_tags: true,
+                image_tags: true,
+                image_stream_images: false,
+                image_stream_layers: false,
+            }
+        );
+        let kept = Views::of(&s, &shown).keep(kinds);
+        assert_eq!((kept.tags.len(), kept.image_tags.len()), (1, 1));
+        assert!(kept.images.is_empty() && kept.layers.is_none());
+        assert_eq!(kept.shown, all.shown, "the Images that concern the stream");
+        assert_eq!(ViewKinds::from_config(None), ViewKinds::default());
+        let none_off = crate::config::ViewsConfig::default();
+        assert_eq!(
+            ViewKinds::from_config(Some(&none_off)),
+            ViewKinds::default()
+        );
     }
 
     /// The hash moves with the content and the metadata the operator owns, not with client

@@ -179,7 +179,7 @@ impl Running {
     ) -> Running {
         cluster::install_crypto_provider();
         let cluster = cluster::cluster().await;
-        Running::start_on(cluster, prefix, configure, false).await
+        Running::start_on(cluster, prefix, configure, false, false).await
     }
 
     /// As [`Running::start_registered`] on `cluster` (a cluster of the test's own, for a test
@@ -190,7 +190,7 @@ impl Running {
         configure: impl FnOnce(&str, &mut Registration),
     ) -> Running {
         cluster::install_crypto_provider();
-        Running::start_on(cluster, prefix, configure, false).await
+        Running::start_on(cluster, prefix, configure, false, false).await
     }
 
     /// As [`Running::start`] on `cluster`, with the controllers watching every namespace:
@@ -198,7 +198,14 @@ impl Running {
     /// test's streams are. The webhooks serve the fresh namespace and those of
     /// [`Running::serve`].
     pub async fn start_cluster_wide(cluster: &cluster::TestCluster, prefix: &str) -> Running {
-        Running::start_on(cluster, prefix, |_, _| {}, true).await
+        Running::start_on(cluster, prefix, |_, _| {}, true, false).await
+    }
+
+    /// As [`Running::start`] on `cluster`, following the cluster's configuration objects
+    /// (`ImageConfig`, `ImageImportConfig`) as a deployed operator does: cluster-wide
+    /// settings, so on a cluster of the test's own.
+    pub async fn start_following_config(cluster: &cluster::TestCluster, prefix: &str) -> Running {
+        Running::start_on(cluster, prefix, |_, _| {}, false, true).await
     }
 
     /// The webhooks serve `namespace` too.
@@ -215,6 +222,7 @@ impl Running {
         prefix: &str,
         configure: impl FnOnce(&str, &mut Registration),
         cluster_wide: bool,
+        follow_config: bool,
     ) -> Running {
         let admin = cluster.client().await;
         crds::install(&admin).await;
@@ -244,7 +252,7 @@ impl Running {
             controllers: controller::Options {
                 namespace: namespace.clone(),
                 watch_namespace: (!cluster_wide).then(|| namespace.clone()),
-                settings: Some(Settings::default()),
+                settings: (!follow_config).then(Settings::default),
                 concurrency: 4,
                 metrics: metrics.clone(),
                 pruner: None,
