@@ -6,7 +6,7 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/.cargo/bin
 
 CARGO ?= cargo
 
-.PHONY: demo test setup lint unit harness bench scale crds build release release-static image
+.PHONY: demo test setup lint unit harness bench scale calibrate crds build release release-static image
 
 ## demo: the operator's main job on an embedded default (a local cluster, registry and sample
 ## images); keeps running until Ctrl-C
@@ -50,6 +50,12 @@ STREAMS ?= 10000
 INTERVAL ?= 120
 scale: setup
 	e2e/with-cluster.sh $(CARGO) bench --bench scale -- --streams $(STREAMS) --interval $(INTERVAL) --out e2e/bench/results
+
+## calibrate: the apiserver's own write rates for a first import's objects (e2e/bench/calibrate.rs),
+## then the scale benchmark with STREAMS streams divided by them (issue 17), on one cluster;
+## results (JSON, calibrate.md, scale.md) into e2e/bench/results/
+calibrate: setup
+	e2e/with-cluster.sh bash -c '$(CARGO) bench --bench calibrate -- --streams $(STREAMS) --out e2e/bench/results && $(CARGO) bench --bench scale -- --streams $(STREAMS) --interval $(INTERVAL) --out e2e/bench/results --calibration e2e/bench/results/calibrate-$(STREAMS).json'
 
 ## fuzz: every cargo-fuzz target for FUZZ_SECONDS each (default 60); needs nightly and
 ## cargo-fuzz, so it is not part of `make test`

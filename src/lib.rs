@@ -16,6 +16,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod api_latency;
 pub mod config;
 pub mod controller;
 pub mod crd;

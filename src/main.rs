@@ -295,8 +295,11 @@ fn run_operator(
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let client = kube::Client::try_default()
+        let config = kube::Config::infer()
             .await
+            .context("connecting to the cluster")?;
+        // every request timed, for the apiserver latency the operator sees
+        let client = imagestream_operator::api_latency::client(config, controllers.metrics.clone())
             .context("connecting to the cluster")?;
         let shutdown = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

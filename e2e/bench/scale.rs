@@ -18,9 +18,28 @@
 //! `--out DIR` (writes `scale-<N>.json` and regenerates `DIR/scale.md` from every JSON there).
 //! Exits non-zero when an invariant breaks: a tag never imported, a write while nothing
 //! changes, more than one HEAD per tag per interval, a change never seen.
+//!
+//! The first import is broken down (issue 17, `first_import` in the JSON, the second table
+//! of `scale.md`): the apiserver's writes by kind (`resource[/subresource] VERB`, from its
+//! `apiserver_request_total`), its latency for them and the latency the operator saw
+//! (`imagestream_operator_apiserver_request_duration_seconds`), reconcile passes and their
+//! duration, reconciles in flight (of `--concurrency` 16), time from a stream's creation to
+//! its import and from its import to its views, registry time, the CPU of each process
+//! (operator, kube-apiserver with etcd, kube-controller-manager, registry, the rest of the
+//! machine), and etcd's database per stream (grown, and in use after a compaction).
+//! `--calibration FILE` (a `calibrate-<N>.json` of `e2e/bench/calibrate.rs`, measured on the
+//! same cluster just before) turns the writes into the time the apiserver needs for them at
+//! its calibrated rates, and the first import into a ratio to that capacity (target ≥ 0.7):
+//!
+//! ```text
+//! make calibrate STREAMS=1000     # calibrate.rs then scale.rs --calibration, one cluster
+//! ```
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
+
+#[path = "measure.rs"]
+mod measure;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -29,13 +48,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
+use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, ObjectMeta, PartialObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use imagestream_operator::api::image_stream::ImageStream;
+use imagestream_operator::api::image_stream_layers::ImageStreamLayers;
+use measure::{Apiserver, Etcd, Proc, TestBed, round};
 use support::images::{ImageSpec, TestImage};
 use support::registry::{RegistryOptions, TestRegistry};
 
@@ -48,6 +70,7 @@ struct Args {
     repos: usize,
     interval: u64,
     out: Option<PathBuf>,
+    calibration: Option<PathBuf>,
 }
 
 fn args() -> Args {
@@ -57,6 +80,7 @@ fn args() -> Args {
         repos: 100,
         interval: 120,
         out: None,
+        calibration: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -67,6 +91,7 @@ fn args() -> Args {
             "--repos" => a.repos = value().parse().expect("--repos"),
             "--interval" => a.interval = value().parse().expect("--interval"),
             "--out" => a.out = Some(PathBuf::from(value())),
+            "--calibration" => a.calibration = Some(PathBuf::from(value())),
             // only regenerate DIR/scale.md from the JSON results there
             "--render" => {
                 render_table(Path::new(&value()));
@@ -80,41 +105,6 @@ fn args() -> Args {
     a.namespaces = a.namespaces.clamp(1, a.streams);
     a.repos = a.repos.clamp(1, a.streams);
     a
-}
-
-/// The operator binary's resource use, from /proc.
-struct Proc(u32);
-
-impl Proc {
-    fn status_kib(&self, field: &str) -> u64 {
-        let text = std::fs::read_to_string(format!("/proc/{}/status", self.0)).unwrap_or_default();
-        text.lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    }
-    fn rss_mib(&self) -> f64 {
-        self.status_kib("VmRSS:") as f64 / 1024.0
-    }
-    fn peak_rss_mib(&self) -> f64 {
-        self.status_kib("VmHWM:") as f64 / 1024.0
-    }
-    /// User + system CPU seconds.
-    fn cpu_seconds(&self) -> f64 {
-        let text = std::fs::read_to_string(format!("/proc/{}/stat", self.0)).unwrap_or_default();
-        // fields after the command (which may hold spaces): state is field 3, utime 14, stime 15
-        let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        // SAFETY: sysconf has no preconditions
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        (ticks(11) + ticks(12)) as f64 / hz
-    }
 }
 
 /// Sum of one family in a Prometheus text exposition, optionally filtered by a label.
@@ -202,8 +192,17 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// Per stream key (`ns/name`), the current digest of each tag.
 type Seen = Arc<Mutex<HashMap<String, [Option<String>; TAGS]>>>;
 
-/// Follows every bench stream, recording the head of each tag's history.
-fn follow(client: Client, seen: Seen, changed_at: Arc<Mutex<HashMap<(String, usize), Instant>>>) {
+/// When each stream (`ns/name`) was first seen in some state.
+type Times = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// Follows every bench stream, recording the head of each tag's history, and when each
+/// stream first had all its tags imported.
+fn follow(
+    client: Client,
+    seen: Seen,
+    changed_at: Arc<Mutex<HashMap<(String, usize), Instant>>>,
+    imported_at: Times,
+) {
     let api = Api::<ImageStream>::all(client);
     tokio::spawn(async move {
         let config = watcher::Config::default().labels(LABEL);
@@ -225,6 +224,13 @@ fn follow(client: Client, seen: Seen, changed_at: Arc<Mutex<HashMap<(String, usi
                     .map(|e| e.image.clone());
             }
             let now = Instant::now();
+            if heads.iter().all(Option::is_some) {
+                imported_at
+                    .lock()
+                    .expect("imported")
+                    .entry(key.clone())
+                    .or_insert(now);
+            }
             let mut seen = seen.lock().expect("seen");
             let previous = seen.insert(key.clone(), heads.clone());
             if let Some(previous) = previous {
@@ -235,6 +241,29 @@ fn follow(client: Client, seen: Seen, changed_at: Arc<Mutex<HashMap<(String, usi
                     }
                 }
             }
+        }
+    });
+}
+
+/// Records when each bench stream's ImageStreamLayers (the last view a sync writes) first
+/// appears: its views are written.
+fn follow_layers(client: Client, layers_at: Times) {
+    let api = Api::<PartialObjectMeta<ImageStreamLayers>>::all(client);
+    tokio::spawn(async move {
+        let config = watcher::Config::default().labels(LABEL);
+        let mut events = std::pin::pin!(watcher(api, config).default_backoff().applied_objects());
+        while let Some(event) = events.next().await {
+            let Ok(layers) = event else { continue };
+            let key = format!(
+                "{}/{}",
+                layers.namespace().unwrap_or_default(),
+                layers.name_any()
+            );
+            layers_at
+                .lock()
+                .expect("layers")
+                .entry(key)
+                .or_insert_with(Instant::now);
         }
     });
 }
@@ -311,7 +340,29 @@ async fn main() {
 
     let seen: Seen = Arc::default();
     let changed_at = Arc::new(Mutex::new(HashMap::new()));
-    follow(admin.clone(), seen.clone(), changed_at.clone());
+    let imported_at: Times = Arc::default();
+    let layers_at: Times = Arc::default();
+    let created_at: Times = Arc::default();
+    follow(
+        admin.clone(),
+        seen.clone(),
+        changed_at.clone(),
+        imported_at.clone(),
+    );
+    follow_layers(admin.clone(), layers_at.clone());
+    let cluster_dir = measure::cluster_dir(cluster.harness_dir());
+    let etcd = cluster_dir.as_deref().and_then(Etcd::of_cluster);
+    let bed = TestBed::find(cluster_dir.as_deref());
+    // the operator has listed its caches (its /metrics answers)
+    let up = Instant::now();
+    while operator_metrics(metrics_port).await.is_empty() && up.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let uptime_before = measure::uptime();
+    println!("{uptime_before}");
+    let before = Snapshot::take(&admin, metrics_port, &bed, proc, etcd.as_ref(), true).await;
 
     // 1. create everything, and time the first full import
     for n in 0..args.namespaces {
@@ -338,6 +389,7 @@ async fn main() {
             let admin = admin.clone();
             let registry = &registry;
             let args = &args;
+            let created_at = created_at.clone();
             async move {
                 let tags: Vec<Value> = (0..TAGS)
                     .map(|t| {
@@ -356,7 +408,12 @@ async fn main() {
                 Api::<ImageStream>::namespaced(admin, &namespace_of(i, args))
                     .create(&PostParams::default(), &stream)
                     .await
-                    .map(|_| ())
+                    .map(|_| {
+                        created_at
+                            .lock()
+                            .expect("created")
+                            .insert(format!("{}/s{i}", namespace_of(i, args)), Instant::now());
+                    })
             }
         })
         .buffer_unordered(32)
@@ -375,7 +432,14 @@ async fn main() {
             .count()
     };
     let import_deadline = Duration::from_secs(3600);
+    // reconciles in flight, sampled about once a second until the views settle
+    let mut in_flight_samples: Vec<f64> = Vec::new();
+    let mut sampled = Instant::now();
     loop {
+        if sampled.elapsed() >= Duration::from_secs(1) {
+            sampled = Instant::now();
+            in_flight_samples.extend(in_flight(metrics_port).await);
+        }
         let done = complete(&seen.lock().expect("seen"));
         if done == args.streams {
             break;
@@ -413,6 +477,7 @@ async fn main() {
     let mut quiet_since = Instant::now();
     while quiet_since.elapsed() < Duration::from_secs(10) && t0.elapsed() < import_deadline {
         tokio::time::sleep(Duration::from_secs(2)).await;
+        in_flight_samples.extend(in_flight(metrics_port).await);
         let now = apiserver_image_writes(cluster);
         if now > last {
             quiet_since = Instant::now();
@@ -425,6 +490,33 @@ async fn main() {
         "views settled: {:.1} s after the first create; {:.0} image.openshift.io writes so far; import CPU {import_cpu:.1} s",
         settled.as_secs_f64(),
         last
+    );
+    let after = Snapshot::take(&admin, metrics_port, &bed, proc, etcd.as_ref(), false).await;
+    let uptime_after = measure::uptime();
+    let calibration = args.calibration.as_ref().map(|path| {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("--calibration {}: {e}", path.display()));
+        serde_json::from_str::<Value>(&text)
+            .unwrap_or_else(|e| panic!("--calibration {}: {e}", path.display()))
+    });
+    let times = StreamTimes {
+        created: created_at.lock().expect("created").clone(),
+        imported: imported_at.lock().expect("imported").clone(),
+        layers: layers_at.lock().expect("layers").clone(),
+    };
+    let breakdown = breakdown(
+        &args,
+        &before,
+        &after,
+        (t0.elapsed().as_secs_f64(), settled.as_secs_f64(), first_import.as_secs_f64()),
+        &in_flight_samples,
+        &times,
+        calibration.as_ref(),
+        (uptime_before, uptime_after),
+    );
+    println!(
+        "first import breakdown: {}",
+        serde_json::to_string_pretty(&breakdown).unwrap_or_default()
     );
 
     // 2. nothing changes: one interval to reach the steady schedule, then one measured
@@ -573,6 +665,7 @@ async fn main() {
         },
         "machine": machine(),
         "wall_seconds": round(started_all.elapsed().as_secs_f64()),
+        "first_import": breakdown,
     });
     println!(
         "{}",
@@ -614,8 +707,303 @@ async fn main() {
     }
 }
 
-fn round(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
+/// What is measured at both ends of the first import.
+struct Snapshot {
+    at: Instant,
+    apiserver: Apiserver,
+    operator: Vec<measure::Sample>,
+    cpu: measure::Cpu,
+    /// etcd as the import left it, and after a compaction (the live keys in use).
+    etcd: Option<measure::EtcdStatus>,
+    etcd_compacted: Option<measure::EtcdStatus>,
+}
+
+impl Snapshot {
+    async fn take(
+        client: &Client,
+        metrics_port: u16,
+        bed: &TestBed,
+        operator: Proc,
+        etcd: Option<&Etcd>,
+        defragment: bool,
+    ) -> Snapshot {
+        let at = Instant::now();
+        let cpu = bed.cpu(Some(operator));
+        let apiserver = Apiserver::scrape(client).await;
+        let operator = measure::parse(&operator_metrics(metrics_port).await);
+        let (etcd, etcd_compacted) = match etcd {
+            Some(etcd) => {
+                let raw = etcd.status().await;
+                let mut compacted = etcd.compact().await;
+                if defragment {
+                    compacted = etcd.defragment().await;
+                }
+                (if defragment { compacted } else { raw }, compacted)
+            }
+            None => (None, None),
+        };
+        Snapshot {
+            at,
+            apiserver,
+            operator,
+            cpu,
+            etcd,
+            etcd_compacted,
+        }
+    }
+
+    /// The operator's histograms of `family` (without its prefix), by `key`.
+    fn operator_hist(
+        &self,
+        family: &str,
+        key: impl Fn(&measure::Sample) -> Option<String>,
+    ) -> BTreeMap<String, measure::Hist> {
+        measure::histograms(&self.operator, &format!("imagestream_operator_{family}"), key)
+    }
+
+    fn operator_counters(&self, family: &str, label: &str) -> BTreeMap<String, f64> {
+        let name = format!("imagestream_operator_{family}");
+        let mut out = BTreeMap::new();
+        for s in self.operator.iter().filter(|s| s.name == name) {
+            *out.entry(s.label(label).to_string()).or_insert(0.0) += s.value;
+        }
+        out
+    }
+}
+
+/// `imagestream_operator_reconciles_in_flight{controller="imagestream"}` now.
+async fn in_flight(port: u16) -> Option<f64> {
+    measure::parse(&operator_metrics(port).await)
+        .into_iter()
+        .find(|s| {
+            s.name == "imagestream_operator_reconciles_in_flight"
+                && s.label("controller") == "imagestream"
+        })
+        .map(|s| s.value)
+}
+
+/// When each stream was created, had every tag imported, and had its views written.
+struct StreamTimes {
+    created: HashMap<String, Instant>,
+    imported: HashMap<String, Instant>,
+    layers: HashMap<String, Instant>,
+}
+
+impl StreamTimes {
+    /// Seconds from `from` to `to` for every stream that has both, sorted.
+    fn spans(from: &HashMap<String, Instant>, to: &HashMap<String, Instant>) -> Vec<f64> {
+        let mut spans: Vec<f64> = from
+            .iter()
+            .filter_map(|(k, a)| Some(to.get(k)?.saturating_duration_since(*a).as_secs_f64()))
+            .collect();
+        spans.sort_by(f64::total_cmp);
+        spans
+    }
+
+    fn summary(spans: &[f64]) -> Value {
+        json!({
+            "streams": spans.len(),
+            "mean_seconds": round(spans.iter().sum::<f64>() / spans.len().max(1) as f64),
+            "p50_seconds": round(measure::percentile(spans, 50.0)),
+            "p99_seconds": round(measure::percentile(spans, 99.0)),
+            "max_seconds": round(spans.last().copied().unwrap_or(f64::NAN)),
+        })
+    }
+}
+
+fn summaries(hists: &BTreeMap<String, measure::Hist>) -> Value {
+    Value::Object(
+        hists
+            .iter()
+            .map(|(k, h)| (k.clone(), h.summary()))
+            .collect(),
+    )
+}
+
+fn is_view(key: &str) -> bool {
+    measure::VIEW_RESOURCES.contains(&key.split(' ').next().unwrap_or_default())
+}
+
+/// `resource VERB` of the operator's own request histogram, for write verbs.
+fn operator_write_key(s: &measure::Sample) -> Option<String> {
+    measure::WRITE_VERBS
+        .contains(&s.label("verb"))
+        .then(|| format!("{} {}", s.label("resource"), s.label("verb")))
+}
+
+/// The first import broken down (issue 17): see the module docs.
+#[allow(clippy::too_many_arguments)]
+fn breakdown(
+    args: &Args,
+    before: &Snapshot,
+    after: &Snapshot,
+    (_elapsed, settled, first_import): (f64, f64, f64),
+    in_flight_samples: &[f64],
+    times: &StreamTimes,
+    calibration: Option<&Value>,
+    (uptime_before, uptime_after): (String, String),
+) -> Value {
+    let n = args.streams as f64;
+    let per = |x: f64| round(x / n);
+    let window = after.at.duration_since(before.at).as_secs_f64();
+    let writes = measure::delta(&before.apiserver.writes(), &after.apiserver.writes());
+    let conflicts = measure::delta(&before.apiserver.conflicts(), &after.apiserver.conflicts());
+    let total: f64 = writes.values().sum();
+    let views: f64 = writes
+        .iter()
+        .filter(|(k, _)| is_view(k))
+        .map(|(_, v)| v)
+        .sum();
+    let server = measure::delta_hist(
+        &before.apiserver.write_latency(),
+        &after.apiserver.write_latency(),
+    );
+    let seen = measure::delta_hist(
+        &before.operator_hist("apiserver_request_duration_seconds", operator_write_key),
+        &after.operator_hist("apiserver_request_duration_seconds", operator_write_key),
+    );
+    let all = |hists: &BTreeMap<String, measure::Hist>| {
+        let mut merged = measure::Hist::default();
+        for h in hists.values() {
+            merged.merge(h);
+        }
+        merged
+    };
+    let one = |s: &Snapshot, family: &str| {
+        s.operator_hist(family, |s| {
+            (s.label("controller") == "imagestream" || s.label("controller").is_empty())
+                .then(String::new)
+        })
+        .remove("")
+        .unwrap_or_default()
+    };
+    let reconcile = one(after, "reconcile_duration_seconds")
+        .since(&one(before, "reconcile_duration_seconds"));
+    let registry_requests = one(after, "registry_request_duration_seconds")
+        .since(&one(before, "registry_request_duration_seconds"));
+    let batches =
+        one(after, "import_duration_seconds").since(&one(before, "import_duration_seconds"));
+    let by_method = measure::delta(
+        &before.operator_counters("registry_requests_total", "method"),
+        &after.operator_counters("registry_requests_total", "method"),
+    );
+    let import_spans = StreamTimes::spans(&times.created, &times.imported);
+    let view_spans = StreamTimes::spans(&times.imported, &times.layers);
+    // the service time of a first pass up to its status write: the import batch, the
+    // stream's share of Image creates, the status write (the latency the operator saw)
+    let seen_mean = |key: &str| seen.get(key).map_or(0.0, measure::Hist::mean);
+    let images_per_stream = writes.get("images POST").copied().unwrap_or(0.0) / n;
+    let first_pass = batches.mean()
+        + images_per_stream * seen_mean("images POST")
+        + seen_mean("imagestreams/status PUT");
+    let mean_import = import_spans.iter().sum::<f64>() / import_spans.len().max(1) as f64;
+    let mean_in_flight =
+        in_flight_samples.iter().sum::<f64>() / in_flight_samples.len().max(1) as f64;
+    let etcd = match (
+        before.etcd,
+        after.etcd,
+        before.etcd_compacted,
+        after.etcd_compacted,
+    ) {
+        (Some(b), Some(a), Some(bc), Some(ac)) => {
+            let in_use = per(ac.db_size_in_use - bc.db_size_in_use);
+            // the views' share, from the calibration's in-use sizes with and without them
+            let views_in_use = calibration.and_then(|c| {
+                Some(
+                    c["etcd"]["in_use_per_stream_bytes"].as_f64()?
+                        - c["etcd"]["in_use_per_stream_without_views_bytes"].as_f64()?,
+                )
+            });
+            json!({
+                "db_size_before": b.db_size,
+                "db_size_after": a.db_size,
+                "db_growth_per_stream_bytes": per(a.db_size - b.db_size),
+                "in_use_per_stream_bytes": in_use,
+                "views_in_use_per_stream_bytes_calibrated": views_in_use.map(round),
+                "in_use_per_stream_without_views_bytes": views_in_use.map(|v| round(in_use - v)),
+            })
+        }
+        _ => Value::Null,
+    };
+    let capacity = calibration.map(|c| {
+        let rates: BTreeMap<&str, f64> = c["kinds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| Some((k["key"].as_str()?, k["writes_per_second"].as_f64()?)))
+            .collect();
+        let mean_rate = c["all_kinds"]["writes_per_second"].as_f64().unwrap_or(f64::NAN);
+        let mut bound = 0.0;
+        let mut view_bound = 0.0;
+        let mut uncalibrated = BTreeMap::new();
+        for (key, count) in &writes {
+            let rate = match rates.get(key.as_str()) {
+                Some(rate) => *rate,
+                None => {
+                    uncalibrated.insert(key.clone(), *count);
+                    mean_rate
+                }
+            };
+            bound += count / rate;
+            if is_view(key) {
+                view_bound += count / rate;
+            }
+        }
+        json!({
+            "streams": c["streams"],
+            "uptime": c["uptime_before"],
+            "bound_seconds": round(bound),
+            "views_bound_seconds": round(view_bound),
+            "bound_without_views_seconds": round(bound - view_bound),
+            "ratio_to_capacity": round(bound / settled),
+            "ratio_to_capacity_first_full_import": round(bound / first_import),
+            "uncalibrated_writes_at_mean_rate": measure::counts(&uncalibrated),
+        })
+    });
+    json!({
+        "window_seconds": round(window),
+        "settled_seconds": round(settled),
+        "settled_ms_per_stream": round(settled / n * 1000.0),
+        "writes": measure::counts(&writes),
+        "writes_total": total,
+        "writes_per_stream": per(total),
+        "view_writes_per_stream": per(views),
+        "conflicts": measure::counts(&conflicts),
+        "writes_per_second": round(total / settled),
+        "apiserver_latency": summaries(&server),
+        "apiserver_latency_all_writes": all(&server).summary(),
+        "operator_seen_latency": summaries(&seen),
+        "operator_seen_latency_all_writes": all(&seen).summary(),
+        "reconcile": {
+            "passes": reconcile.count,
+            "passes_per_stream": per(reconcile.count),
+            "duration": reconcile.summary(),
+            // Σ reconcile time / time: the workers busy on average (of --concurrency)
+            "busy_workers": round(reconcile.sum / settled),
+            "mean_in_flight_sampled": round(mean_in_flight),
+        },
+        "stream_latency": {
+            "created_to_imported": StreamTimes::summary(&import_spans),
+            "imported_to_views": StreamTimes::summary(&view_spans),
+            "first_pass_service_seconds_estimate": round(first_pass),
+            "queue_wait_seconds_estimate": round(mean_import - first_pass),
+        },
+        "registry": {
+            "requests": measure::counts(&by_method),
+            "request_seconds": registry_requests.summary(),
+            "import_batches": batches.summary(),
+        },
+        "cpu": after.cpu.since(&before.cpu, window),
+        "cpu_ms_per_stream": {
+            "operator": round((after.cpu.operator - before.cpu.operator) / n * 1000.0),
+            "apiserver_etcd": round((after.cpu.apiserver - before.cpu.apiserver) / n * 1000.0),
+            "controller_manager": round((after.cpu.controller_manager - before.cpu.controller_manager) / n * 1000.0),
+        },
+        "etcd": etcd,
+        "capacity": capacity,
+        "uptime_before": uptime_before,
+        "uptime_after": uptime_after,
+    })
 }
 
 fn machine() -> String {
@@ -685,5 +1073,87 @@ fn render_table(dir: &Path) {
             r["machine"].as_str().unwrap_or_default(),
         ));
     }
+    md.push_str(&breakdown_table(&results));
     std::fs::write(dir.join("scale.md"), md).expect("write markdown");
+}
+
+/// The second table of `scale.md`: the first import broken down (runs with `first_import`).
+fn breakdown_table(results: &[Value]) -> String {
+    let runs: Vec<&Value> = results.iter().filter(|r| r["first_import"].is_object()).collect();
+    if runs.is_empty() {
+        return String::new();
+    }
+    let n = |v: &Value, digits: usize| match v.as_f64() {
+        Some(x) if x.is_finite() => format!("{x:.digits$}"),
+        _ => "–".into(),
+    };
+    let kib = |v: &Value| match v.as_f64() {
+        Some(x) => format!("{:.1}", x / 1024.0),
+        None => "–".into(),
+    };
+    let mut md = String::from(
+        "\n## First import, broken down (issue 17)\n\n\
+         From `first_import` in each JSON: apiserver writes by kind during the import (its own \
+         `apiserver_request_total`; views are ImageStreamTags, ImageTags and their status, \
+         ImageStreamImages, ImageStreamLayers), write latency as the apiserver measured it and \
+         as the operator saw it, reconcile passes, streams' time from creation to import and \
+         from import to views, CPU by process in ms per stream, etcd's database per stream in \
+         use after a compaction (without views: minus the calibrated views' share), and the \
+         time the calibrated apiserver needs for these writes (`calibrate.md`, same cluster, \
+         just before) with the import's ratio to it (target ≥ 0.70). `load` is the 1-minute \
+         load average before the import on this 2-core machine shared with other builds.\n\n\
+         | streams | load | settled | ms per stream | writes per stream (views) | apiserver write p50 / p99 ms | operator-seen write p50 / p99 ms | passes per stream | busy workers | created→imported p50 / p99 | imported→views p50 / p99 | CPU ms per stream: operator / apiserver+etcd / kcm | etcd KiB per stream (without views) | calibrated bound | ratio to capacity |\n\
+         | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for r in &runs {
+        let b = &r["first_import"];
+        let load = b["uptime_before"]
+            .as_str()
+            .and_then(|u| u.split("load average:").nth(1))
+            .and_then(|l| l.split(',').next())
+            .unwrap_or("–")
+            .trim()
+            .to_string();
+        let cap = &b["capacity"];
+        md.push_str(&format!(
+            "| {} | {} | {} s | {} | {} ({}) | {} / {} | {} / {} | {} | {} | {} s / {} s | {} s / {} s | {} / {} / {} | {} ({}) | {} | {} |\n",
+            r["streams"],
+            load,
+            n(&b["settled_seconds"], 1),
+            n(&b["settled_ms_per_stream"], 1),
+            n(&b["writes_per_stream"], 1),
+            n(&b["view_writes_per_stream"], 1),
+            n(&b["apiserver_latency_all_writes"]["p50_ms"], 1),
+            n(&b["apiserver_latency_all_writes"]["p99_ms"], 1),
+            n(&b["operator_seen_latency_all_writes"]["p50_ms"], 1),
+            n(&b["operator_seen_latency_all_writes"]["p99_ms"], 1),
+            n(&b["reconcile"]["passes_per_stream"], 2),
+            n(&b["reconcile"]["busy_workers"], 1),
+            n(&b["stream_latency"]["created_to_imported"]["p50_seconds"], 1),
+            n(&b["stream_latency"]["created_to_imported"]["p99_seconds"], 1),
+            n(&b["stream_latency"]["imported_to_views"]["p50_seconds"], 1),
+            n(&b["stream_latency"]["imported_to_views"]["p99_seconds"], 1),
+            n(&b["cpu_ms_per_stream"]["operator"], 1),
+            n(&b["cpu_ms_per_stream"]["apiserver_etcd"], 1),
+            n(&b["cpu_ms_per_stream"]["controller_manager"], 1),
+            kib(&b["etcd"]["in_use_per_stream_bytes"]),
+            kib(&b["etcd"]["in_use_per_stream_without_views_bytes"]),
+            if cap.is_object() { format!("{} s", n(&cap["bound_seconds"], 1)) } else { "–".into() },
+            n(&cap["ratio_to_capacity"], 2),
+        ));
+    }
+    // per stream at the largest run against the smallest (target ≤ 1.2)
+    let per_stream = |r: &Value| r["first_import"]["settled_ms_per_stream"].as_f64();
+    if let (Some(small), Some(large)) = (runs.first(), runs.last())
+        && small["streams"] != large["streams"]
+        && let (Some(a), Some(b)) = (per_stream(small), per_stream(large))
+    {
+        md.push_str(&format!(
+            "\nPer stream at {} streams against {}: {:.2} times (target ≤ 1.2).\n",
+            large["streams"],
+            small["streams"],
+            b / a
+        ));
+    }
+    md
 }

@@ -96,9 +96,21 @@ pub struct Metrics {
     quota_window: Family<QuotaLabels, Gauge>,
     notifications: Family<NotificationLabels, Counter>,
     notification_seconds: Histogram,
+    reconcile_seconds: Family<ControllerLabel, Histogram>,
+    registry_request_seconds: Histogram,
+    api_request_seconds: Family<ApiRequestLabels, Histogram>,
     /// Notifications by outcome, for tests and benchmarks.
     pub notifications_accepted: AtomicU64,
     pub notifications_refused: AtomicU64,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiRequestLabels {
+    /// The HTTP method, or `WATCH` for a watch.
+    verb: String,
+    /// The resource and subresource, as the apiserver's own metrics name them
+    /// (`imagestreams`, `imagestreams/status`, `events`).
+    resource: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -111,13 +123,19 @@ struct ControllerLabel {
     controller: &'static str,
 }
 
-/// One reconcile in flight, counted until dropped.
-pub(crate) struct Reconciling(Gauge);
+/// One reconcile in flight, counted until dropped; its duration is observed then.
+pub(crate) struct Reconciling(Gauge, Histogram, std::time::Instant);
 
 impl Drop for Reconciling {
     fn drop(&mut self) {
         self.0.dec();
+        self.1.observe(self.2.elapsed().as_secs_f64());
     }
+}
+
+/// Buckets of the latency histograms added for issue 17's breakdown: 1 ms to about 65 s.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
 }
 
 impl std::fmt::Debug for Metrics {
@@ -213,6 +231,26 @@ impl Default for Metrics {
             "From a notification's arrival to the end of the check it asked for (the stream's status written when the tag moved)",
             notification_seconds.clone(),
         );
+        let reconcile_seconds =
+            Family::<ControllerLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile took, by controller (its count is the number of passes)",
+            reconcile_seconds.clone(),
+        );
+        let registry_request_seconds = latency_histogram();
+        registry.register(
+            "registry_request_duration_seconds",
+            "Time one HTTP exchange with a registry took",
+            registry_request_seconds.clone(),
+        );
+        let api_request_seconds =
+            Family::<ApiRequestLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register(
+            "apiserver_request_duration_seconds",
+            "Time from sending a request to the apiserver to its response headers, as the operator sees it, by verb and resource",
+            api_request_seconds.clone(),
+        );
         Metrics {
             imports_new: AtomicU64::default(),
             imports_unchanged: AtomicU64::default(),
@@ -237,6 +275,9 @@ impl Default for Metrics {
             quota_window,
             notifications,
             notification_seconds,
+            reconcile_seconds,
+            registry_request_seconds,
+            api_request_seconds,
             notifications_accepted: AtomicU64::default(),
             notifications_refused: AtomicU64::default(),
         }
@@ -340,7 +381,21 @@ impl Metrics {
             .get_or_create(&ControllerLabel { controller })
             .clone();
         gauge.inc();
-        Reconciling(gauge)
+        let seconds = self
+            .reconcile_seconds
+            .get_or_create(&ControllerLabel { controller })
+            .clone();
+        Reconciling(gauge, seconds, std::time::Instant::now())
+    }
+
+    /// One request to the apiserver answered after `took` (see [`crate::api_latency`]).
+    pub fn apiserver_request(&self, verb: &str, resource: &str, took: Duration) {
+        self.api_request_seconds
+            .get_or_create(&ApiRequestLabels {
+                verb: verb.into(),
+                resource: resource.into(),
+            })
+            .observe(took.as_secs_f64());
     }
 
     /// Reconciles running now, in every controller.
@@ -399,8 +454,10 @@ impl RequestObserver for Metrics {
         method: &str,
         _path_kind: PathKind,
         status: Option<u16>,
-        _duration: Duration,
+        duration: Duration,
     ) {
+        self.registry_request_seconds
+            .observe(duration.as_secs_f64());
         let code = status.map_or_else(|| "none".to_string(), |s| s.to_string());
         self.requests
             .get_or_create(&RequestLabels {
@@ -445,6 +502,8 @@ mod tests {
         m.notification("ns/hub", "dockerhub", "accepted");
         m.notification("ns/hub", "dockerhub", "unauthorized");
         m.notification_checked(Duration::from_millis(80));
+        drop(m.reconciling("imagestream"));
+        m.apiserver_request("PUT", "imagestreams/status", Duration::from_millis(4));
         let text = m.encode();
         for line in [
             r#"imagestream_operator_imports_total{registry="quay.io",result="new",reason=""} 1"#,
@@ -462,6 +521,9 @@ mod tests {
             r#"imagestream_operator_notifications_total{receiver="ns/hub",type="dockerhub",outcome="accepted"} 1"#,
             r#"imagestream_operator_notifications_total{receiver="ns/hub",type="dockerhub",outcome="unauthorized"} 1"#,
             "imagestream_operator_notification_to_status_seconds_count 1",
+            r#"imagestream_operator_reconcile_duration_seconds_count{controller="imagestream"} 1"#,
+            "imagestream_operator_registry_request_duration_seconds_count 2",
+            r#"imagestream_operator_apiserver_request_duration_seconds_count{verb="PUT",resource="imagestreams/status"} 1"#,
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }
