@@ -116,11 +116,19 @@ mod tests {
     fn requests_are_named_as_the_apiserver_names_them() {
         let cases = [
             (
-                ("PUT", "/apis/image.openshift.io/v1/namespaces/a/imagestreams/s/status", None),
+                (
+                    "PUT",
+                    "/apis/image.openshift.io/v1/namespaces/a/imagestreams/s/status",
+                    None,
+                ),
                 ("PUT", "imagestreams/status"),
             ),
             (
-                ("POST", "/apis/image.openshift.io/v1/namespaces/a/imagestreamtags", None),
+                (
+                    "POST",
+                    "/apis/image.openshift.io/v1/namespaces/a/imagestreamtags",
+                    None,
+                ),
                 ("POST", "imagestreamtags"),
             ),
             (
@@ -128,7 +136,11 @@ mod tests {
                 ("POST", "images"),
             ),
             (
-                ("GET", "/apis/image.openshift.io/v1/images", Some("watch=true&resourceVersion=1")),
+                (
+                    "GET",
+                    "/apis/image.openshift.io/v1/images",
+                    Some("watch=true&resourceVersion=1"),
+                ),
                 ("WATCH", "images"),
             ),
             (

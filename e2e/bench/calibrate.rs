@@ -154,7 +154,12 @@ impl Kind {
     }
 }
 
-async fn send(client: &Client, method: &str, path: &str, body: Option<&Value>) -> kube::Result<String> {
+async fn send(
+    client: &Client,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> kube::Result<String> {
     let request = http::Request::builder()
         .method(method)
         .uri(path)
@@ -240,7 +245,13 @@ async fn template(client: &Client, kubeconfig: &Path) -> Template {
     let registry = RegistryOptions::plain().start();
     for t in 0..TAGS {
         // the scale benchmark's first repository, so the same images
-        push(&registry, "scale/app0", &format!("v{t}"), 1_000_000 + t as u64).await;
+        push(
+            &registry,
+            "scale/app0",
+            &format!("v{t}"),
+            1_000_000 + t as u64,
+        )
+        .await;
     }
     let config = json!({
         "apiVersion": "operator.imagestream.io/v1alpha1", "kind": "ImageImportConfig",
@@ -298,9 +309,12 @@ async fn template(client: &Client, kubeconfig: &Path) -> Template {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
         let stream = get(client, &STREAMS.object(TEMPLATE_NAMESPACE, TEMPLATE_STREAM)).await;
-        let imported = stream["status"]["tags"]
-            .as_array()
-            .is_some_and(|tags| tags.iter().filter(|t| t["items"][0]["image"].is_string()).count() == TAGS);
+        let imported = stream["status"]["tags"].as_array().is_some_and(|tags| {
+            tags.iter()
+                .filter(|t| t["items"][0]["image"].is_string())
+                .count()
+                == TAGS
+        });
         let mut views = 0;
         for kind in VIEWS {
             views += list(client, kind, TEMPLATE_NAMESPACE).await.len();
@@ -332,7 +346,10 @@ async fn template(client: &Client, kubeconfig: &Path) -> Template {
             .and_then(|tags| tags.iter().find(|s| s["tag"] == format!("t{t}")))
             .cloned()
             .unwrap_or_default();
-        let digest = tag["items"][0]["image"].as_str().unwrap_or_default().to_string();
+        let digest = tag["items"][0]["image"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let image = get(
             client,
             &IMAGES.object("", &imagestream_operator::names::image(&digest)),
@@ -431,7 +448,9 @@ async fn write(client: &Client, method: &str, path: String, body: Value) -> Resu
     Ok(Done {
         seconds,
         bytes: text.len(),
-        resource_version: stored["metadata"]["resourceVersion"].as_str().map(Into::into),
+        resource_version: stored["metadata"]["resourceVersion"]
+            .as_str()
+            .map(Into::into),
         uid: stored["metadata"]["uid"].as_str().map(Into::into),
     })
 }
@@ -447,11 +466,7 @@ struct Phase {
 }
 
 /// Runs `writes` (in order, `concurrency` at a time) and measures them.
-async fn phase<F>(
-    ctx: &Ctx<'_>,
-    key: &str,
-    writes: impl Iterator<Item = F>,
-) -> Phase
+async fn phase<F>(ctx: &Ctx<'_>, key: &str, writes: impl Iterator<Item = F>) -> Phase
 where
     F: std::future::Future<Output = Result<Done, String>>,
 {
@@ -532,9 +547,8 @@ impl Phase {
     }
 }
 
-/// Deletes what the calibration wrote; returns how long it took.
-async fn clean_up(client: &Client, args: &Args, kinds: &[Kind]) -> f64 {
-    let started = Instant::now();
+/// Deletes the objects of `kinds` the calibration wrote.
+async fn clean_up(client: &Client, args: &Args, kinds: &[Kind]) {
     let selector = format!("?labelSelector={}", LABEL.replace('/', "%2F") + "%3Dtrue");
     let namespaces: Vec<String> = (0..args.namespaces)
         .map(|n| format!("calibrate-{n}"))
@@ -543,12 +557,14 @@ async fn clean_up(client: &Client, args: &Args, kinds: &[Kind]) -> f64 {
     let mut paths: Vec<String> = namespaces
         .iter()
         .flat_map(|ns| {
-            kinds.iter().map(|kind| match (kind.namespaced, kind.plural) {
-                (false, _) => format!("{}{selector}", kind.collection("")),
-                // Events carry no labels: every Event of these namespaces is ours
-                (true, "events") => kind.collection(ns),
-                (true, _) => format!("{}{selector}", kind.collection(ns)),
-            })
+            kinds
+                .iter()
+                .map(|kind| match (kind.namespaced, kind.plural) {
+                    (false, _) => format!("{}{selector}", kind.collection("")),
+                    // Events carry no labels: every Event of these namespaces is ours
+                    (true, "events") => kind.collection(ns),
+                    (true, _) => format!("{}{selector}", kind.collection(ns)),
+                })
         })
         .collect();
     paths.sort();
@@ -562,7 +578,6 @@ async fn clean_up(client: &Client, args: &Args, kinds: &[Kind]) -> f64 {
         .buffer_unordered(8)
         .collect::<Vec<()>>()
         .await;
-    started.elapsed().as_secs_f64()
 }
 
 #[tokio::main]
@@ -635,7 +650,9 @@ async fn main() {
     phases.push(streams);
 
     // Images: R×5, shared by the streams of each repository
-    let images: Vec<(usize, usize)> = (0..args.repos).flat_map(|r| (0..TAGS).map(move |t| (r, t))).collect();
+    let images: Vec<(usize, usize)> = (0..args.repos)
+        .flat_map(|r| (0..TAGS).map(move |t| (r, t)))
+        .collect();
     phases.push(
         phase(
             &ctx,
@@ -692,14 +709,24 @@ async fn main() {
         }
         body
     };
-    let view_kinds = ["ImageStreamTag", "ImageTag", "ImageStreamImage", "ImageStreamLayers"];
+    let view_kinds = [
+        "ImageStreamTag",
+        "ImageTag",
+        "ImageStreamImage",
+        "ImageStreamLayers",
+    ];
     phases.push(
         phase(
             &ctx,
             "imagestreamtags POST",
             places.iter().zip(&created).flat_map(|(p, (uid, _))| {
                 t.views[0].iter().map(move |v| {
-                    write(c, "POST", TAG_VIEWS.collection(&p.namespace), owned(v, p, uid, view_kinds[0]))
+                    write(
+                        c,
+                        "POST",
+                        TAG_VIEWS.collection(&p.namespace),
+                        owned(v, p, uid, view_kinds[0]),
+                    )
                 })
             }),
         )
@@ -710,7 +737,12 @@ async fn main() {
         "imagetags POST",
         places.iter().zip(&created).flat_map(|(p, (uid, _))| {
             t.views[1].iter().map(move |v| {
-                write(c, "POST", IMAGE_TAGS.collection(&p.namespace), owned(v, p, uid, view_kinds[1]))
+                write(
+                    c,
+                    "POST",
+                    IMAGE_TAGS.collection(&p.namespace),
+                    owned(v, p, uid, view_kinds[1]),
+                )
             })
         }),
     )
@@ -726,16 +758,23 @@ async fn main() {
         phase(
             &ctx,
             "imagetags/status PUT",
-            places.iter().zip(&created).enumerate().flat_map(|(i, (p, (uid, _)))| {
-                let versions = &image_tag_versions;
-                t.views[1].iter().enumerate().map(move |(k, v)| {
-                    let mut body = owned(v, p, uid, view_kinds[1]);
-                    body["metadata"]["resourceVersion"] = json!(versions[i * per_stream + k]);
-                    let name = body["metadata"]["name"].as_str().unwrap_or_default().to_string();
-                    let path = format!("{}/status", IMAGE_TAGS.object(&p.namespace, &name));
-                    write(c, "PUT", path, body)
-                })
-            }),
+            places
+                .iter()
+                .zip(&created)
+                .enumerate()
+                .flat_map(|(i, (p, (uid, _)))| {
+                    let versions = &image_tag_versions;
+                    t.views[1].iter().enumerate().map(move |(k, v)| {
+                        let mut body = owned(v, p, uid, view_kinds[1]);
+                        body["metadata"]["resourceVersion"] = json!(versions[i * per_stream + k]);
+                        let name = body["metadata"]["name"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string();
+                        let path = format!("{}/status", IMAGE_TAGS.object(&p.namespace, &name));
+                        write(c, "PUT", path, body)
+                    })
+                }),
         )
         .await,
     );
@@ -745,7 +784,12 @@ async fn main() {
             "imagestreamimages POST",
             places.iter().zip(&created).flat_map(|(p, (uid, _))| {
                 t.views[2].iter().map(move |v| {
-                    write(c, "POST", IMAGE_VIEWS.collection(&p.namespace), owned(v, p, uid, view_kinds[2]))
+                    write(
+                        c,
+                        "POST",
+                        IMAGE_VIEWS.collection(&p.namespace),
+                        owned(v, p, uid, view_kinds[2]),
+                    )
                 })
             }),
         )
@@ -757,7 +801,12 @@ async fn main() {
             "imagestreamlayers POST",
             places.iter().zip(&created).flat_map(|(p, (uid, _))| {
                 t.views[3].iter().map(move |v| {
-                    write(c, "POST", LAYERS.collection(&p.namespace), owned(v, p, uid, view_kinds[3]))
+                    write(
+                        c,
+                        "POST",
+                        LAYERS.collection(&p.namespace),
+                        owned(v, p, uid, view_kinds[3]),
+                    )
                 })
             }),
         )
@@ -775,13 +824,14 @@ async fn main() {
     };
     let mut without_views = None;
     let mut cleanup_seconds = 0.0;
+    let started_cleanup = Instant::now();
     if !args.keep {
-        cleanup_seconds += clean_up(&client, &args, &VIEWS).await;
+        clean_up(&client, &args, &VIEWS).await;
         without_views = match &etcd {
             Some(etcd) => etcd.compact().await,
             None => None,
         };
-        cleanup_seconds += clean_up(&client, &args, &[STREAMS, EVENTS, IMAGES]).await;
+        clean_up(&client, &args, &[STREAMS, EVENTS, IMAGES]).await;
         // the template's Images carry no calibration label
         for (image, _) in &template.images {
             let name = image["metadata"]["name"].as_str().unwrap_or_default();
@@ -793,6 +843,21 @@ async fn main() {
         {
             let _ = send(&client, "DELETE", &format!("/api/v1/namespaces/{ns}"), None).await;
         }
+        // the namespace controller finishes them now, not during a scale run that follows
+        let deadline = Instant::now() + Duration::from_secs(300);
+        for ns in (0..args.namespaces)
+            .map(|n| format!("calibrate-{n}"))
+            .chain([TEMPLATE_NAMESPACE.to_string()])
+        {
+            let path = format!("/api/v1/namespaces/{ns}");
+            while Instant::now() < deadline {
+                match send(&client, "GET", &path, None).await {
+                    Err(kube::Error::Api(s)) if s.code == 404 => break,
+                    _ => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            }
+        }
+        cleanup_seconds = started_cleanup.elapsed().as_secs_f64();
     }
     let clean = match &etcd {
         Some(etcd) if !args.keep => {
@@ -969,7 +1034,9 @@ fn render_table(dir: &Path) {
         ));
         for k in r["kinds"].as_array().into_iter().flatten() {
             let writes = k["writes"].as_f64().unwrap_or(0.0).max(1.0);
-            let cpu_per_1000 = k["cpu"]["apiserver_etcd"].as_f64().map(|c| c / writes * 1000.0);
+            let cpu_per_1000 = k["cpu"]["apiserver_etcd"]
+                .as_f64()
+                .map(|c| c / writes * 1000.0);
             md.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} / {} | {} | {} | {} |\n",
                 k["key"].as_str().unwrap_or_default(),

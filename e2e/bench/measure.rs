@@ -290,7 +290,10 @@ impl Apiserver {
 }
 
 /// `after - before` of two maps of counters (keys with no change left out).
-pub fn delta(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+pub fn delta(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+) -> BTreeMap<String, f64> {
     after
         .iter()
         .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
@@ -305,7 +308,12 @@ pub fn delta_hist(
 ) -> BTreeMap<String, Hist> {
     after
         .iter()
-        .map(|(k, h)| (k.clone(), h.since(&before.get(k).cloned().unwrap_or_default())))
+        .map(|(k, h)| {
+            (
+                k.clone(),
+                h.since(&before.get(k).cloned().unwrap_or_default()),
+            )
+        })
         .filter(|(_, h)| h.count > 0.0)
         .collect()
 }
@@ -504,7 +512,9 @@ impl TestBed {
     pub fn cpu(&self, operator: Option<Proc>) -> Cpu {
         Cpu {
             apiserver: self.apiserver.map_or(f64::NAN, |p| p.cpu_seconds()),
-            controller_manager: self.controller_manager.map_or(f64::NAN, |p| p.cpu_seconds()),
+            controller_manager: self
+                .controller_manager
+                .map_or(f64::NAN, |p| p.cpu_seconds()),
             registry: self.registries.iter().map(Proc::cpu_seconds).sum(),
             operator: operator.map_or(f64::NAN, |p| p.cpu_seconds()),
             bench: Proc(std::process::id()).cpu_seconds(),

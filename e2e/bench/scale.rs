@@ -48,12 +48,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ObjectMeta, PartialObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 use imagestream_operator::api::image_stream::ImageStream;
 use imagestream_operator::api::image_stream_layers::ImageStreamLayers;
@@ -508,7 +508,11 @@ async fn main() {
         &args,
         &before,
         &after,
-        (t0.elapsed().as_secs_f64(), settled.as_secs_f64(), first_import.as_secs_f64()),
+        (
+            t0.elapsed().as_secs_f64(),
+            settled.as_secs_f64(),
+            first_import.as_secs_f64(),
+        ),
         &in_flight_samples,
         &times,
         calibration.as_ref(),
@@ -758,7 +762,11 @@ impl Snapshot {
         family: &str,
         key: impl Fn(&measure::Sample) -> Option<String>,
     ) -> BTreeMap<String, measure::Hist> {
-        measure::histograms(&self.operator, &format!("imagestream_operator_{family}"), key)
+        measure::histograms(
+            &self.operator,
+            &format!("imagestream_operator_{family}"),
+            key,
+        )
     }
 
     fn operator_counters(&self, family: &str, label: &str) -> BTreeMap<String, f64> {
@@ -877,8 +885,8 @@ fn breakdown(
         .remove("")
         .unwrap_or_default()
     };
-    let reconcile = one(after, "reconcile_duration_seconds")
-        .since(&one(before, "reconcile_duration_seconds"));
+    let reconcile =
+        one(after, "reconcile_duration_seconds").since(&one(before, "reconcile_duration_seconds"));
     let registry_requests = one(after, "registry_request_duration_seconds")
         .since(&one(before, "registry_request_duration_seconds"));
     let batches =
@@ -932,7 +940,27 @@ fn breakdown(
             .flatten()
             .filter_map(|k| Some((k["key"].as_str()?, k["writes_per_second"].as_f64()?)))
             .collect();
-        let mean_rate = c["all_kinds"]["writes_per_second"].as_f64().unwrap_or(f64::NAN);
+        let mean_rate = c["all_kinds"]["writes_per_second"]
+            .as_f64()
+            .unwrap_or(f64::NAN);
+        // kube-apiserver's (with etcd) CPU per write of each kind, as calibrated
+        let cpu: BTreeMap<&str, f64> = c["kinds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| {
+                Some((
+                    k["key"].as_str()?,
+                    k["cpu"]["apiserver_etcd"].as_f64()? / k["writes"].as_f64()?.max(1.0),
+                ))
+            })
+            .collect();
+        let mean_cpu = cpu.values().sum::<f64>() / cpu.len().max(1) as f64;
+        let expected_cpu: f64 = writes
+            .iter()
+            .map(|(key, count)| count * cpu.get(key.as_str()).copied().unwrap_or(mean_cpu))
+            .sum();
+        let apiserver_cpu = after.cpu.apiserver - before.cpu.apiserver;
         let mut bound = 0.0;
         let mut view_bound = 0.0;
         let mut uncalibrated = BTreeMap::new();
@@ -957,6 +985,12 @@ fn breakdown(
             "bound_without_views_seconds": round(bound - view_bound),
             "ratio_to_capacity": round(bound / settled),
             "ratio_to_capacity_first_full_import": round(bound / first_import),
+            // the apiserver's CPU for these writes at the calibrated cost, against what it
+            // used during the import (reads, watches, conflicts and kube-controller-manager's
+            // requests come on top of the writes)
+            "apiserver_cpu_calibrated_seconds": round(expected_cpu),
+            "apiserver_cpu_seconds": round(apiserver_cpu),
+            "apiserver_cpu_ratio": round(expected_cpu / apiserver_cpu),
             "uncalibrated_writes_at_mean_rate": measure::counts(&uncalibrated),
         })
     });
@@ -1079,7 +1113,10 @@ fn render_table(dir: &Path) {
 
 /// The second table of `scale.md`: the first import broken down (runs with `first_import`).
 fn breakdown_table(results: &[Value]) -> String {
-    let runs: Vec<&Value> = results.iter().filter(|r| r["first_import"].is_object()).collect();
+    let runs: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["first_import"].is_object())
+        .collect();
     if runs.is_empty() {
         return String::new();
     }

@@ -231,8 +231,9 @@ impl Default for Metrics {
             "From a notification's arrival to the end of the check it asked for (the stream's status written when the tag moved)",
             notification_seconds.clone(),
         );
-        let reconcile_seconds =
-            Family::<ControllerLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let reconcile_seconds = Family::<ControllerLabel, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         registry.register(
             "reconcile_duration_seconds",
             "Time one reconcile took, by controller (its count is the number of passes)",
@@ -244,8 +245,9 @@ impl Default for Metrics {
             "Time one HTTP exchange with a registry took",
             registry_request_seconds.clone(),
         );
-        let api_request_seconds =
-            Family::<ApiRequestLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let api_request_seconds = Family::<ApiRequestLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         registry.register(
             "apiserver_request_duration_seconds",
             "Time from sending a request to the apiserver to its response headers, as the operator sees it, by verb and resource",
