@@ -6,7 +6,7 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/.cargo/bin
 
 CARGO ?= cargo
 
-.PHONY: demo test setup lint unit harness bench scale calibrate crds build release release-static image
+.PHONY: demo test setup lint unit harness tools deploy bench scale calibrate crds build release release-static image
 
 ## demo: the operator's main job on an embedded default (a local cluster, registry and sample
 ## images); keeps running until Ctrl-C
@@ -14,8 +14,9 @@ demo:
 	scripts/demo.sh
 
 ## test: install prerequisites, lint, build the container image's static binary and the image
-## itself (so neither can rot), then run unit, registry and cluster tests
-test: setup lint harness release-static image
+## itself (so neither can rot), then run unit, registry and cluster tests (the chart's and the
+## alerts' with helm and promtool among them)
+test: setup lint harness tools release-static image
 	$(CARGO) test --doc --quiet
 	e2e/with-cluster.sh $(CARGO) nextest run --lib --bins --tests --profile ci
 	# a small version of the scale benchmark (dev build, on a cluster of its own: it sets the
@@ -38,6 +39,16 @@ unit:
 
 harness:
 	e2e/cluster/build.sh >/dev/null
+
+## tools: helm and promtool from their Go modules (tools/build.sh, cached like the harness:
+## minutes cold, instant warm), before the tests that run them
+tools:
+	tools/build.sh helm >/dev/null
+	tools/build.sh promtool >/dev/null
+
+## deploy: render deploy/ from the Helm chart (charts/imagestream-operator)
+deploy:
+	scripts/render-deploy.sh
 
 ## bench: install prerequisites, then run every benchmark (benches/*.rs: programs that print
 ## figures and exit non-zero when a target is missed) against the local registry and cluster

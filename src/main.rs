@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use imagestream_operator::import::contract::Mode;
 use imagestream_operator::inspect;
@@ -54,6 +55,14 @@ enum Command {
         /// `lookupPolicy.local` (the image lookup webhook is then not registered).
         #[arg(long)]
         no_image_lookup: bool,
+        /// Only send the image lookup webhook Pods of namespaces matching this label selector,
+        /// as JSON (`{"matchLabels": {…}, "matchExpressions": […]}`); the operator's namespace
+        /// and kube-system stay out either way.
+        #[arg(long, value_name = "JSON", value_parser = parse_label_selector, conflicts_with = "no_image_lookup")]
+        image_lookup_namespace_selector: Option<LabelSelector>,
+        /// Do not serve registry notifications (ImageReceivers) beside the webhooks.
+        #[arg(long)]
+        no_receivers: bool,
         /// Run the controllers without leader election (one replica only).
         #[arg(long)]
         no_leader_elect: bool,
@@ -126,6 +135,10 @@ enum ImportMode {
     PreserveOriginal,
 }
 
+fn parse_label_selector(s: &str) -> Result<LabelSelector, String> {
+    serde_json::from_str(s).map_err(|e| format!("not a label selector in JSON: {e}"))
+}
+
 fn parse_platform(s: &str) -> Result<imagestream_operator::config::Platform, String> {
     inspect::parse_platform(s).map_err(|e| e.to_string())
 }
@@ -148,6 +161,8 @@ fn main() -> anyhow::Result<()> {
             webhook_url,
             no_webhooks,
             no_image_lookup,
+            image_lookup_namespace_selector,
+            no_receivers,
             no_leader_elect,
             no_image_triggers,
             leader_identity,
@@ -175,6 +190,7 @@ fn main() -> anyhow::Result<()> {
                 admission.registration.image_lookup =
                     (!no_image_lookup).then(|| admission::LookupRegistration {
                         only_namespace: watch_namespace.clone(),
+                        selector: image_lookup_namespace_selector,
                         ..admission::LookupRegistration::in_cluster(&namespace)
                     });
                 Webhooks {
@@ -184,6 +200,7 @@ fn main() -> anyhow::Result<()> {
                         Err(_) => format!("{ip}:{webhook_port}"),
                     }),
                     admission,
+                    receivers: !no_receivers,
                 }
             });
             let controllers = imagestream_operator::controller::Options {
@@ -240,6 +257,8 @@ struct Webhooks {
     /// `ip:port` for the other replicas.
     advertise: Option<String>,
     admission: admission::Options,
+    /// Registry notifications served beside them.
+    receivers: bool,
 }
 
 /// Registration by URL: the certificate names the URL's host.
@@ -319,6 +338,7 @@ fn run_operator(
                     listener,
                     admission: w.admission,
                     advertise: w.advertise,
+                    receivers: w.receivers,
                 })
             }
             None => None,

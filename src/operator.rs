@@ -55,6 +55,8 @@ pub struct WebhookOptions {
     /// for notifications they forward to the leader. Default: the host and port of a URL
     /// registration; without either, a follower answers notifications 503.
     pub advertise: Option<String>,
+    /// Whether registry notifications (ImageReceivers) are served beside the webhooks.
+    pub receivers: bool,
 }
 
 /// Why the operator stopped; [`Error::reason`] is stable.
@@ -149,18 +151,22 @@ pub async fn run(
     let mut controller_options = options.controllers;
     let mut leader = options.leader;
     // registry notifications are served where the webhooks are, and imported by the leader
-    let receivers = options.webhooks.as_ref().map(|web| {
-        let receivers = Arc::new(crate::receiver::Receivers::new(
-            client.clone(),
-            receiver_options(&controller_options, leader.as_ref(), web),
-            controller_options.metrics.clone(),
-        ));
-        controller_options.receivers = Some(receivers.clone());
-        if let Some(leader) = leader.as_mut() {
-            leader.address = advertised(web);
-        }
-        receivers
-    });
+    let receivers = options
+        .webhooks
+        .as_ref()
+        .filter(|w| w.receivers)
+        .map(|web| {
+            let receivers = Arc::new(crate::receiver::Receivers::new(
+                client.clone(),
+                receiver_options(&controller_options, leader.as_ref(), web),
+                controller_options.metrics.clone(),
+            ));
+            controller_options.receivers = Some(receivers.clone());
+            if let Some(leader) = leader.as_mut() {
+                leader.address = advertised(web);
+            }
+            receivers
+        });
     let controllers = run_controllers(
         client.clone(),
         controller_options,
@@ -189,7 +195,7 @@ pub async fn run(
     let fixed = shared.settings.is_some();
     let imports = Arc::new(Imports::new(
         client.clone(),
-        shared.metrics,
+        shared.metrics.clone(),
         shared.in_flight,
         shared.settings.unwrap_or_default(),
         import_budget(admission_options.registration.import_timeout_seconds),
@@ -206,6 +212,7 @@ pub async fn run(
         ))
     });
     let webhooks = Webhooks::new(KubeAuthorizer::new(client.clone()), settings_rx)
+        .with_metrics(shared.metrics)
         .with_limit_ranges(KubeLimitRanges::new(client.clone()))
         .with_writer(writer)
         .with_imports(imports)
@@ -385,6 +392,8 @@ async fn within_grace(
     grace: Duration,
     metrics: Arc<controller::Metrics>,
 ) -> Result<(), controller::Error> {
+    // the controllers run from here on: this replica leads until they end
+    let _leading = metrics.leading();
     let deadline = async {
         shutdown.await;
         let started = tokio::time::Instant::now();

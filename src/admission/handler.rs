@@ -1,5 +1,6 @@
 //! The webhooks behind the HTTP server: which path judges what, the configuration snapshot each
-//! review reads, and per-webhook counters (requests, outcomes, time spent).
+//! review reads, and per-webhook counters (requests, outcomes, time spent), also exported to
+//! Prometheus when given the operator's [`Metrics`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +20,7 @@ use super::{
     AdmissionSettings, image_signature, image_stream, image_stream_import, image_stream_mapping,
     read_only, tags,
 };
+use crate::controller::Metrics;
 
 /// Path of the mutating ImageStream webhook.
 pub const MUTATE_IMAGE_STREAMS_PATH: &str = "/mutate/imagestreams";
@@ -168,6 +170,7 @@ pub struct Webhooks {
     counters: [Counters; Hook::ALL.len()],
     /// Registry notifications served beside the webhooks, under `/hooks/`.
     receivers: Option<Arc<crate::receiver::Receivers>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Webhooks {
@@ -186,7 +189,14 @@ impl Webhooks {
             image_lookup: None,
             counters: Default::default(),
             receivers: None,
+            metrics: None,
         }
+    }
+
+    /// Counts every review in `metrics` too (`admission_reviews`, and its duration).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Webhooks {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Serves the registry notification receivers too.
@@ -326,14 +336,21 @@ impl Webhooks {
                 })
             }
         };
+        // not judged for a reason of the webhook's own (anything but the user's undecodable
+        // object) is an error of the webhook, as is an internal failure
+        let unjudged = response
+            .as_ref()
+            .err()
+            .map(|(_, e)| e.reason())
+            .filter(|reason| *reason != "UndecodableObject");
         let response = response.unwrap_or_else(|(request, e): (_, ReviewError)| {
             review::bad_request(request.as_ref(), &e)
         });
-        self.count(hook, &response, started);
+        self.count(hook, &response, started, unjudged.is_some());
         review::to_body(response)
     }
 
-    fn count(&self, hook: Hook, response: &AdmissionResponse, started: Instant) {
+    fn count(&self, hook: Hook, response: &AdmissionResponse, started: Instant, unjudged: bool) {
         let c = &self.counters[hook.index()];
         c.requests.fetch_add(1, Ordering::Relaxed);
         let outcome = match (response.allowed, response.patch.is_some()) {
@@ -345,9 +362,19 @@ impl Webhooks {
         if !response.allowed && response.result.code != 422 {
             c.failed.fetch_add(1, Ordering::Relaxed);
         }
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let took = started.elapsed();
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         c.total_micros.fetch_add(micros, Ordering::Relaxed);
         c.max_micros.fetch_max(micros, Ordering::Relaxed);
+        if let Some(metrics) = &self.metrics {
+            let result = match (response.allowed, response.patch.is_some()) {
+                _ if unjudged || response.result.code >= 500 => "error",
+                (true, true) => "patched",
+                (true, false) => "allowed",
+                (false, _) => "denied",
+            };
+            metrics.admission_review(hook.path(), result, took);
+        }
     }
 
     /// The counters of `hook`.
@@ -405,6 +432,32 @@ mod tests {
             }
         }
         assert_eq!(webhooks.counts(Hook::MutateImageStreams).failed, 4);
+    }
+
+    #[tokio::test]
+    async fn reviews_are_exported_by_webhook_and_result() {
+        let metrics = Arc::new(Metrics::default());
+        let webhooks = webhooks().with_metrics(metrics.clone());
+        let _ = webhooks.handle(Hook::ValidateImageStreams, b"{").await;
+        let object = json!({"apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
+            "metadata": {"name": "s", "namespace": "ns"},
+            "spec": {"tags": [{"name": "a", "from": {"kind": "DockerImage", "name": "x"}}]}});
+        let body = review_body("CREATE", "ImageStream", object, Value::Null);
+        let _ = webhooks.handle(Hook::MutateImageStreams, &body).await;
+        // the user's object that is no ImageStream is refused, not an error of the webhook
+        let bad = json!({"apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
+            "metadata": {"name": "s", "namespace": "ns"}, "spec": {"tags": 5}});
+        let body = review_body("CREATE", "ImageStream", bad, Value::Null);
+        let _ = webhooks.handle(Hook::MutateImageStreams, &body).await;
+        let text = metrics.encode();
+        for line in [
+            r#"imagestream_operator_admission_reviews_total{webhook="validate/imagestreams",result="error"} 1"#,
+            r#"imagestream_operator_admission_reviews_total{webhook="mutate/imagestreams",result="patched"} 1"#,
+            r#"imagestream_operator_admission_reviews_total{webhook="mutate/imagestreams",result="denied"} 1"#,
+            r#"imagestream_operator_admission_review_duration_seconds_count{webhook="mutate/imagestreams"} 2"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
     }
 
     #[tokio::test]

@@ -116,13 +116,16 @@ pub struct Registration {
 }
 
 /// Where the image lookup webhook applies (besides [`Registration::namespace_selector`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LookupRegistration {
     /// Namespaces it never sees: in a cluster the operator's own and kube-system.
     pub excluded_namespaces: Vec<String>,
     /// The only namespace it sees, when the operator watches only one (streams elsewhere are
     /// not indexed).
     pub only_namespace: Option<String>,
+    /// The installer's choice of namespaces (`run --image-lookup-namespace-selector`), on top
+    /// of the above.
+    pub selector: Option<LabelSelector>,
 }
 
 impl LookupRegistration {
@@ -131,12 +134,27 @@ impl LookupRegistration {
         LookupRegistration {
             excluded_namespaces: vec![namespace.to_string(), "kube-system".into()],
             only_namespace: None,
+            selector: None,
         }
     }
 
     /// `base` (the registration's selector) narrowed to these namespaces.
     fn namespace_selector(&self, base: Option<&LabelSelector>) -> LabelSelector {
         let mut selector = base.cloned().unwrap_or_default();
+        if let Some(chosen) = &self.selector {
+            if let Some(labels) = &chosen.match_labels {
+                selector
+                    .match_labels
+                    .get_or_insert_with(Default::default)
+                    .extend(labels.clone());
+            }
+            if let Some(expressions) = &chosen.match_expressions {
+                selector
+                    .match_expressions
+                    .get_or_insert_with(Vec::new)
+                    .extend(expressions.iter().cloned());
+            }
+        }
         let expressions = selector.match_expressions.get_or_insert_with(Vec::new);
         if !self.excluded_namespaces.is_empty() {
             expressions.push(LabelSelectorRequirement {
@@ -708,6 +726,7 @@ mod tests {
             image_lookup: Some(LookupRegistration {
                 excluded_namespaces: vec!["kube-system".into()],
                 only_namespace: Some("ns1".into()),
+                selector: None,
             }),
             ..r.clone()
         };
@@ -728,6 +747,44 @@ mod tests {
             ("In", Some(&["ns1".to_string()][..]))
         );
         assert_eq!(hooks[0].namespace_selector, Some(label));
+
+        // the installer's selector (`--image-lookup-namespace-selector`) adds to the exclusions
+        let chosen: LabelSelector = serde_json::from_value(serde_json::json!({
+            "matchLabels": {"team": "web"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["prod"]}],
+        }))
+        .unwrap();
+        let selected = Registration {
+            image_lookup: Some(LookupRegistration {
+                selector: Some(chosen),
+                ..LookupRegistration::in_cluster("operators")
+            }),
+            ..r.clone()
+        };
+        let hooks = selected.mutating("PEM").webhooks.unwrap();
+        let lookup = hooks
+            .iter()
+            .find(|h| h.name == IMAGE_LOOKUP_WEBHOOK)
+            .unwrap();
+        let selector = serde_json::to_value(lookup.namespace_selector.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            selector,
+            serde_json::json!({
+                "matchLabels": {"team": "web"},
+                "matchExpressions": [
+                    {"key": "tier", "operator": "In", "values": ["prod"]},
+                    {"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                        "values": ["operators", "kube-system"]},
+                ],
+            })
+        );
+        // the image API's own webhooks do not follow it
+        assert!(
+            hooks
+                .iter()
+                .filter(|h| h.name != IMAGE_LOOKUP_WEBHOOK)
+                .all(|h| h.namespace_selector.is_none())
+        );
 
         // turned off: not registered
         let off = Registration {

@@ -2,10 +2,16 @@
 //! families served on `/metrics` ([`Metrics::encode`]). The names are listed in the README.
 //!
 //! Registry requests are counted by the registry client's [`RequestObserver`] hook, so every
-//! HTTP exchange (each retry, auth round and redirect hop) is one sample.
+//! HTTP exchange (each retry, auth round and redirect hop) is one sample. The process's own
+//! CPU, memory and file descriptors are read from `/proc` at each scrape ([`process`]), under
+//! the names every Prometheus client uses (`process_*`), so dashboards written for those work.
+//! The alerts and the dashboard in `charts/imagestream-operator/files/` use only these names (a
+//! test reads them from a real scrape).
+
+mod process;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -60,6 +66,23 @@ struct QuotaLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    /// The webhook's path without the leading `/` (`mutate/imagestreams`, …).
+    webhook: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReviewLabels {
+    webhook: &'static str,
+    /// `allowed`, `patched`, `denied` (the object was judged and refused) or `error` (the
+    /// review could not be judged: unreadable, or the webhook itself failed).
+    result: &'static str,
+}
+
+/// A family of histograms, each made by a plain function.
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NotificationLabels {
     /// `namespace/name` of the ImageReceiver.
     receiver: String,
@@ -96,7 +119,13 @@ pub struct Metrics {
     quota_window: Family<QuotaLabels, Gauge>,
     notifications: Family<NotificationLabels, Counter>,
     notification_seconds: Histogram,
-    reconcile_seconds: Family<ControllerLabel, Histogram>,
+    reconcile_seconds: Histograms<ControllerLabel>,
+    leader: Gauge,
+    reviews: Family<ReviewLabels, Counter>,
+    review_seconds: Histograms<WebhookLabels>,
+    scheduled_checks_total: Counter,
+    scheduled_interval: Gauge,
+    scheduled_delay: Histogram,
     registry_request_seconds: Histogram,
     api_request_seconds: Family<ApiRequestLabels, Histogram>,
     /// Notifications by outcome, for tests and benchmarks.
@@ -124,14 +153,41 @@ struct ControllerLabel {
 }
 
 /// One reconcile in flight, counted until dropped; its duration is observed then.
-pub(crate) struct Reconciling(Gauge, Histogram, std::time::Instant);
+pub(crate) struct Reconciling {
+    in_flight: Gauge,
+    seconds: Histogram,
+    started: Instant,
+}
 
 impl Drop for Reconciling {
     fn drop(&mut self) {
-        self.0.dec();
-        self.1.observe(self.2.elapsed().as_secs_f64());
+        self.in_flight.dec();
+        self.seconds.observe(self.started.elapsed().as_secs_f64());
     }
 }
+
+/// This process runs the controllers (it leads) until dropped.
+pub struct Leading(Gauge);
+
+impl Drop for Leading {
+    fn drop(&mut self) {
+        self.0.set(0);
+    }
+}
+
+fn reconcile_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+/// 1 ms to 33 s: the import webhook may take its whole 30 s timeout.
+fn review_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// How late a scheduled check starts, in seconds: from "on time" to hours behind.
+const SCHEDULE_DELAY_BUCKETS: [f64; 13] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0,
+];
 
 /// Buckets of the latency histograms added for issue 17's breakdown: 1 ms to about 65 s.
 fn latency_histogram() -> Histogram {
@@ -146,7 +202,9 @@ impl std::fmt::Debug for Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("imagestream_operator");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(process::Collector));
+        let registry = root.sub_registry_with_prefix("imagestream_operator");
         let imports = Family::<ImportLabels, Counter>::default();
         registry.register(
             "imports",
@@ -231,13 +289,49 @@ impl Default for Metrics {
             "From a notification's arrival to the end of the check it asked for (the stream's status written when the tag moved)",
             notification_seconds.clone(),
         );
-        let reconcile_seconds = Family::<ControllerLabel, Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
+        let reconcile_seconds: Histograms<ControllerLabel> =
+            Family::new_with_constructor(reconcile_histogram);
         registry.register(
             "reconcile_duration_seconds",
-            "Time one reconcile took, by controller (its count is the number of passes)",
+            "Time one reconcile took, by controller (its _count is every reconcile, failed or not)",
             reconcile_seconds.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica runs the controllers (holds the Lease, or runs without leader election)",
+            leader.clone(),
+        );
+        let reviews = Family::<ReviewLabels, Counter>::default();
+        registry.register(
+            "admission_reviews",
+            "Admission reviews answered, by webhook and result (allowed, patched, denied, error)",
+            reviews.clone(),
+        );
+        let review_seconds: Histograms<WebhookLabels> =
+            Family::new_with_constructor(review_histogram);
+        registry.register(
+            "admission_review_duration_seconds",
+            "Time the webhook took to answer one admission review, by webhook",
+            review_seconds.clone(),
+        );
+        let scheduled_checks_total = Counter::default();
+        registry.register(
+            "scheduled_checks",
+            "Scheduled checks of a stream's scheduled tags (one per stream and interval when on time)",
+            scheduled_checks_total.clone(),
+        );
+        let scheduled_interval = Gauge::default();
+        registry.register(
+            "scheduled_interval_seconds",
+            "The interval at which each stream's scheduled tags are checked (scheduledImageImportMinimumIntervalSeconds)",
+            scheduled_interval.clone(),
+        );
+        let scheduled_delay = Histogram::new(SCHEDULE_DELAY_BUCKETS);
+        registry.register(
+            "scheduled_check_delay_seconds",
+            "How long after it was due a scheduled check started (waits for request budgets and quotas)",
+            scheduled_delay.clone(),
         );
         let registry_request_seconds = latency_histogram();
         registry.register(
@@ -262,7 +356,6 @@ impl Default for Metrics {
             scheduled_checks: AtomicU64::default(),
             scheduled_tags: AtomicU64::default(),
             trigger_patches: AtomicU64::default(),
-            registry,
             imports,
             requests,
             import_seconds,
@@ -278,10 +371,17 @@ impl Default for Metrics {
             notifications,
             notification_seconds,
             reconcile_seconds,
+            leader,
+            reviews,
+            review_seconds,
+            scheduled_checks_total,
+            scheduled_interval,
+            scheduled_delay,
             registry_request_seconds,
             api_request_seconds,
             notifications_accepted: AtomicU64::default(),
             notifications_refused: AtomicU64::default(),
+            registry: root,
         }
     }
 }
@@ -344,7 +444,18 @@ impl Metrics {
         self.images_created.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The schedule's interval, and how late a check that starts now is (`None`: not one
+    /// that was due).
+    pub(super) fn scheduled(&self, interval: Duration, late: Option<Duration>) {
+        self.scheduled_interval
+            .set(i64::try_from(interval.as_secs()).unwrap_or(i64::MAX));
+        if let Some(late) = late {
+            self.scheduled_delay.observe(late.as_secs_f64());
+        }
+    }
+
     pub(super) fn scheduled_check(&self, tags: usize) {
+        self.scheduled_checks_total.inc();
         self.scheduled_checks.fetch_add(1, Ordering::Relaxed);
         self.scheduled_tags
             .fetch_add(u64::try_from(tags).unwrap_or(u64::MAX), Ordering::Relaxed);
@@ -376,18 +487,39 @@ impl Metrics {
         self.notification_seconds.observe(took.as_secs_f64());
     }
 
-    /// Counts a reconcile of `controller` as in flight until the guard is dropped.
+    /// Counts a reconcile of `controller` as in flight until the guard is dropped, and
+    /// observes its duration then.
     pub(crate) fn reconciling(&self, controller: &'static str) -> Reconciling {
-        let gauge = self
-            .in_flight
-            .get_or_create(&ControllerLabel { controller })
-            .clone();
-        gauge.inc();
-        let seconds = self
-            .reconcile_seconds
-            .get_or_create(&ControllerLabel { controller })
-            .clone();
-        Reconciling(gauge, seconds, std::time::Instant::now())
+        let label = ControllerLabel { controller };
+        let in_flight = self.in_flight.get_or_create(&label).clone();
+        in_flight.inc();
+        Reconciling {
+            in_flight,
+            seconds: self.reconcile_seconds.get_or_create(&label).clone(),
+            started: Instant::now(),
+        }
+    }
+
+    /// This process leads (runs the controllers) until the guard is dropped.
+    pub fn leading(&self) -> Leading {
+        self.leader.set(1);
+        Leading(self.leader.clone())
+    }
+
+    /// Whether this process runs the controllers now.
+    pub fn is_leading(&self) -> bool {
+        self.leader.get() == 1
+    }
+
+    /// One admission review answered by the webhook at `path`, and how long it took.
+    pub fn admission_review(&self, path: &'static str, result: &'static str, took: Duration) {
+        let webhook = path.strip_prefix('/').unwrap_or(path);
+        self.reviews
+            .get_or_create(&ReviewLabels { webhook, result })
+            .inc();
+        self.review_seconds
+            .get_or_create(&WebhookLabels { webhook })
+            .observe(took.as_secs_f64());
     }
 
     /// One request to the apiserver answered after `took` (see [`crate::api_latency`]).
@@ -506,6 +638,11 @@ mod tests {
         m.notification_checked(Duration::from_millis(80));
         drop(m.reconciling("imagestream"));
         m.apiserver_request("PUT", "imagestreams/status", Duration::from_millis(4));
+        m.scheduled(Duration::from_secs(900), Some(Duration::from_secs(40)));
+        m.scheduled_check(2);
+        m.admission_review("/mutate/imagestreams", "patched", Duration::from_millis(3));
+        m.admission_review("/validate/imagestreams", "error", Duration::from_millis(1));
+        let leading = m.leading();
         let text = m.encode();
         for line in [
             r#"imagestream_operator_imports_total{registry="quay.io",result="new",reason=""} 1"#,
@@ -526,9 +663,24 @@ mod tests {
             r#"imagestream_operator_reconcile_duration_seconds_count{controller="imagestream"} 1"#,
             "imagestream_operator_registry_request_duration_seconds_count 2",
             r#"imagestream_operator_apiserver_request_duration_seconds_count{verb="PUT",resource="imagestreams/status"} 1"#,
+            r#"imagestream_operator_reconciles_in_flight{controller="imagestream"} 0"#,
+            "imagestream_operator_scheduled_interval_seconds 900",
+            r#"imagestream_operator_scheduled_check_delay_seconds_bucket{le="60.0"} 1"#,
+            r#"imagestream_operator_scheduled_check_delay_seconds_bucket{le="30.0"} 0"#,
+            "imagestream_operator_scheduled_checks_total 1",
+            r#"imagestream_operator_admission_reviews_total{webhook="mutate/imagestreams",result="patched"} 1"#,
+            r#"imagestream_operator_admission_reviews_total{webhook="validate/imagestreams",result="error"} 1"#,
+            r#"imagestream_operator_admission_review_duration_seconds_count{webhook="mutate/imagestreams"} 1"#,
+            "imagestream_operator_leader 1",
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
+            "process_open_fds ",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }
+        drop(leading);
+        assert!(m.encode().contains("imagestream_operator_leader 0\n"));
+        assert!(!m.is_leading());
         assert_eq!(Metrics::get(&m.imports_new), 1);
     }
 }

@@ -272,9 +272,17 @@ impl Context {
     ) -> Option<Decision> {
         let mut schedule = self.schedule.lock().unwrap_or_else(PoisonError::into_inner);
         let schedule = schedule.as_mut()?;
-        let decision = schedule.decide_paced(uid, registries, demands, Instant::now());
+        let now = Instant::now();
+        let due = schedule.due(uid);
+        let decision = schedule.decide_paced(uid, registries, demands, now);
         self.metrics
             .schedule(schedule.len(), &schedule.budgets_left());
+        // a check that was due starts now: how late (waits for budgets and quotas)
+        let late = match (decision, due) {
+            (Decision::CheckNow { .. }, Some(due)) => Some(now.saturating_duration_since(due)),
+            _ => None,
+        };
+        self.metrics.scheduled(schedule.interval(), late);
         Some(decision)
     }
 

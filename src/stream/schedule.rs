@@ -132,6 +132,11 @@ impl Schedule {
         self.interval
     }
 
+    /// When the stream `uid`'s next check is due (`None`: not known yet).
+    pub fn due(&self, uid: &str) -> Option<Instant> {
+        self.due.get(uid).map(|e| e.due)
+    }
+
     /// The first check of a stream: somewhere in the interval, fixed by its UID.
     fn first_due(&self, uid: &str, now: Instant) -> Instant {
         let mut h = std::collections::hash_map::DefaultHasher::new();

@@ -149,6 +149,8 @@ const ACCOUNT: &str = "operator";
 pub struct Running {
     /// Port of /livez, /readyz and /metrics on 127.0.0.1.
     pub probes_port: u16,
+    /// Port of the webhooks (and registry notifications, under `/hooks/`) on 127.0.0.1.
+    pub webhook_port: u16,
     pub admin: Client,
     pub namespace: String,
     pub metrics: Arc<Metrics>,
@@ -245,6 +247,7 @@ impl Running {
         admission.registration.image_lookup = Some(LookupRegistration {
             excluded_namespaces: vec!["kube-system".into()],
             only_namespace: Some(namespace.clone()),
+            selector: None,
         });
         configure(&namespace, &mut admission.registration);
         let metrics = Arc::new(Metrics::default());
@@ -264,6 +267,7 @@ impl Running {
                 listener,
                 admission,
                 advertise: None,
+                receivers: true,
             }),
             leader: None,
             probes: Some(probes),
@@ -280,6 +284,7 @@ impl Running {
         });
         let running = Running {
             probes_port,
+            webhook_port: port,
             admin,
             namespace,
             metrics,

@@ -89,6 +89,7 @@ impl Replica {
                 listener,
                 admission,
                 advertise: None,
+                receivers: true,
             }),
             leader,
             probes: Some(probes),
