@@ -24,7 +24,12 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# with the seconds since `make demo` started (DEMO_START), when it is known
+say() {
+	local at=""
+	[[ -n "${DEMO_START:-}" ]] && at=" ($(($(date +%s) - DEMO_START)) s)"
+	printf '\n\033[1m== %s\033[0m%s\n' "$*" "$at"
+}
 
 say "a local registry with sample images"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -6,6 +6,17 @@
 # keeps everything running until Ctrl-C (DEMO_EXIT=1 stops at once, for scripted runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+# each phase's time is printed, and the time to "running" (DEMO_START, read by demo-inner.sh)
+DEMO_START=$(date +%s)
+export DEMO_START
+phase() { echo "demo: $1 took $(($(date +%s) - $2)) s" >&2; }
+t=$(date +%s)
+scripts/setup.sh demo
+phase "installing what the demo needs" "$t"
+t=$(date +%s)
 cargo build --quiet
+phase "building the operator" "$t"
+t=$(date +%s)
+e2e/cluster/build.sh >/dev/null
+phase "building the cluster harness" "$t"
 exec e2e/with-cluster.sh scripts/demo-inner.sh
