@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use imagestream_operator::api::image_stream::ImageStream;
 use support::fault_registry::{FaultServer, Reply, Seen};
-use support::images::{ImageSpec, OCI_CONFIG, OCI_MANIFEST, TestImage, sha256_digest};
+use support::images::{EmptyImage, ImageSpec, OCI_CONFIG, OCI_MANIFEST, TestImage};
 use support::monitoring::{alerts, dashboard, dashboard_exprs, exported_names, metric_names};
 use support::operator::{Running, items};
 use support::receivers;
@@ -38,20 +38,12 @@ async fn scrape(port: u16) -> String {
 /// A registry serving one OCI image at `app`, answering manifest requests with Docker Hub's
 /// quota headers.
 fn quota_registry() -> (FaultServer, String) {
-    let config = serde_json::to_vec(&json!({
-        "architecture": "amd64", "os": "linux",
-        "config": {}, "rootfs": {"type": "layers", "diff_ids": []},
-    }))
-    .expect("config");
-    let config_digest = sha256_digest(&config);
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config.len()},
-        "layers": [],
-    }))
-    .expect("manifest");
-    let digest = sha256_digest(&manifest);
+    let EmptyImage {
+        config,
+        config_digest,
+        manifest,
+        digest,
+    } = EmptyImage::new();
     let server = {
         let digest = digest.clone();
         let blob = format!("/v2/app/blobs/{config_digest}");

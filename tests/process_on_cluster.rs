@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use imagestream_operator::api::image_stream::ImageStream;
 use support::fault_registry::{FaultServer, Reply, Seen};
-use support::images::{OCI_CONFIG, OCI_MANIFEST, sha256_digest};
+use support::images::{EmptyImage, OCI_CONFIG, OCI_MANIFEST};
 use support::operator::items;
 use support::{cluster, crds, rbac};
 
@@ -34,20 +34,12 @@ struct SlowImage {
 }
 
 fn slow_image(delay: Duration) -> SlowImage {
-    let config = serde_json::to_vec(&json!({
-        "architecture": "amd64", "os": "linux",
-        "config": {}, "rootfs": {"type": "layers", "diff_ids": []},
-    }))
-    .expect("config");
-    let config_digest = sha256_digest(&config);
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config.len()},
-        "layers": [],
-    }))
-    .expect("manifest");
-    let digest = sha256_digest(&manifest);
+    let EmptyImage {
+        config,
+        config_digest,
+        manifest,
+        digest,
+    } = EmptyImage::new();
     let slow = Arc::new(AtomicBool::new(true));
     let server = {
         let (digest, slow) = (digest.clone(), slow.clone());

@@ -55,6 +55,41 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     s
 }
 
+/// The smallest OCI image, for hand-written registries: an empty linux/amd64 config and a
+/// manifest without layers.
+pub struct EmptyImage {
+    pub config: Vec<u8>,
+    pub config_digest: String,
+    pub manifest: Vec<u8>,
+    /// The manifest's digest.
+    pub digest: String,
+}
+
+impl EmptyImage {
+    pub fn new() -> EmptyImage {
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "config": {}, "rootfs": {"type": "layers", "diff_ids": []},
+        }))
+        .expect("config");
+        let config_digest = sha256_digest(&config);
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config.len()},
+            "layers": [],
+        }))
+        .expect("manifest");
+        let digest = sha256_digest(&manifest);
+        EmptyImage {
+            config,
+            config_digest,
+            manifest,
+            digest,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Format {
     Oci,
