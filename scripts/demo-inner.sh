@@ -2,6 +2,7 @@
 # The demo inside e2e/with-cluster.sh (KUBECONFIG is the cluster's admin); see scripts/demo.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+demo_started=$EPOCHREALTIME
 bin="${DEMO_BIN:-${CARGO_TARGET_DIR:-target}/debug/imagestream-operator}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/imagestream-demo.XXXXXX")"
 ns=imagestream-operator
@@ -148,6 +149,21 @@ done
 sleep 1  # the views follow the stream within a moment
 kubectl get itag -n default
 kubectl get is hello -n default -o jsonpath='{range .status.tags[*]}{.tag}{": "}{range .items[*]}{.image}{" "}{end}{"\n"}{end}'
+
+# how long it took to get here (scripts/demo.sh passes the times of its installs and builds)
+up=$EPOCHREALTIME
+took() { awk -v a="$1" -v b="$2" 'BEGIN { s = b - a; if (s < 60) printf "%.1f s", s; else printf "%d min %02d s", s / 60, s % 60 }'; }
+if [[ -n "${DEMO_STARTED:-}" ]]; then
+	say "up $(took "$DEMO_STARTED" "$up") after make demo started"
+	printf '  %-58s %s\n' \
+		"installs (scripts/setup.sh demo)" "$(took "$DEMO_STARTED" "$DEMO_INSTALLED")" \
+		"cluster harness build (Go; side by side with the next)" "$(took $DEMO_HARNESS_BUILD)" \
+		"operator build (Rust)" "$(took $DEMO_OPERATOR_BUILD)" \
+		"both builds" "$(took "$DEMO_INSTALLED" "$DEMO_BUILT")" \
+		"start-up (cluster, registry, operator, streams imported)" "$(took "$DEMO_BUILT" "$up")"
+else
+	say "up $(took "$demo_started" "$up") after the cluster was ready"
+fi
 
 # set before saying so: from here a Ctrl-C or SIGTERM is how the demo is meant to end
 trap 'echo; echo "stopping"; exit 0' INT TERM
