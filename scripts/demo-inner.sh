@@ -6,12 +6,18 @@ demo_started=$EPOCHREALTIME
 bin="${DEMO_BIN:-${CARGO_TARGET_DIR:-target}/debug/imagestream-operator}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/imagestream-demo.XXXXXX")"
 ns=imagestream-operator
-pids=()
 cleanup() {
 	trap '' INT TERM # a second Ctrl-C or SIGTERM must not cut the clean-up short
-	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-	# only what was started here: a bare `wait` would also wait for the idle `sleep` below
-	wait "${pids[@]}" 2>/dev/null || true
+	# every background job of this script (the registry, the operator, the idle sleep below),
+	# from the job table: a signal handled right after `cmd &` runs this before the next line
+	# could have noted $! anywhere (an idle `sleep 3600` was left behind that way)
+	local running
+	running="$(jobs -p)"
+	if [[ -n "$running" ]]; then
+		# shellcheck disable=SC2086 # one pid a word
+		kill -TERM $running 2>/dev/null || true
+	fi
+	wait
 	[[ "${DEMO_KEEP:-}" == 1 ]] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -36,7 +42,6 @@ http:
   secret: demo-not-a-secret
 YAML
 docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-pids+=($!)
 for _ in $(seq 50); do curl -sf "http://$registry/v2/" >/dev/null && break; sleep 0.1; done
 
 # push_image REPO TAG TEXT: a one-layer OCI image whose only file says TEXT
@@ -105,7 +110,6 @@ metrics_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1"
 KUBECONFIG="$work/operator.kubeconfig" RUST_LOG="${RUST_LOG:-info}" "$bin" run --namespace "$ns" \
 	--webhook-url "https://127.0.0.1:$webhook_port" --webhook-port "$webhook_port" \
 	--metrics-port "$metrics_port" --no-leader-elect >"$work/operator.log" 2>&1 &
-pids+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$metrics_port/readyz" >/dev/null && break; sleep 0.2; done
 # the webhooks are registered once the operator wrote its configurations
 for _ in $(seq 100); do kubectl get mutatingwebhookconfiguration imagestream-operator >/dev/null 2>&1 && break; sleep 0.2; done
@@ -171,7 +175,8 @@ say "running"
 echo "export KUBECONFIG=$KUBECONFIG   # in another shell; Ctrl-C here stops everything"
 if [[ "${DEMO_EXIT:-}" == 1 ]]; then exit 0; fi
 while true; do
+	# in the background so that a signal ends `wait` at once (bash runs traps only between
+	# commands); the clean-up ends it with the rest
 	sleep 3600 &
-	pids+=($!)
 	wait $!
 done

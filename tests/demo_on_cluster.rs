@@ -71,9 +71,36 @@ fn the_demo_stops_on_sigterm_to_its_top_process() {
     while unsafe { libc::kill(-pid, 0) } == 0 {
         assert!(
             Instant::now() < gone,
-            "processes of the demo are left after it ended"
+            "processes of the demo are left after it ended: {:#?}",
+            group_members(pid)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!("the demo stopped {took:?} after SIGTERM");
+}
+
+/// `pid command line` of each process in process group `pgid` (from /proc), to name what lingers.
+fn group_members(pgid: libc::pid_t) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid pgrp ...: comm may hold spaces, so split after its ')'
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(2).and_then(|g| g.parse::<libc::pid_t>().ok()) != Some(pgid) {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .unwrap_or_default();
+        found.push(format!("{pid} (parent {}, {}) {}", fields[1], fields[0], cmdline.trim()));
+    }
+    found
 }
