@@ -1,5 +1,6 @@
 # The two entry points are `make demo` (the operator on a local cluster and registry) and
-# `make test` (every test tier). Both install what they need first (scripts/setup.sh).
+# `make test` (every test tier). Both install what they need first: the demo only its own few
+# things (scripts/setup.sh demo), the tests everything (scripts/setup.sh).
 
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/.cargo/bin
@@ -9,7 +10,7 @@ CARGO ?= cargo
 .PHONY: demo test setup lint unit harness bench scale crds build release release-static image
 
 ## demo: the operator's main job on an embedded default (a local cluster, registry and sample
-## images); keeps running until Ctrl-C
+## images); keeps running until Ctrl-C. Prints how long its installs, builds and start-up took.
 demo:
 	scripts/demo.sh
 

@@ -20,28 +20,36 @@ installed=$EPOCHREALTIME
 
 times="$(mktemp -d "${TMPDIR:-/tmp}/imagestream-demo-build.XXXXXX")"
 builds=()
+# each build runs in a process group of its own (set -m below), so that Ctrl-C or SIGTERM here
+# stops all of it: cargo's rustc and go's compile processes too
 stop_builds() {
-	for pid in "${builds[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-	wait "${builds[@]}" 2>/dev/null || true
+	for group in "${builds[@]}"; do kill -TERM -- "-$group" 2>/dev/null || true; done
+	wait
 }
 trap 'rm -rf "$times"' EXIT
-trap 'stop_builds; exit 130' INT
-trap 'stop_builds; exit 143' TERM
+# a signal while a build starts is handled once its process group is noted
+signalled=""
+trap 'signalled=130' INT
+trap 'signalled=143' TERM
 
-# timed NAME CMD...: runs CMD, writes its wall time to $times/NAME (and its status on failure)
+# timed NAME CMD...: runs CMD, writes its start and end time to $times/NAME
 timed() {
 	local name=$1 t0=$EPOCHREALTIME status=0
 	shift
-	# a background job of a script would ignore SIGINT: Ctrl-C must stop the builds too
-	env --default-signal=INT "$@" || status=$?
+	"$@" || status=$?
 	echo "$t0 $EPOCHREALTIME" >"$times/$name"
 	return "$status"
 }
 echo "demo: building the cluster harness (Go) and the operator (Rust) side by side; a first run takes minutes" >&2
+set -m
 timed harness e2e/cluster/build.sh >/dev/null &
 builds+=($!)
 timed operator cargo build --quiet --bin imagestream-operator &
 builds+=($!)
+set +m
+trap 'stop_builds; exit 130' INT
+trap 'stop_builds; exit 143' TERM
+[[ -z "$signalled" ]] || { stop_builds; exit "$signalled"; }
 failed=()
 wait "${builds[0]}" || failed+=("the cluster harness (e2e/cluster/build.sh)")
 wait "${builds[1]}" || failed+=("the operator (cargo build)")
