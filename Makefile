@@ -7,7 +7,7 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/.cargo/bin
 
 CARGO ?= cargo
 
-.PHONY: demo test setup lint unit harness bench scale crds build release release-static image
+.PHONY: demo test setup lint unit harness bench scale crds build release release-static image image-multiarch
 
 ## demo: the operator's main job on an embedded default (a local cluster, registry and sample
 ## images); keeps running until Ctrl-C. Prints how long its installs, builds and start-up took.
@@ -80,3 +80,10 @@ release-static:
 IMAGE ?= imagestream-operator:latest
 image:
 	scripts/build-image.sh $(IMAGE)
+
+## image-multiarch: the image for linux/amd64 and linux/arm64 as one OCI image index, written
+## as an oci-archive into $(CARGO_TARGET_DIR); arm64 is cross-built with Debian's Rust toolchain
+## (scripts/cross-toolchain.sh) and checked under qemu-user. Not part of `make test`: a cold
+## arm64 release build is a second release build
+image-multiarch:
+	scripts/build-image.sh --arch amd64,arm64 $(IMAGE)
