@@ -100,7 +100,11 @@ fn group_members(pgid: libc::pid_t) -> Vec<String> {
         let cmdline = std::fs::read(entry.path().join("cmdline"))
             .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
             .unwrap_or_default();
-        found.push(format!("{pid} (parent {}, {}) {}", fields[1], fields[0], cmdline.trim()));
+        let (state, parent) = (fields[0], fields[1]);
+        found.push(format!(
+            "{pid} (parent {parent}, {state}) {}",
+            cmdline.trim()
+        ));
     }
     found
 }
