@@ -1,15 +1,16 @@
 # The two entry points are `make demo` (the operator on a local cluster and registry) and
-# `make test` (every test tier). Both install what they need first (scripts/setup.sh).
+# `make test` (every test tier). Both install what they need first: the demo only its own few
+# things (scripts/setup.sh demo), the tests everything (scripts/setup.sh).
 
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/.cargo/bin
 
 CARGO ?= cargo
 
-.PHONY: demo test setup lint unit harness tools deploy bench scale calibrate crds build release release-static image
+.PHONY: demo test setup lint unit harness tools deploy bench scale calibrate crds build release release-static image image-multiarch
 
 ## demo: the operator's main job on an embedded default (a local cluster, registry and sample
-## images); keeps running until Ctrl-C
+## images); keeps running until Ctrl-C. Prints how long its installs, builds and start-up took.
 demo:
 	scripts/demo.sh
 
@@ -96,3 +97,10 @@ release-static:
 IMAGE ?= imagestream-operator:latest
 image:
 	scripts/build-image.sh $(IMAGE)
+
+## image-multiarch: the image for linux/amd64 and linux/arm64 as one OCI image index, written
+## as an oci-archive into $(CARGO_TARGET_DIR); arm64 is cross-built with Debian's Rust toolchain
+## (scripts/cross-toolchain.sh) and checked under qemu-user. Not part of `make test`: a cold
+## arm64 release build is a second release build
+image-multiarch:
+	scripts/build-image.sh --arch amd64,arm64 $(IMAGE)

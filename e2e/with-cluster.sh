@@ -29,15 +29,24 @@ pid=""
 
 stop_cluster() {
 	local status=$?
+	trap '' INT TERM # a second signal must not cut the clean-up short (it is bounded)
 	if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
 		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 200); do
-			kill -0 "$pid" 2>/dev/null || break
+		local deadline=$((SECONDS + 20))
+		while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
 			sleep 0.1
 		done
 		if kill -0 "$pid" 2>/dev/null; then
 			echo "with-cluster.sh: the harness did not stop within 20 s; killing it" >&2
-			kill -KILL "$pid" 2>/dev/null || true
+			# and its kube-controller-manager, which would otherwise outlive it (its parent-death
+			# signal is a SIGTERM, a graceful stop of its own)
+			local children
+			children="$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)"
+			kill -KILL "$pid" $children 2>/dev/null || true
+			deadline=$((SECONDS + 5))
+			for child in $children; do
+				while kill -0 "$child" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+			done
 		fi
 		wait "$pid" 2>/dev/null || true
 	fi
@@ -49,8 +58,11 @@ stop_cluster() {
 	exit "$status"
 }
 trap stop_cluster EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# While a background command starts, a signal is only noted: handled right after `cmd &`, an
+# exit would come before `pid=$!` and leave the command running. Handled after that line.
+signalled=""
+trap 'signalled=130' INT
+trap 'signalled=143' TERM
 
 log_tail() {
 	echo "--- tail of $dir/cluster.log ---" >&2
@@ -60,6 +72,9 @@ log_tail() {
 # --pdeathsig: the harness gets SIGTERM if this script dies without running its trap.
 setpriv --pdeathsig TERM -- "$bin" --dir "$dir" >/dev/null 2>"$dir/harness.stderr" &
 pid=$!
+trap 'exit 130' INT
+trap 'exit 143' TERM
+[[ -z "$signalled" ]] || exit "$signalled"
 
 start=$SECONDS
 until [[ -f "$dir/ready" ]]; do
@@ -91,9 +106,12 @@ export IMAGESTREAM_CLUSTER_DIR="$dir"
 # `env --default-signal` keep both as they are for a foreground command (Ctrl-C in a terminal
 # still reaches CMD itself).
 set +e
+trap 'signalled=130' INT
+trap 'signalled=143' TERM
 env --default-signal=INT,QUIT "$@" <&0 &
 child=$!
 trap 'kill -TERM "$child" 2>/dev/null' INT TERM
+[[ -z "$signalled" ]] || kill -TERM "$child" 2>/dev/null
 while true; do
 	wait "$child"
 	status=$?

@@ -4,7 +4,7 @@
 #
 # The binary lives in ${IMAGESTREAM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/imagestream-operator}
 # as cluster-harness-<hash>, where <hash> covers go.mod, go.sum, main.go, the Go
-# version and the link flags. A warm call only hashes those and returns. The
+# version and the compile and link flags. A warm call only hashes those and returns. The
 # binary is also symlinked at <repo>/target/e2e/cluster-harness.
 #
 # stdout: the absolute path of the binary, and nothing else. Progress goes to stderr.
@@ -34,11 +34,15 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 	ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor -X $pkg.gitTreeState=clean"
 done
 
+# -w drops the DWARF from the binary, so the compiler need not write it for 2,500 packages
+# either (about a tenth of the compile time)
+gcflags="all=-dwarf=false"
+
 go_version="$("$GO" env GOVERSION)"
 hash="$(
 	{
 		cat "$here/go.mod" "$here/go.sum" "$here/main.go"
-		printf '%s\n%s\n' "$go_version" "$ldflags"
+		printf '%s\n%s\n%s\n' "$go_version" "$ldflags" "$gcflags"
 	} | sha256sum | cut -c1-16
 )"
 
@@ -72,7 +76,9 @@ tmp="$bin.tmp.$$"
 trap 'rm -f "$tmp"' EXIT
 (
 	cd "$here"
-	"$GO" build -trimpath -buildvcs=false -ldflags="$ldflags" -o "$tmp" .
+	# GOGC=400: the compiler collects garbage a quarter as often; a cold build took 593 CPU
+	# seconds instead of 816, peak memory 2.4 GB instead of 2.2 (the binary is the same)
+	GOGC="${GOGC:-400}" "$GO" build -trimpath -buildvcs=false -gcflags="$gcflags" -ldflags="$ldflags" -o "$tmp" .
 )
 mv -f "$tmp" "$bin"
 trap - EXIT
