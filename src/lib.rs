@@ -17,6 +17,7 @@
 pub mod admission;
 pub mod api;
 pub mod api_latency;
+pub mod cache;
 pub mod config;
 pub mod controller;
 pub mod crd;

@@ -213,6 +213,7 @@ fn main() -> anyhow::Result<()> {
                 image_triggers: !no_image_triggers,
                 in_flight: Default::default(),
                 receivers: None,
+                caches: None,
             };
             let started = Started {
                 metrics_port,

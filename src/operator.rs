@@ -6,7 +6,8 @@
 //! they are registered with `failurePolicy: Fail`, and a failure to set them up ends the
 //! process (Kubernetes restarts it) instead of running the controllers alone. The image
 //! lookup webhook (unless turned off) answers from an index of the ImageStreams that every
-//! replica watches for itself.
+//! replica keeps for itself. Webhooks and controllers read one cache per kind
+//! ([`crate::cache`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,8 +15,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, TryFutureExt, future};
 use kube::Client;
-use kube::api::Api;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::watcher;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -23,8 +23,8 @@ use crate::admission::{
     self, AdmissionSettings, ImageLookup, Imports, KubeAuthorizer, KubeLimitRanges, KubeReferences,
     Webhooks,
 };
-use crate::api::image_stream::ImageStream;
-use crate::config::{ImageConfig, SINGLETON_NAME};
+use crate::cache::Caches;
+use crate::config::ImageConfig;
 use crate::controller;
 
 /// What [`run`] starts.
@@ -106,7 +106,6 @@ pub async fn run(
     if image_lookup.is_some() {
         parts.push(IMAGE_STREAMS_INDEXED);
     }
-    let watch_namespace = options.controllers.watch_namespace.clone();
     let readiness = crate::probes::Readiness::waiting_for(&parts);
     let probes = options.probes.map(|listener| {
         crate::task::spawn(crate::probes::serve(
@@ -140,15 +139,23 @@ pub async fn run(
         return Err(Error::Permissions(e));
     }
     readiness.done(PERMISSIONS);
+    // one cache per kind for the controllers and the webhooks of this process
+    let caches = Arc::new(Caches::new(
+        client.clone(),
+        &crate::cache::Scope {
+            watch_namespace: options.controllers.watch_namespace.clone(),
+            all_limit_ranges: options.webhooks.is_some(),
+            namespace: options.controllers.namespace.clone(),
+        },
+    ));
     // what the webhooks' imports share with the controllers
     let shared = Shared {
         metrics: options.controllers.metrics.clone(),
         in_flight: options.controllers.in_flight.clone(),
         settings: options.controllers.settings.clone(),
-        namespace: options.controllers.namespace.clone(),
-        watch_namespace: options.controllers.watch_namespace.clone(),
     };
     let mut controller_options = options.controllers;
+    controller_options.caches = Some(caches.clone());
     let mut leader = options.leader;
     // registry notifications are served where the webhooks are, and imported by the leader
     let receivers = options
@@ -201,25 +208,25 @@ pub async fn run(
         import_budget(admission_options.registration.import_timeout_seconds),
     ));
     let import_settings = (!fixed).then(|| {
-        let imports = imports.clone();
-        crate::task::spawn(crate::controller::watch_configuration(
-            client.clone(),
-            shared.namespace.clone(),
-            move |next| {
-                imports.set_settings(next);
-                true
-            },
-        ))
+        let (imports, mut settings) = (imports.clone(), caches.settings());
+        crate::task::spawn(async move {
+            loop {
+                let next = settings.borrow_and_update().clone();
+                if let Some(next) = next {
+                    imports.set_settings((*next).clone());
+                }
+                if settings.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
     });
     let webhooks = Webhooks::new(KubeAuthorizer::new(client.clone()), settings_rx)
         .with_metrics(shared.metrics)
-        .with_limit_ranges(KubeLimitRanges::new(client.clone()))
+        .with_limit_ranges(KubeLimitRanges::new(caches.clone()))
         .with_writer(writer)
         .with_imports(imports)
-        .with_references(KubeReferences::new(
-            client.clone(),
-            shared.watch_namespace.as_deref(),
-        ));
+        .with_references(KubeReferences::new(client.clone(), &caches));
     let mut webhooks = match &image_lookup {
         Some(lookup) => webhooks.with_image_lookup(lookup.clone()),
         None => webhooks,
@@ -231,14 +238,10 @@ pub async fn run(
         receivers.map(|r| crate::task::spawn(crate::receiver::watch::run(client.clone(), r)));
     // the index loads while the webhooks are being registered
     let lookup_watch = image_lookup.map(|lookup| {
-        let api: Api<ImageStream> = match &watch_namespace {
-            Some(namespace) => Api::namespaced(client.clone(), namespace),
-            None => Api::all(client.clone()),
-        };
-        let indexed = readiness.clone();
+        let (changes, indexed) = (caches.streams.follow(), readiness.clone());
         crate::task::spawn(async move {
             lookup
-                .watch(api, move || indexed.done(IMAGE_STREAMS_INDEXED))
+                .follow(changes, move || indexed.done(IMAGE_STREAMS_INDEXED))
                 .await;
         })
     });
@@ -254,7 +257,7 @@ pub async fn run(
     )
     .map_err(Error::Admission);
     let config = crate::task::spawn(watch_admission_settings(
-        client,
+        caches.image_config.clone(),
         settings,
         readiness.clone(),
     ));
@@ -279,9 +282,6 @@ struct Shared {
     in_flight: Arc<crate::controller::InFlight>,
     /// Fixed settings (tests, demos); `None` follows the cluster's configuration objects.
     settings: Option<crate::controller::Settings>,
-    /// Where the `additionalTrustedCA` ConfigMap is.
-    namespace: String,
-    watch_namespace: Option<String>,
 }
 
 /// How long the registry work of an import answered in admission may take: two thirds of the
@@ -422,23 +422,20 @@ async fn within_grace(
 /// mode. An invalid configuration keeps the last valid one (with a warning); a deleted one
 /// brings back the defaults.
 async fn watch_admission_settings(
-    client: Client,
+    image_config: crate::cache::Shared<ImageConfig>,
     settings: watch::Sender<Arc<AdmissionSettings>>,
     readiness: crate::probes::Readiness,
 ) {
-    let (store, writer) = reflector::store::<ImageConfig>();
-    let config = watcher::Config::default().fields(&format!("metadata.name={SINGLETON_NAME}"));
-    let mut events = std::pin::pin!(
-        watcher(Api::<ImageConfig>::all(client), config)
-            .default_backoff()
-            .reflect(writer)
-    );
-    while let Some(event) = events.next().await {
+    let mut changes = image_config.follow();
+    while let Some(change) = changes.next().await {
         // the first listing done: the webhooks answer with the cluster's settings
-        if matches!(event, Ok(watcher::Event::InitDone)) {
+        if matches!(change, watcher::Event::InitDone) {
             readiness.done(ADMISSION_SETTINGS);
         }
-        let current = store.state().into_iter().next();
+        if !crate::cache::changed(&change) {
+            continue;
+        }
+        let current = image_config.store().state().into_iter().next();
         match AdmissionSettings::from_image_config(current.as_ref().map(|c| &c.spec)) {
             Ok(next) => {
                 settings.send_if_modified(|old| {

@@ -81,7 +81,7 @@ impl Webhook {
                 KubeAuthorizer::new(account.client.clone()),
                 settings.subscribe(),
             )
-            .with_limit_ranges(KubeLimitRanges::new(account.client.clone())),
+            .with_limit_ranges(KubeLimitRanges::watching(account.client.clone())),
         );
         let options = Options {
             ca_secret: SecretRef {

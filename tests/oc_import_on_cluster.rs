@@ -933,7 +933,7 @@ async fn the_operators_own_status_writes_skip_the_webhook() {
     let (_settings, settings_rx) = watch::channel(Arc::new(AdmissionSettings::default()));
     let webhooks = Arc::new(
         Webhooks::new(KubeAuthorizer::new(server.client.clone()), settings_rx)
-            .with_limit_ranges(KubeLimitRanges::new(server.client.clone())),
+            .with_limit_ranges(KubeLimitRanges::watching(server.client.clone())),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("address").port();

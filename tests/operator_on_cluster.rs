@@ -222,6 +222,61 @@ async fn tags_added_by_update_are_imported() {
     op.finish().await;
 }
 
+/// One cache per kind for the whole process (issue 17 item 5): with the webhooks (image
+/// lookup, the prune guard, LimitRanges, the import webhook's settings) and every controller
+/// running, each kind is watched once; pull secrets twice, a watch per secret type (a field
+/// selector picks one type). Counted from the operator's own requests, as the apiserver
+/// answered them (`imagestream_operator_apiserver_request_duration_seconds`).
+#[tokio::test]
+async fn each_kind_is_watched_once_by_the_whole_process() {
+    let reg = RegistryOptions::plain().start();
+    push(&reg, "one", "v1", 821).await;
+    let op = Running::start("op-watch").await;
+    let api = op.streams();
+    api.create(
+        &PostParams::default(),
+        &stream(
+            "one",
+            json!([docker_tag("v1", &reg.image_ref("one", "v1"))]),
+        ),
+    )
+    .await
+    .expect("create");
+    // imported: the controllers (and their caches) run
+    wait_for(&api, "one", |s| !items(s, "v1").is_empty()).await;
+    // the views controller is the last to start following
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let text = op.metrics.encode();
+    let prefix =
+        "imagestream_operator_apiserver_request_duration_seconds_count{verb=\"WATCH\",resource=\"";
+    let watches: Vec<(String, u64)> = text
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(prefix)?;
+            let (resource, count) = rest.split_once("\"} ")?;
+            Some((resource.to_string(), count.trim().parse().ok()?))
+        })
+        .collect();
+    for kind in [
+        "imagestreams",
+        "images",
+        "limitranges",
+        "imageconfigs",
+        "secrets",
+    ] {
+        assert!(
+            watches.iter().any(|(r, _)| r == kind),
+            "{kind} is watched: {watches:?}"
+        );
+    }
+    for (resource, count) in &watches {
+        let expected = if resource == "secrets" { 2 } else { 1 };
+        assert_eq!(*count, expected, "watches of {resource} (all: {watches:?})");
+    }
+    op.finish().await;
+}
+
 /// `kubectl kustomize deploy/`: the install as `kubectl apply -k deploy/` sends it.
 fn render_deploy() -> Vec<Value> {
     let out = std::process::Command::new("kubectl")

@@ -1,8 +1,8 @@
 //! The `lookupPolicy.local` webhook: Pods and pod templates with short image names get the
 //! stream's digest ([`crate::stream::image_lookup`] decides; this is the IO around it).
 //!
-//! Every replica serves it from its own [`LookupIndex`], fed by a watch of ImageStreams
-//! ([`ImageLookup::watch`]), so a review never calls the apiserver. It sits in the path of
+//! Every replica serves it from its own [`LookupIndex`], following the process's ImageStream
+//! cache ([`ImageLookup::follow`]), so a review never calls the apiserver. It sits in the path of
 //! every workload, so it never refuses one: whatever goes wrong (an index still loading, an
 //! object it cannot read) admits the object unchanged, with a warning and a count in
 //! `image_lookup_reviews_total{result="failed"}`; it is registered with
@@ -16,15 +16,15 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use kube::ResourceExt;
-use kube::api::Api;
 use kube::core::admission::{AdmissionResponse, Operation as AdmissionOperation};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use super::review::{self, Request};
 use crate::api::image_stream::ImageStream;
+use crate::cache::Change;
 use crate::controller::Metrics;
 use crate::stream::image_lookup::{
     Kept, LookupIndex, Operation, Review, StreamEntry, Workload, plan,
@@ -67,7 +67,7 @@ impl std::fmt::Debug for ImageLookup {
 }
 
 impl ImageLookup {
-    /// An empty index, not synced until [`ImageLookup::watch`] (or [`ImageLookup::replace`])
+    /// An empty index, not synced until [`ImageLookup::follow`] (or [`ImageLookup::replace`])
     /// fills it; reviews are counted into `metrics`.
     pub fn new(metrics: Arc<Metrics>) -> ImageLookup {
         ImageLookup {
@@ -94,22 +94,27 @@ impl ImageLookup {
         (index.len(), index.heap_bytes())
     }
 
-    /// Keeps the index in step with `api`'s ImageStreams (all namespaces, or the watched
-    /// one), calling `synced` once the first listing is in. Runs until dropped; watch errors
-    /// are logged and retried with backoff, the index keeping what it had.
-    pub async fn watch(&self, api: Api<ImageStream>, synced: impl FnOnce()) {
+    /// Keeps the index in step with `changes` of the ImageStreams (the process's cache:
+    /// all namespaces, or the watched one), calling `synced` once the first listing is in.
+    /// Runs until the changes end; the cache's watch retries its errors with backoff, the
+    /// index keeping what it had.
+    pub async fn follow(
+        &self,
+        changes: impl Stream<Item = Change<ImageStream>>,
+        synced: impl FnOnce(),
+    ) {
         let mut synced = Some(synced);
         let mut listing: Option<LookupIndex> = None;
-        let mut events = pin!(watcher(api, watcher::Config::default()).default_backoff());
+        let mut events = pin!(changes);
         while let Some(event) = events.next().await {
             match event {
-                Ok(watcher::Event::Init) => listing = Some(LookupIndex::default()),
-                Ok(watcher::Event::InitApply(stream)) => {
+                watcher::Event::Init => listing = Some(LookupIndex::default()),
+                watcher::Event::InitApply(stream) => {
                     if let Some(listing) = listing.as_mut() {
                         listing.apply(&stream);
                     }
                 }
-                Ok(watcher::Event::InitDone) => {
+                watcher::Event::InitDone => {
                     if let Some(listing) = listing.take() {
                         tracing::info!(
                             streams = listing.len(),
@@ -121,7 +126,7 @@ impl ImageLookup {
                         synced();
                     }
                 }
-                Ok(watcher::Event::Apply(stream)) => {
+                watcher::Event::Apply(stream) => {
                     let entry = StreamEntry::of(&stream);
                     let namespace = stream.namespace().unwrap_or_default();
                     self.index
@@ -129,15 +134,12 @@ impl ImageLookup {
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(&namespace, &stream.name_any(), entry);
                 }
-                Ok(watcher::Event::Delete(stream)) => {
+                watcher::Event::Delete(stream) => {
                     let namespace = stream.namespace().unwrap_or_default();
                     self.index
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
                         .delete(&namespace, &stream.name_any());
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "watching ImageStreams for image lookup failed; retrying");
                 }
             }
         }

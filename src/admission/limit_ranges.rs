@@ -1,17 +1,17 @@
 //! The namespace's LimitRanges for the validating webhook (semantics 7.8). As upstream, they
-//! come from a cache of every LimitRange (a reflector), so judging a stream write costs no
-//! request; until the cache has loaded, writes are refused as upstream refuses them.
+//! come from a cache of every LimitRange (the process's, [`crate::cache`]), so judging a
+//! stream write costs no request; until the cache has loaded, writes are refused as upstream
+//! refuses them.
 //! [`LimitRangeSource`] is a trait so the handlers can be tested without an apiserver.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use futures::future::{self, BoxFuture};
+use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::LimitRange;
-use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
+use kube::Client;
+
+use crate::cache::{Caches, Scope};
 
 /// How long a review waits for the cache after a start before refusing.
 const LOAD_WAIT: Duration = Duration::from_secs(5);
@@ -21,39 +21,38 @@ pub trait LimitRangeSource: Send + Sync {
     fn limit_ranges<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Option<Vec<LimitRange>>>;
 }
 
-/// Every LimitRange of the cluster, watched through the operator's client (needs `list` and
-/// `watch limitranges`). The watch stops when this is dropped.
+/// Every LimitRange of the cluster, from the process's cache (needs `list` and `watch
+/// limitranges`).
 pub struct KubeLimitRanges {
-    store: Store<LimitRange>,
-    _task: crate::task::Owned<()>,
+    caches: Arc<Caches>,
 }
 
 impl KubeLimitRanges {
-    /// Starts the watch (on the current tokio runtime).
-    pub fn new(client: Client) -> Self {
-        let (store, writer) = reflector::store();
-        let task = crate::task::spawn(
-            watcher(Api::<LimitRange>::all(client), watcher::Config::default())
-                .default_backoff()
-                .reflect(writer)
-                .for_each(|_| future::ready(())),
-        );
-        KubeLimitRanges { store, _task: task }
+    /// The LimitRanges of `caches` (which must watch every namespace's).
+    pub fn new(caches: Arc<Caches>) -> Self {
+        KubeLimitRanges { caches }
+    }
+
+    /// A cache of its own, watching every namespace (tests, and webhooks without controllers).
+    pub fn watching(client: Client) -> Self {
+        let scope = Scope {
+            all_limit_ranges: true,
+            ..Scope::default()
+        };
+        KubeLimitRanges::new(Arc::new(Caches::new(client, &scope)))
     }
 }
 
 impl LimitRangeSource for KubeLimitRanges {
     fn limit_ranges<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Option<Vec<LimitRange>>> {
         Box::pin(async move {
-            tokio::time::timeout(LOAD_WAIT, self.store.wait_until_ready())
+            tokio::time::timeout(LOAD_WAIT, self.caches.limit_ranges.listed())
                 .await
-                .ok()?
                 .ok()?;
             Some(
-                self.store
-                    .state()
+                self.caches
+                    .limit_ranges_of(namespace)
                     .iter()
-                    .filter(|r| r.namespace().as_deref() == Some(namespace))
                     .map(|r| (**r).clone())
                     .collect(),
             )

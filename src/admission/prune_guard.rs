@@ -13,8 +13,8 @@
 //! condition leaving out its user, so its status writes (every import) and the pruner's deletes
 //! cost nothing; should one arrive anyway it is let through at once.
 //!
-//! State, on every replica: [`KubeReferences`] watches every stream and Image (of the watched
-//! namespace) and keeps only the digests each stream's history names and the children of each
+//! State, on every replica: [`KubeReferences`] follows every stream and Image (of the watched
+//! namespace) in the process's caches ([`crate::cache`]) and keeps only the digests each stream's history names and the children of each
 //! manifest list ([`crate::prune::guard::References`]), not the objects. Until both watches
 //! have listed, deletes are refused with a message saying so. A status write's dropped entries
 //! are checked with one GET per distinct digest (exact, and rare).
@@ -27,7 +27,7 @@ use futures::future::{self, BoxFuture};
 use kube::api::Api;
 use kube::core::Status;
 use kube::core::admission::{AdmissionResponse, Operation};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 
@@ -39,6 +39,7 @@ use super::tags::Writer;
 use crate::api::GROUP;
 use crate::api::image::Image;
 use crate::api::image_stream::ImageStream;
+use crate::cache::{Caches, Change};
 use crate::import::importer::image_digest;
 use crate::prune::guard::{self, Holder, References};
 use crate::stream::generation::observe_status_update;
@@ -59,8 +60,8 @@ pub trait ReferenceSource: Send + Sync {
     fn image_exists<'a>(&'a self, digest: &'a str) -> BoxFuture<'a, Result<bool, kube::Error>>;
 }
 
-/// The index of every stream's history and every manifest list, fed by two watches through
-/// the operator's client (streams of `namespace`, or all). The watches stop when dropped.
+/// The index of every stream's history and every manifest list, following the process's
+/// stream and Image caches. It stops following when dropped.
 pub struct KubeReferences {
     client: Client,
     index: Arc<Mutex<References>>,
@@ -69,34 +70,23 @@ pub struct KubeReferences {
 }
 
 impl KubeReferences {
-    /// Starts both watches (on the current tokio runtime).
-    pub fn new(client: Client, namespace: Option<&str>) -> KubeReferences {
+    /// Follows the streams and Images of `caches` (on the current tokio runtime).
+    pub fn new(client: Client, caches: &Caches) -> KubeReferences {
         let index = Arc::new(Mutex::new(References::default()));
         let (streams_listed, streams_ready) = watch::channel(false);
         let (images_listed, images_ready) = watch::channel(false);
-        let streams: Api<ImageStream> = match namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
         let streams_task = {
             let index = index.clone();
             let mut shadow: Option<References> = None;
-            watcher(streams, watcher::Config::default().any_semantic())
-                .default_backoff()
-                .for_each(move |event| {
-                    apply_stream_event(&index, &mut shadow, event, &streams_listed);
-                    future::ready(())
-                })
+            caches.streams.follow().for_each(move |change| {
+                apply_stream_event(&index, &mut shadow, &change, &streams_listed);
+                future::ready(())
+            })
         };
         let images_task = {
             let index = index.clone();
-            watcher(
-                Api::<Image>::all(client.clone()),
-                watcher::Config::default(),
-            )
-            .default_backoff()
-            .for_each(move |event| {
-                apply_image_event(&index, event, &images_listed);
+            caches.images.follow().for_each(move |change| {
+                apply_image_event(&index, &change, &images_listed);
                 future::ready(())
             })
         };
@@ -129,26 +119,25 @@ impl KubeReferences {
 fn apply_stream_event(
     index: &Mutex<References>,
     shadow: &mut Option<References>,
-    event: Result<watcher::Event<ImageStream>, watcher::Error>,
+    event: &Change<ImageStream>,
     listed: &watch::Sender<bool>,
 ) {
     let mut index = index.lock().unwrap_or_else(PoisonError::into_inner);
     match event {
-        Ok(watcher::Event::Apply(stream)) => index.set_stream(&stream),
-        Ok(watcher::Event::Delete(stream)) => index.remove_stream(&stream),
-        Ok(watcher::Event::Init) => *shadow = Some(References::default()),
-        Ok(watcher::Event::InitApply(stream)) => {
+        watcher::Event::Apply(stream) => index.set_stream(stream),
+        watcher::Event::Delete(stream) => index.remove_stream(stream),
+        watcher::Event::Init => *shadow = Some(References::default()),
+        watcher::Event::InitApply(stream) => {
             if let Some(shadow) = shadow.as_mut() {
-                shadow.set_stream(&stream);
+                shadow.set_stream(stream);
             }
         }
-        Ok(watcher::Event::InitDone) => {
+        watcher::Event::InitDone => {
             if let Some(fresh) = shadow.take() {
                 index.replace_streams(fresh);
             }
             listed.send_replace(true);
         }
-        Err(e) => tracing::debug!(error = %e, "image stream watch (prune guard)"),
     }
 }
 
@@ -156,7 +145,7 @@ fn apply_stream_event(
 /// lists deleted meanwhile stay known until their delete event, which only keeps more.
 fn apply_image_event(
     index: &Mutex<References>,
-    event: Result<watcher::Event<Image>, watcher::Error>,
+    event: &Change<Image>,
     listed: &watch::Sender<bool>,
 ) {
     let children = |image: &Image| -> Vec<String> {
@@ -169,21 +158,20 @@ fn apply_image_event(
     };
     let mut index = index.lock().unwrap_or_else(PoisonError::into_inner);
     match event {
-        Ok(watcher::Event::Apply(image) | watcher::Event::InitApply(image)) => {
-            if let Some(digest) = image_digest(&image) {
-                index.set_image(&digest, children(&image));
+        watcher::Event::Apply(image) | watcher::Event::InitApply(image) => {
+            if let Some(digest) = image_digest(image) {
+                index.set_image(&digest, children(image));
             }
         }
-        Ok(watcher::Event::Delete(image)) => {
-            if let Some(digest) = image_digest(&image) {
+        watcher::Event::Delete(image) => {
+            if let Some(digest) = image_digest(image) {
                 index.remove_image(&digest);
             }
         }
-        Ok(watcher::Event::InitDone) => {
+        watcher::Event::InitDone => {
             listed.send_replace(true);
         }
-        Ok(watcher::Event::Init) => {}
-        Err(e) => tracing::debug!(error = %e, "image watch (prune guard)"),
+        watcher::Event::Init => {}
     }
 }
 

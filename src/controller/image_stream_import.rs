@@ -31,7 +31,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::ObjectRef;
+
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 
@@ -46,7 +46,8 @@ use crate::stream::limits::{self, Limits, REASON_LIMIT_EXCEEDED};
 use crate::stream::sync::{TagChange, guard_size};
 
 use super::write::{Writer, tag_event, truncate};
-use super::{Context, Run, Settings, scoped};
+use super::{Context, Run, Settings};
+use crate::cache::scoped;
 
 /// Stream writes per request when each conflicts.
 const MAX_WRITES: u32 = 5;
@@ -147,11 +148,11 @@ async fn answer_from_caches(isi: &ImageStreamImport, ctx: &Context) -> Result<An
         .await
         .map_err(Error::ReadStream)?;
     let existing = |digest: &str| {
-        ctx.images
-            .get(&ObjectRef::new(&crate::names::image(digest)))
+        ctx.caches
+            .image(&crate::names::image(digest))
             .map(|i| (*i).clone())
     };
-    let importer = ctx.importer();
+    let importer = ctx.imports.importer();
     let host = Host {
         client: &ctx.client,
         settings: &settings,

@@ -39,8 +39,9 @@ use crate::stream::image_stream_mapping::{self, Limits, Plan, Refusal};
 use crate::stream::limits::images_exceeded;
 use crate::stream::sync::TagChange;
 
+use super::Context;
 use super::write::truncate;
-use super::{Context, scoped};
+use crate::cache::scoped;
 
 /// Status writes per mapping when each conflicts (upstream retries with back-off too).
 const MAX_WRITES: u32 = 5;
@@ -115,12 +116,19 @@ pub(super) async fn run(
         watcher::Config::default(),
     );
     let mappings = controller.store();
+    // a mapping waiting for its stream: the stream cache's changes bring it back
+    let streams = ctx.caches.streams.follow().filter_map(move |change| {
+        future::ready(match change {
+            watcher::Event::Apply(stream)
+            | watcher::Event::InitApply(stream)
+            | watcher::Event::Delete(stream) => {
+                Some(futures::stream::iter(waiting_mapping(&mappings, &stream)))
+            }
+            watcher::Event::Init | watcher::Event::InitDone => None,
+        })
+    });
     controller
-        .watches(
-            scoped::<ImageStream>(&client, namespace),
-            watcher::Config::default(),
-            move |stream| waiting_mapping(&mappings, &stream),
-        )
+        .reconcile_on(streams.flatten())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
@@ -308,7 +316,7 @@ async fn read_stream(
 /// The Image that was there before the mapping (its annotations decide the reference).
 async fn existing_image(ctx: &Context, plan: &Plan<'_>) -> Result<Option<Image>, Error> {
     let name = plan.image.name_any();
-    if let Some(image) = ctx.images.get(&ObjectRef::new(&name)) {
+    if let Some(image) = ctx.caches.image(&name) {
         return Ok(Some((*image).clone()));
     }
     Api::<Image>::all(ctx.client.clone())

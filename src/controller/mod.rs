@@ -1,19 +1,22 @@
-//! The controllers and what they share: the kube client, reflector caches of streams, Images
-//! and pull secrets, the importer (one registry client cache for the process), the schedule
-//! of scheduled checks, the configuration, Events and counters.
+//! The controllers and what they share ([`Context`]): the kube client, Events and counters,
+//! the process's caches ([`crate::cache`]: one per kind, shared with the webhooks), the import
+//! state ([`import_state`]: settings, importer, schedule), the streams being written by
+//! requests, the views' state and the tags registry notifications woke.
 //!
-//! [`run`] wires them: configuration watchers feed [`Context::set_settings`] (which rebuilds
-//! the importer only when transport settings change), a change of pull secrets re-queues the
-//! streams whose tags failed with `Unauthorized`, and the imagestream controller reconciles
-//! ([`image_stream::reconcile`]), ending each pass that wrote nothing by bringing the stream's
-//! views in step ([`views`]; a change of a view, or of an Image a stream shows, brings the
-//! stream back); ImageStreamImports ([`image_stream_import`]) and ImageStreamMappings
+//! [`run`] wires them: the configuration ([`crate::cache::Caches::settings`]) feeds
+//! [`Context::set_settings`] (which rebuilds the importer only when transport settings
+//! change), a change of pull secrets re-queues the streams whose tags failed with
+//! `Unauthorized`, and the imagestream controller reconciles ([`image_stream::reconcile`]),
+//! handing each stream it settled to the views controller ([`views`], a queue of its own; a
+//! change of a view, or of an Image a stream shows, brings the views back, not the import);
+//! ImageStreamImports ([`image_stream_import`]) and ImageStreamMappings
 //! ([`image_stream_mapping`]) are processed beside it, and workloads follow their tags
-//! ([`trigger`], fed by the same stream watch and cache).
+//! ([`trigger`], fed by the same stream cache).
 
 pub mod image_stream;
 pub mod image_stream_import;
 pub mod image_stream_mapping;
+pub mod import_state;
 pub mod metrics;
 pub mod pruner;
 pub mod trigger;
@@ -21,34 +24,29 @@ pub mod views;
 pub mod write;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt, future};
-use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Secret};
-use kube::api::Api;
+use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
-use crate::api::image::Image;
 use crate::api::image_stream::ImageStream;
-use crate::config::{ImageConfig, ImageImportConfig, SINGLETON_NAME};
-use crate::credentials::{CredentialSetId, Keyring};
+use crate::cache::{Caches, Change, StoreImages};
+use crate::credentials::Keyring;
 use crate::import::contract::{Batch, BatchResult};
 use crate::import::engine::KnownImages;
 use crate::import::importer::Importer;
 use crate::registry::ClientCache;
 
 use crate::stream::image_index::ImageIndex;
-use crate::stream::schedule::{self, Decision, Schedule};
 pub use crate::stream::settings::Settings;
+use import_state::ImportState;
 pub use metrics::Metrics;
-
-/// Pull-secret types the keyring reads.
-const SECRET_TYPES: [&str; 2] = ["kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg"];
 
 /// Why a reconcile or the controller failed; [`Error::reason`] is stable.
 #[derive(Debug, thiserror::Error)]
@@ -79,15 +77,10 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
-    settings: RwLock<Arc<Settings>>,
-    importer: RwLock<Arc<Importer>>,
-    schedule: Mutex<Option<Schedule>>,
-    streams: Store<ImageStream>,
-    images: Store<Image>,
-    secrets: Vec<Store<Secret>>,
-    limit_ranges: Store<LimitRange>,
-    /// The keyring a stream's `Unauthorized` failures were seen with, by stream UID.
-    credentials: Mutex<HashMap<String, CredentialSetId>>,
+    /// The process's caches: streams, Images, pull secrets, LimitRanges.
+    pub caches: Arc<Caches>,
+    /// Settings, importer, schedule and the keyrings failures were seen with.
+    pub imports: ImportState,
     /// Streams an ImageStreamImport is writing (shared with the admission webhook's imports
     /// in this process).
     applying: Arc<InFlight>,
@@ -145,14 +138,6 @@ impl Drop for Applying<'_> {
     }
 }
 
-/// The reflector caches a [`Context`] reads.
-struct Caches {
-    streams: Store<ImageStream>,
-    images: Store<Image>,
-    secrets: Vec<Store<Secret>>,
-    limit_ranges: Store<LimitRange>,
-}
-
 /// Client cache size and idle time of the importer.
 const CLIENTS: usize = 256;
 const CLIENT_IDLE: Duration = Duration::from_secs(30 * 60);
@@ -162,186 +147,46 @@ impl Context {
         client: Client,
         metrics: Arc<Metrics>,
         settings: Settings,
-        caches: Caches,
+        caches: Arc<Caches>,
         views: views::ViewState,
         applying: Arc<InFlight>,
         woken: Arc<crate::receiver::Queue>,
     ) -> Context {
-        let Caches {
-            streams,
-            images,
-            secrets,
-            limit_ranges,
-        } = caches;
-        // registry requests are counted unless the caller observes them itself
-        let mut settings = settings;
-        with_observer(&mut settings, &metrics);
         let reporter = Reporter {
             controller: "imagestream-operator".into(),
             instance: std::env::var("POD_NAME").ok(),
         };
-        let importer = Importer::new(ClientCache::new(
-            settings.registry.clone(),
-            CLIENTS,
-            CLIENT_IDLE,
-        ));
-        let schedule = schedule_for(&settings);
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
+            imports: ImportState::new(settings, metrics.clone()),
             metrics,
-            settings: RwLock::new(Arc::new(settings)),
-            importer: RwLock::new(Arc::new(importer)),
-            schedule: Mutex::new(schedule),
+            caches,
             applying,
-            streams,
-            images,
-            limit_ranges,
-            secrets,
-            credentials: Mutex::new(HashMap::new()),
             views,
             woken,
         }
     }
 
     pub fn settings(&self) -> Arc<Settings> {
-        self.settings
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    fn importer(&self) -> Arc<Importer> {
-        self.importer
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.imports.settings()
     }
 
     /// Runs one batch with the current settings and the Images that exist, counting each
     /// entry's outcome.
     async fn import(&self, batch: &Batch, keyring: &Keyring, now: jiff::Timestamp) -> BatchResult {
-        let settings = self.settings();
-        let run = Run {
-            importer: &self.importer(),
-            settings: &settings.import,
-            metrics: &self.metrics,
-            deadline: None,
-        };
-        run.import(batch, keyring, &self.known_images(), now).await
+        self.imports
+            .import(batch, keyring, &self.known_images(), now)
+            .await
     }
 
-    /// Applies new configuration; registry clients (and their tokens) are rebuilt only when
-    /// transport settings changed, the schedule only when its own settings did.
-    pub fn set_settings(&self, mut next: Settings) {
-        with_observer(&mut next, &self.metrics);
-        let current = self.settings();
-        if !current.same_transport(&next) {
-            let importer = Importer::new(ClientCache::new(
-                next.registry.clone(),
-                CLIENTS,
-                CLIENT_IDLE,
-            ));
-            *self
-                .importer
-                .write()
-                .unwrap_or_else(PoisonError::into_inner) = Arc::new(importer);
-        }
-        if current.scheduled_interval != next.scheduled_interval
-            || current.scheduled_per_minute != next.scheduled_per_minute
-            || current.registry_budgets != next.registry_budgets
-        {
-            *self.schedule.lock().unwrap_or_else(PoisonError::into_inner) = schedule_for(&next);
-        }
-        let views_changed = current.views != next.views;
-        *self
-            .settings
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
-        if views_changed {
-            let streams = self.streams.state();
+    /// Applies new configuration: the import state's, and the views' kinds.
+    pub fn set_settings(&self, next: Settings) {
+        let views = next.views;
+        let replaced = self.imports.set_settings(next);
+        if replaced.views != views {
+            let streams = self.caches.streams.store().state();
             self.views.kinds_changed(streams.iter().map(AsRef::as_ref));
-        }
-    }
-
-    fn schedule_decide(
-        &self,
-        uid: &str,
-        registries: &[String],
-        demands: &[schedule::QuotaDemand],
-    ) -> Option<Decision> {
-        let mut schedule = self.schedule.lock().unwrap_or_else(PoisonError::into_inner);
-        let schedule = schedule.as_mut()?;
-        let now = Instant::now();
-        let due = schedule.due(uid);
-        let decision = schedule.decide_paced(uid, registries, demands, now);
-        self.metrics
-            .schedule(schedule.len(), &schedule.budgets_left());
-        // a check that was due starts now: how late (waits for budgets and quotas)
-        let late = match (decision, due) {
-            (Decision::CheckNow { .. }, Some(due)) => Some(now.saturating_duration_since(due)),
-            _ => None,
-        };
-        self.metrics.scheduled(schedule.interval(), late);
-        Some(decision)
-    }
-
-    /// Spends from the budgets and quotas a check outside the schedule draws from (see
-    /// [`Schedule::spend`]); without a schedule (scheduled imports disabled) nothing limits it.
-    fn schedule_spend(
-        &self,
-        registries: &[String],
-        demands: &[schedule::QuotaDemand],
-    ) -> Result<(), Duration> {
-        match self
-            .schedule
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-        {
-            Some(schedule) => schedule.spend(registries, demands, Instant::now()),
-            None => Ok(()),
-        }
-    }
-
-    /// What each registry's quota asks of a check of `tags` (pull specs) with `keyring`: how
-    /// many tags pull from it with which credential, and its last announcement.
-    fn quota_demands<'a>(
-        &self,
-        tags: impl Iterator<Item = &'a str>,
-        keyring: &Keyring,
-    ) -> Vec<schedule::QuotaDemand> {
-        let importer = self.importer();
-        let mut counts: HashMap<(String, String), u64> = HashMap::new();
-        for from in tags {
-            let Ok(parsed) = crate::reference::DockerImageReference::parse(from) else {
-                continue;
-            };
-            let defaulted = parsed.docker_client_defaults();
-            let credential = keyring.best(&defaulted.registry, &defaulted.repository_name());
-            *counts
-                .entry((defaulted.registry, credential.id().as_str().to_string()))
-                .or_default() += 1;
-        }
-        counts
-            .into_iter()
-            .map(|((registry, credential), checks)| schedule::QuotaDemand {
-                observed: importer.clients().quota(&registry, &credential),
-                registry,
-                credential,
-                checks,
-            })
-            .collect()
-    }
-
-    fn schedule_remove(&self, uid: &str) {
-        if let Some(s) = self
-            .schedule
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-        {
-            s.remove(uid);
         }
     }
 
@@ -357,47 +202,16 @@ impl Context {
 
     /// The LimitRange limits on the streams of `namespace` (semantics 7.8), from the cache.
     fn limits(&self, namespace: &str) -> crate::stream::limits::Limits {
-        let ranges = self.limit_ranges.state();
-        crate::stream::limits::Limits::from_ranges(
-            ranges
-                .iter()
-                .filter(|r| r.namespace().as_deref() == Some(namespace))
-                .map(AsRef::as_ref),
-        )
+        self.caches.limits(namespace)
     }
 
     /// The pull secrets of `namespace` as a keyring.
     fn keyring(&self, namespace: &str) -> Keyring {
-        let secrets: Vec<Arc<Secret>> = self
-            .secrets
-            .iter()
-            .flat_map(|s| s.state())
-            .filter(|s| s.namespace().as_deref() == Some(namespace))
-            .collect();
-        Keyring::from_secrets(secrets.iter().map(AsRef::as_ref))
-    }
-
-    /// Whether `Unauthorized` tags of the stream should be tried again: the keyring differs
-    /// from the one they failed with (or that is not known, e.g. after a restart).
-    fn credentials_changed(&self, uid: &str, id: &CredentialSetId) -> bool {
-        self.credentials
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(uid)
-            .is_none_or(|seen| seen != id)
-    }
-
-    fn remember_credentials(&self, uid: &str, id: CredentialSetId) {
-        self.credentials
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(uid.to_string(), id);
+        self.caches.keyring(namespace)
     }
 
     fn stream(&self, namespace: &str, name: &str) -> Option<ImageStream> {
-        self.streams
-            .get(&ObjectRef::new(name).within(namespace))
-            .map(|s| (*s).clone())
+        self.caches.stream(namespace, name).map(|s| (*s).clone())
     }
 
     /// The shared write step, as the imports write.
@@ -406,7 +220,7 @@ impl Context {
     }
 
     fn known_images(&self) -> StoreImages {
-        StoreImages(self.images.clone())
+        self.caches.known_images()
     }
 }
 
@@ -477,28 +291,6 @@ pub fn with_observer(settings: &mut Settings, metrics: &Arc<Metrics>) {
     }
 }
 
-fn schedule_for(settings: &Settings) -> Option<Schedule> {
-    settings.scheduled_interval.map(|interval| {
-        Schedule::new(
-            interval,
-            settings.scheduled_per_minute,
-            &settings.registry_budgets,
-            Instant::now(),
-        )
-    })
-}
-
-/// The Images that exist, from the reflector cache.
-struct StoreImages(Store<Image>);
-
-impl KnownImages for StoreImages {
-    fn is_list(&self, digest: &str) -> Option<bool> {
-        self.0
-            .get(&ObjectRef::new(&crate::names::image(digest)))
-            .map(|i| i.spec.is_manifest_list())
-    }
-}
-
 /// How the operator runs.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -522,6 +314,8 @@ pub struct Options {
     /// Registry notification receivers to take notifications from while these controllers
     /// run (the webhook server serves them).
     pub receivers: Option<Arc<crate::receiver::Receivers>>,
+    /// The process's caches, shared with its webhooks; `None`: the controllers make their own.
+    pub caches: Option<Arc<Caches>>,
 }
 
 impl Default for Options {
@@ -536,18 +330,8 @@ impl Default for Options {
             image_triggers: true,
             in_flight: Arc::default(),
             receivers: None,
+            caches: None,
         }
-    }
-}
-
-fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
     }
 }
 
@@ -559,23 +343,27 @@ pub async fn run(
 ) -> Result<(), Error> {
     // every controller stops on the same signal
     let shutdown = shutdown.boxed().shared();
+    let caches = options.caches.clone().unwrap_or_else(|| {
+        Arc::new(Caches::new(
+            client.clone(),
+            &crate::cache::Scope {
+                watch_namespace: options.watch_namespace.clone(),
+                all_limit_ranges: false,
+                namespace: options.namespace.clone(),
+            },
+        ))
+    });
+    let streams = caches.streams.store();
+    let streams_listed = caches.streams.listed_signal();
     // changes that concern a stream's views (a view, an Image it shows, the stream deleted),
     // and the streams the imagestream controller settled: the views controller's queue
     let (triggers, triggered) = futures::channel::mpsc::unbounded::<ObjectRef<ImageStream>>();
     let (to_views, settled) = futures::channel::mpsc::unbounded::<ObjectRef<ImageStream>>();
     let image_index = Arc::new(Mutex::new(ImageIndex::default()));
-    let (images, images_writer) = reflector::store::<Image>();
     let images_task = {
         let (index, triggers) = (image_index.clone(), triggers.clone());
-        watcher(
-            Api::<Image>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .modify(lean)
-        .reflect(images_writer)
-        .for_each(move |event| {
-            if let Ok(watcher::Event::Apply(image) | watcher::Event::Delete(image)) = event {
+        caches.images.follow().for_each(move |change| {
+            if let watcher::Event::Apply(image) | watcher::Event::Delete(image) = change {
                 views::image_changed(&index, &image, &triggers);
             }
             future::ready(())
@@ -584,67 +372,31 @@ pub async fn run(
     let (view_stores, view_tasks) =
         views::watch(&client, options.watch_namespace.as_deref(), &triggers);
 
-    let (limit_ranges, limit_ranges_writer) = reflector::store::<LimitRange>();
-    let limit_ranges_task = watcher(
-        scoped::<LimitRange>(&client, options.watch_namespace.as_deref()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .modify(lean)
-    .reflect(limit_ranges_writer)
-    .for_each(|_| future::ready(()));
-
-    let mut secrets = Vec::new();
-    let mut secret_tasks = Vec::new();
-    for type_ in SECRET_TYPES {
-        let (reader, writer) = reflector::store::<Secret>();
-        secrets.push(reader);
-        secret_tasks.push(
-            watcher(
-                scoped::<Secret>(&client, options.watch_namespace.as_deref()),
-                watcher::Config::default().fields(&format!("type={type_}")),
-            )
-            .default_backoff()
-            .modify(lean)
-            .reflect(writer)
-            .for_each(|_| future::ready(())),
-        );
-    }
-
-    let streams_api = scoped::<ImageStream>(&client, options.watch_namespace.as_deref());
-    // deletions trigger too: a deleted stream's reconcile finds no object, and its views go
-    let (streams, streams_writer) = reflector::store::<ImageStream>();
-    // set once the stream cache has listed (see `loaded`)
-    let (listed, streams_listed) = tokio::sync::watch::channel(false);
-    // the trigger controller follows the same watch, after the cache took each change
+    // the trigger controller follows the same stream cache, after it took each change
     let (to_triggers, trigger_events) = futures::channel::mpsc::unbounded();
     let to_triggers = options.image_triggers.then_some(to_triggers);
     // registry notifications: the tags they wake, and the streams to reconcile for them
     let (woken, woken_streams) = crate::receiver::Queue::new(streams.clone());
     let woken = Arc::new(woken);
-    let stream_events = watcher(streams_api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .modify(lean)
-        .reflect(streams_writer)
+    let stream_events = caches
+        .streams
+        .follow()
         .inspect({
             let woken = woken.clone();
-            move |event| woken.observe(event)
+            move |change| woken.observe(change)
         })
         .inspect({
             // a deleted stream's views go
             let triggers = triggers.clone();
-            move |event| {
-                if let Ok(watcher::Event::Delete(stream)) = event {
-                    let _ = triggers.unbounded_send(ObjectRef::from_obj(stream));
+            move |change| {
+                if let watcher::Event::Delete(stream) = change {
+                    let _ = triggers.unbounded_send(ObjectRef::from_obj(stream.as_ref()));
                 }
             }
         })
-        .inspect(move |event| {
-            if matches!(event, Ok(watcher::Event::InitDone)) {
-                listed.send_replace(true);
-            }
-            if let (Some(tx), Ok(event)) = (&to_triggers, event) {
-                let _ = match event {
+        .inspect(move |change| {
+            if let Some(tx) = &to_triggers {
+                let _ = match change {
                     watcher::Event::Apply(s) | watcher::Event::Delete(s) => {
                         tx.unbounded_send(trigger::StreamEvent::Changed {
                             namespace: s.namespace().unwrap_or_default(),
@@ -656,76 +408,93 @@ pub async fn run(
                 };
             }
         })
-        .touched_objects();
-    let controller = Controller::for_stream(stream_events, streams.clone());
+        // deletions too: a deleted stream's reconcile finds no object
+        .filter_map(|change| future::ready(touched(change)));
+    let controller = Controller::for_shared_stream(stream_events, streams.clone());
     let fixed = options.settings.is_some();
     let initial = options.settings.clone().unwrap_or_default();
     let ctx = Arc::new(Context::new(
         client.clone(),
         options.metrics.clone(),
         initial,
-        Caches {
-            streams: streams.clone(),
-            images: images.clone(),
-            secrets: secrets.clone(),
-            limit_ranges: limit_ranges.clone(),
-        },
+        caches.clone(),
         views::ViewState::new(view_stores, image_index, to_views),
         options.in_flight.clone(),
         woken.clone(),
     ));
 
-    // Configuration: re-read on every change of the two objects; every stream is reconciled
-    // again afterwards.
+    // Configuration: every change of the two objects is applied, and every stream is
+    // reconciled again afterwards. With fixed settings the sender is kept (unused) so the
+    // trigger stream stays open.
     let (config_tx, config_rx) = futures::channel::mpsc::unbounded::<()>();
-    // With fixed settings the sender is kept (unused) so the trigger stream stays open.
     let keep_open = fixed.then(|| config_tx.clone());
-    let config_task = {
+    let mut configuration = (!fixed).then(|| caches.settings());
+    let config_task = configuration.clone().map(|mut settings| {
         let ctx = ctx.clone();
-        watch_configuration(client.clone(), options.namespace.clone(), move |next| {
-            ctx.set_settings(next);
-            config_tx.unbounded_send(()).is_ok()
+        crate::task::spawn(async move {
+            loop {
+                let next = settings.borrow_and_update().clone();
+                if let Some(next) = next {
+                    ctx.set_settings((*next).clone());
+                    if config_tx.unbounded_send(()).is_err() {
+                        return;
+                    }
+                }
+                if settings.changed().await.is_err() {
+                    return;
+                }
+            }
         })
-    };
+    });
 
-    let tokio_images = crate::task::spawn(images_task);
-    let tokio_limit_ranges = crate::task::spawn(limit_ranges_task);
-    let tokio_secrets: Vec<_> = secret_tasks.into_iter().map(crate::task::spawn).collect();
-    let tokio_views: Vec<_> = view_tasks.into_iter().map(crate::task::spawn).collect();
-    let tokio_config = (!fixed).then(|| crate::task::spawn(config_task));
+    let images_task = crate::task::spawn(images_task);
+    let view_tasks: Vec<_> = view_tasks.into_iter().map(crate::task::spawn).collect();
     let ready = tokio::time::timeout(Duration::from_secs(60), async {
-        images.wait_until_ready().await.map_err(|e| e.to_string())?;
-        limit_ranges
-            .wait_until_ready()
-            .await
-            .map_err(|e| e.to_string())?;
-        for s in &secrets {
-            s.wait_until_ready().await.map_err(|e| e.to_string())?;
+        caches.images.listed().await;
+        caches.limit_ranges.listed().await;
+        for s in &caches.secrets {
+            s.listed().await;
         }
         ctx.views
             .wait_until_ready()
             .await
             .map_err(|e| e.to_string())?;
+        // the cluster's configuration is read before the first import
+        if let Some(settings) = configuration.as_mut() {
+            settings
+                .wait_for(Option::is_some)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         Ok::<(), String>(())
     })
     .await;
+    const CACHES: &str = "images/secrets/limitranges/views/configuration";
     match ready {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            return Err(Error::CacheNotReady("images/secrets/limitranges/views", e));
-        }
-        Err(_) => {
-            return Err(Error::CacheNotReady(
-                "images/secrets/limitranges/views",
-                "no answer within 60s".into(),
-            ));
-        }
+        Ok(Err(e)) => return Err(Error::CacheNotReady(CACHES, e)),
+        Err(_) => return Err(Error::CacheNotReady(CACHES, "no answer within 60s".into())),
     }
 
-    let mut controller = controller
+    // a change of pull secrets: the streams whose tags failed for want of them
+    let secret_changes = futures::stream::select_all(caches.secrets.iter().map(|s| s.follow()))
+        .filter_map({
+            let streams = streams.clone();
+            move |change| {
+                future::ready(match change {
+                    watcher::Event::Apply(secret) | watcher::Event::Delete(secret) => Some(
+                        futures::stream::iter(unauthorized_streams(&streams, &secret)),
+                    ),
+                    _ => None,
+                })
+            }
+        })
+        .flatten();
+    let controller = controller
         .with_config(controller::Config::default().concurrency(options.concurrency))
         .reconcile_all_on(config_rx)
         .reconcile_on(woken_streams)
+        .reconcile_on(secret_changes)
         .graceful_shutdown_on(shutdown.clone());
     // notifications come here while these controllers run, once the stream cache listed
     let leading = options.receivers.clone().map(|receivers| {
@@ -736,14 +505,6 @@ pub async fn run(
             std::future::pending::<()>().await
         })
     });
-    for type_ in SECRET_TYPES {
-        let streams = streams.clone();
-        controller = controller.watches(
-            scoped::<Secret>(&client, options.watch_namespace.as_deref()),
-            watcher::Config::default().fields(&format!("type={type_}")),
-            move |secret| unauthorized_streams(&streams, &secret),
-        );
-    }
     let streams_controller = controller
         .run(image_stream::reconcile, error_policy, ctx.clone())
         .for_each(|result| {
@@ -806,9 +567,7 @@ pub async fn run(
         imports_controller,
     )
     .await;
-    if let Some(task) = leading {
-        task.abort();
-    }
+    drop(leading);
     if let Some(t) = pruner_task {
         // a run in progress finishes its current write; then the task ends with `shutdown`
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
@@ -818,24 +577,18 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
     drop(keep_open);
-    for t in tokio_views {
-        t.abort();
-    }
-    tokio_images.abort();
-    tokio_limit_ranges.abort();
-    if let Some(t) = tokio_config {
-        t.abort();
-    }
-    for t in tokio_secrets {
-        t.abort();
-    }
+    drop((view_tasks, images_task, config_task));
     Ok(())
 }
 
-/// Drops what the caches never read: `managedFields` is a large part of a small object, and
-/// the caches hold every stream, Image and view (measured by `e2e/bench/scale.rs`).
-pub(crate) fn lean<K: kube::Resource>(object: &mut K) {
-    object.meta_mut().managed_fields = None;
+/// The stream a change touched (applied, listed or deleted).
+fn touched(change: Change<ImageStream>) -> Option<Arc<ImageStream>> {
+    match change {
+        watcher::Event::Apply(s) | watcher::Event::InitApply(s) | watcher::Event::Delete(s) => {
+            Some(s)
+        }
+        watcher::Event::Init | watcher::Event::InitDone => None,
+    }
 }
 
 /// Returns once the stream cache has listed. Not `Store::wait_until_ready`: its signal keeps
@@ -876,70 +629,6 @@ fn error_policy(_stream: Arc<ImageStream>, error: &Error, ctx: Arc<Context>) -> 
             Action::requeue(Duration::from_millis(200))
         }
         _ => Action::requeue(Duration::from_secs(5)),
-    }
-}
-
-/// Whether a watch event changed what a reflector's store holds.
-fn settled<K>(event: &Result<watcher::Event<K>, watcher::Error>) -> bool {
-    matches!(
-        event,
-        Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone)
-    )
-}
-
-/// Watches the `cluster` ImageConfig and ImageImportConfig (and the `additionalTrustedCA`
-/// ConfigMap in `namespace`) and hands every change to `apply`, until it returns false.
-pub async fn watch_configuration(
-    client: Client,
-    namespace: String,
-    mut apply: impl FnMut(Settings) -> bool,
-) {
-    let by_name = || watcher::Config::default().fields(&format!("metadata.name={SINGLETON_NAME}"));
-    let (image_store, image_writer) = reflector::store::<ImageConfig>();
-    let (import_store, import_writer) = reflector::store::<ImageImportConfig>();
-    // the stores change on Apply, Delete and InitDone (objects listed at start are buffered
-    // until InitDone: reading the store on InitApply finds it still empty)
-    let images = watcher(Api::<ImageConfig>::all(client.clone()), by_name())
-        .default_backoff()
-        .reflect(image_writer)
-        .filter(|e| future::ready(settled(e)))
-        .map(|_| ());
-    let imports = watcher(Api::<ImageImportConfig>::all(client.clone()), by_name())
-        .default_backoff()
-        .reflect(import_writer)
-        .filter(|e| future::ready(settled(e)))
-        .map(|_| ());
-    let mut events = std::pin::pin!(futures::stream::select(images, imports));
-    while events.next().await.is_some() {
-        let image = image_store.state().into_iter().next();
-        let import = import_store.state().into_iter().next();
-        tracing::debug!(
-            image = image.is_some(),
-            import = import.is_some(),
-            "configuration read"
-        );
-        let ca = match image
-            .as_ref()
-            .and_then(|i| i.spec.additional_trusted_ca.as_ref())
-        {
-            Some(reference) => Api::<ConfigMap>::namespaced(client.clone(), &namespace)
-                .get_opt(&reference.name)
-                .await
-                .ok()
-                .flatten()
-                .and_then(|cm| cm.data)
-                .map(|d| d.into_iter().collect())
-                .unwrap_or_default(),
-            None => HashMap::new(),
-        };
-        let next = Settings::new(
-            image.as_ref().map(|i| &i.spec),
-            import.as_ref().map(|i| &i.spec),
-            ca,
-        );
-        if !apply(next) {
-            return;
-        }
     }
 }
 

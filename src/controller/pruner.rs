@@ -268,13 +268,9 @@ async fn prune(
     }
 
     // stage 1: the operator's streams, in name order, after where the last run stopped
-    let mut mine: Vec<Arc<ImageStream>> = ctx.streams.state();
+    let mut mine: Vec<Arc<ImageStream>> = ctx.caches.streams.store().state();
     mine.sort_by_key(|s| stream_key(s));
-    let exists = |digest: &str| {
-        ctx.images
-            .get(&ObjectRef::new(&names::image(digest)))
-            .is_some()
-    };
+    let exists = |digest: &str| ctx.caches.image(&names::image(digest)).is_some();
     let mut writes = 0;
     let mut pruned_status = BTreeMap::new();
     let mut last_seen: Option<String> = None;

@@ -36,8 +36,9 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
-use super::{Metrics, scoped};
+use super::Metrics;
 use crate::api::image_stream::ImageStream;
+use crate::cache::scoped;
 use crate::trigger::{
     self, Change, Kind, TagKey, TagSource, TriggerIndex, Workload, WorkloadKey, access,
 };

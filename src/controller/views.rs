@@ -45,13 +45,14 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Context, scoped};
+use super::Context;
 use crate::api::image::Image;
 use crate::api::image_stream::ImageStream;
 use crate::api::image_stream_image::ImageStreamImage;
 use crate::api::image_stream_layers::ImageStreamLayers;
 use crate::api::image_stream_tag::ImageStreamTag;
 use crate::api::image_tag::ImageTag;
+use crate::cache::scoped;
 use crate::names;
 use crate::stream::image_index::ImageIndex;
 use crate::stream::layers::ImageLookup;
@@ -607,7 +608,8 @@ pub async fn sync(ctx: &Context, stream: &ImageStream) -> Result<Option<Duration
     if version.is_some() && state.in_step.at(&key) == version {
         return Ok(None);
     }
-    let lookup = CachedImages(&ctx.images);
+    let images = ctx.caches.images.store();
+    let lookup = CachedImages(&images);
     let desired = Views::of(stream, &lookup).keep(ctx.settings().views);
     let shown: Vec<String> = desired.shown.iter().map(|i| names::image(i)).collect();
     state

@@ -63,24 +63,22 @@ impl Queue {
     }
 
     /// Keeps the index in step with the stream watch (after its store was updated).
-    pub fn observe(&self, event: &Result<watcher::Event<ImageStream>, watcher::Error>) {
+    pub fn observe(&self, event: &crate::cache::Change<ImageStream>) {
         match event {
-            Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => {
-                lock(&self.index).apply(s)
-            }
-            Ok(watcher::Event::Delete(s)) => lock(&self.index).remove(
+            watcher::Event::Apply(s) | watcher::Event::InitApply(s) => lock(&self.index).apply(s),
+            watcher::Event::Delete(s) => lock(&self.index).remove(
                 s.metadata.namespace.as_deref().unwrap_or_default(),
                 s.metadata.name.as_deref().unwrap_or_default(),
             ),
             // a relist: streams deleted meanwhile never got a Delete
-            Ok(watcher::Event::InitDone) => {
+            watcher::Event::InitDone => {
                 let mut index = SourceIndex::default();
                 for s in self.streams.state() {
                     index.apply(&s);
                 }
                 *lock(&self.index) = index;
             }
-            Ok(watcher::Event::Init) | Err(_) => {}
+            watcher::Event::Init => {}
         }
     }
 

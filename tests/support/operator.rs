@@ -262,6 +262,7 @@ impl Running {
                 image_triggers: true,
                 in_flight: Arc::default(),
                 receivers: None,
+                caches: None,
             },
             webhooks: Some(WebhookOptions {
                 listener,
@@ -274,7 +275,10 @@ impl Running {
             shutdown_grace: operator::DEFAULT_SHUTDOWN_GRACE,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let client = account.client.clone();
+        // as `main` builds it: every request to the apiserver counted by verb and resource
+        let client =
+            imagestream_operator::api_latency::client(account.config.clone(), metrics.clone())
+                .expect("the operator's client");
         let task = tokio::spawn(async move {
             let _account = account; // keeps the token's kubeconfig alive
             operator::run(client, options, async move {

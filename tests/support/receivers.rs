@@ -84,6 +84,7 @@ impl Replica {
                 image_triggers: false,
                 in_flight: Arc::default(),
                 receivers: None,
+                caches: None,
             },
             webhooks: Some(WebhookOptions {
                 listener,

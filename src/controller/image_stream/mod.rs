@@ -90,7 +90,8 @@ async fn write(
 ) -> Result<Requeue, Error> {
     let (stream, namespace, name) = (&seen.stream, &seen.namespace, &seen.name);
     if outcome.unauthorized {
-        ctx.remember_credentials(&seen.uid, seen.keyring.id());
+        ctx.imports
+            .remember_credentials(&seen.uid, seen.keyring.id());
     }
     if outcome.limited {
         tracing::warn!(%namespace, %name, "a LimitRange refused the stream's new images");

@@ -57,15 +57,17 @@ pub(super) fn observe(ctx: &Context, stream: Arc<ImageStream>) -> Snapshot<'_> {
     // scheduled checks: is one due, and when is the next?
     let schedule = if settings.scheduled_interval.is_some() && sync::has_scheduled_tags(&stream) {
         let registries = plan::scheduled_registries(&stream);
-        let demands = ctx.quota_demands(plan::scheduled_sources(&stream), &keyring);
-        let decision = ctx.schedule_decide(&uid, &registries, &demands);
+        let demands = ctx
+            .imports
+            .quota_demands(plan::scheduled_sources(&stream), &keyring);
+        let decision = ctx.imports.schedule_decide(&uid, &registries, &demands);
         tracing::debug!(%namespace, %name, ?decision, interval = ?settings.scheduled_interval, "schedule");
         decision
     } else {
-        ctx.schedule_remove(&uid);
+        ctx.imports.schedule_remove(&uid);
         None
     };
-    let retry_unauthorized = ctx.credentials_changed(&uid, &keyring.id());
+    let retry_unauthorized = ctx.imports.credentials_changed(&uid, &keyring.id());
 
     // Tags a registry notification woke: checked now as their scheduled check would be,
     // within the same budgets (a due scheduled check of the stream already paid for them).
@@ -75,9 +77,9 @@ pub(super) fn observe(ctx: &Context, stream: Arc<ImageStream>) -> Snapshot<'_> {
         None
     } else {
         let sources = plan::woken_sources(&stream, &woken_tags);
-        let demands = ctx.quota_demands(sources.into_iter(), &keyring);
+        let demands = ctx.imports.quota_demands(sources.into_iter(), &keyring);
         let registries: Vec<String> = demands.iter().map(|d| d.registry.clone()).collect();
-        ctx.schedule_spend(&registries, &demands).err()
+        ctx.imports.schedule_spend(&registries, &demands).err()
     };
 
     let followed = decide::followed_streams(&stream)
