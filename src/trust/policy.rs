@@ -557,6 +557,38 @@ mod tests {
     }
 
     #[test]
+    fn the_example_policies_parse_and_resolve_their_globs() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/examples/image-policy.yaml"
+        );
+        let text = std::fs::read_to_string(path).expect("example exists");
+        let policies: Vec<ImagePolicy> = serde_saphyr::from_multiple(&text).expect("policies");
+        assert_eq!(policies.len(), 2);
+        assert!(
+            policies[0]
+                .spec
+                .covers(&reference("registry.example.com/team/app:1"))
+        );
+        assert!(
+            policies[1]
+                .spec
+                .covers(&reference("ghcr.io/example-org/a/b"))
+        );
+        assert_eq!(policies[1].spec.effective_enforcement(), Enforcement::Warn);
+        let identity = &policies[1].spec.authorities[0]
+            .keyless
+            .as_ref()
+            .expect("keyless")
+            .identities[0];
+        let re = regex::Regex::new(identity.subject_reg_exp.as_deref().expect("regexp"))
+            .expect("valid regexp");
+        assert!(re.is_match(
+            "https://github.com/example-org/app/.github/workflows/release.yml@refs/tags/v1"
+        ));
+    }
+
+    #[test]
     fn enforcement_and_requirement_default_to_enforce_and_any_of() {
         let spec = ImagePolicySpec::default();
         assert_eq!(spec.effective_enforcement(), Enforcement::Enforce);
