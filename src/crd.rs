@@ -17,6 +17,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         ImagePruner::crd(),
         ImageImportConfig::crd(),
         crate::receiver::ImageReceiver::crd(),
+        crate::trust::ImagePolicy::crd(),
     ]);
     crds.into_iter().map(unwrap_descriptions).collect()
 }

@@ -11,8 +11,8 @@
 //! that follow ImageStreamTags: image change triggers), [`controller`] (the controllers),
 //! [`operator`] (webhooks and controllers in one process), [`permissions`] (its rights,
 //! checked at start), [`leader`] (leader election), [`receiver`] (registry notifications),
-//! [`probes`] (health and metrics endpoints) and [`task`] (spawned tasks that end with their
-//! owner).
+//! [`probes`] (health and metrics endpoints), [`task`] (spawned tasks that end with their
+//! owner) and [`trust`] (image policies and signature verification before import).
 
 pub mod admission;
 pub mod api;
@@ -36,3 +36,4 @@ pub mod registry;
 pub mod stream;
 pub mod task;
 pub mod trigger;
+pub mod trust;
