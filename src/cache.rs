@@ -41,6 +41,9 @@ use crate::credentials::Keyring;
 use crate::import::engine::KnownImages;
 use crate::stream::limits::Limits;
 use crate::stream::settings::Settings;
+use crate::trust::policy::KeyReference;
+use crate::trust::resolve::SourceRef;
+use crate::trust::{ImagePolicy, ResolvedPolicy};
 
 /// A change of a kind as its followers see it: the watch's event, the object shared.
 pub type Change<K> = watcher::Event<Arc<K>>;
@@ -69,6 +72,8 @@ pub struct Caches {
     pub limit_ranges: Shared<LimitRange>,
     pub image_config: Shared<ImageConfig>,
     pub import_config: Shared<ImageImportConfig>,
+    /// The image policies (issue 20), resolved into the settings.
+    pub policies: Shared<ImagePolicy>,
     client: Client,
     namespace: String,
     /// The settings' receiver and the task that computes them, once asked for.
@@ -119,14 +124,15 @@ impl Caches {
             ),
             image_config: Shared::new(Api::all(client.clone()), by_name()),
             import_config: Shared::new(Api::all(client.clone()), by_name()),
+            policies: Shared::new(Api::all(client.clone()), watcher::Config::default()),
             client,
             namespace: scope.namespace.clone(),
             settings: Mutex::new(None),
         }
     }
 
-    /// The operator's settings from the configuration objects: `None` until both listed,
-    /// then a new value on every change of either.
+    /// The operator's settings from the configuration objects and the image policies:
+    /// `None` until all three listed, then a new value on every change of any.
     pub fn settings(&self) -> watch::Receiver<Option<Arc<Settings>>> {
         let mut settings = self.settings.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((rx, _)) = settings.as_ref() {
@@ -138,6 +144,7 @@ impl Caches {
             self.namespace.clone(),
             self.image_config.clone(),
             self.import_config.clone(),
+            self.policies.clone(),
             tx,
         ));
         *settings = Some((rx.clone(), task));
@@ -429,13 +436,15 @@ pub fn changed<K>(change: &Change<K>) -> bool {
     )
 }
 
-/// Recomputes the settings on every change of the two configuration objects once both
-/// listed (reading the `additionalTrustedCA` ConfigMap in `namespace` then).
+/// Recomputes the settings on every change of the two configuration objects or a policy
+/// once all listed (reading the `additionalTrustedCA` ConfigMap in `namespace`, and the keys
+/// and trusted roots the policies name, then).
 async fn follow_configuration(
     client: Client,
     namespace: String,
     image: Shared<ImageConfig>,
     import: Shared<ImageImportConfig>,
+    policy: Shared<ImagePolicy>,
     settings: watch::Sender<Option<Arc<Settings>>>,
 ) {
     let images = image
@@ -446,9 +455,16 @@ async fn follow_configuration(
         .follow()
         .filter(|e| future::ready(changed(e)))
         .map(|_| ());
-    let mut events = std::pin::pin!(futures::stream::select(images, imports));
+    let policies = policy
+        .follow()
+        .filter(|e| future::ready(changed(e)))
+        .map(|_| ());
+    let mut events = std::pin::pin!(futures::stream::select(
+        futures::stream::select(images, imports),
+        policies
+    ));
     while events.next().await.is_some() {
-        if !(image.is_listed() && import.is_listed()) {
+        if !(image.is_listed() && import.is_listed() && policy.is_listed()) {
             continue;
         }
         let (image, import) = (
@@ -474,12 +490,96 @@ async fn follow_configuration(
                 .unwrap_or_default(),
             None => HashMap::new(),
         };
-        let next = Settings::new(
+        let mut next = Settings::new(
             image.as_ref().map(|i| &i.spec),
             import.as_ref().map(|i| &i.spec),
             ca,
         );
+        next.import.policies = Arc::new(resolve_policies(&client, &policy.store().state()).await);
         settings.send_replace(Some(Arc::new(next)));
+    }
+}
+
+/// The policies with the keys and trusted roots they name read from their Secrets and
+/// ConfigMaps (a missing one leaves its authority failing, with the reason in its message).
+async fn resolve_policies(client: &Client, policies: &[Arc<ImagePolicy>]) -> Vec<ResolvedPolicy> {
+    let mut read: HashMap<(bool, KeyReference), Result<Vec<u8>, String>> = HashMap::new();
+    for policy in policies {
+        for source in crate::trust::resolve::sources(policy) {
+            let (secret, reference) = match source {
+                SourceRef::Secret(r) => (true, r),
+                SourceRef::ConfigMap(r) => (false, r),
+            };
+            if read.contains_key(&(secret, reference.clone())) {
+                continue;
+            }
+            let bytes = read_key(client, secret, reference).await;
+            read.insert((secret, reference.clone()), bytes);
+        }
+    }
+    let mut resolved: Vec<ResolvedPolicy> = policies
+        .iter()
+        .map(|policy| {
+            crate::trust::resolve(policy, |source| {
+                let key = match source {
+                    SourceRef::Secret(r) => (true, r.clone()),
+                    SourceRef::ConfigMap(r) => (false, r.clone()),
+                };
+                read.get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| Err("not read".to_string()))
+            })
+        })
+        .collect();
+    resolved.sort_by(|a, b| a.name.cmp(&b.name));
+    resolved
+}
+
+/// The bytes under `reference.key` of a Secret (`secret`) or ConfigMap.
+async fn read_key(
+    client: &Client,
+    secret: bool,
+    reference: &KeyReference,
+) -> Result<Vec<u8>, String> {
+    let (kind, found) = if secret {
+        let found = Api::<Secret>::namespaced(client.clone(), &reference.namespace)
+            .get_opt(&reference.name)
+            .await
+            .map(|s| {
+                s.and_then(|s| s.data)
+                    .and_then(|mut d| d.remove(&reference.key))
+                    .map(|b| b.0)
+            });
+        ("Secret", found)
+    } else {
+        let found = Api::<ConfigMap>::namespaced(client.clone(), &reference.namespace)
+            .get_opt(&reference.name)
+            .await
+            .map(|c| {
+                c.and_then(|c| {
+                    let text = c
+                        .data
+                        .and_then(|mut d| d.remove(&reference.key))
+                        .map(String::into_bytes);
+                    text.or_else(|| {
+                        c.binary_data
+                            .and_then(|mut d| d.remove(&reference.key))
+                            .map(|b| b.0)
+                    })
+                })
+            });
+        ("ConfigMap", found)
+    };
+    match found {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(format!(
+            "{kind} {}/{} has no key {:?}",
+            reference.namespace, reference.name, reference.key
+        )),
+        Err(e) => Err(format!(
+            "{kind} {}/{} could not be read: {e}",
+            reference.namespace, reference.name
+        )),
     }
 }
 

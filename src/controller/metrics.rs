@@ -32,6 +32,15 @@ struct ImportLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerificationLabels {
+    policy: String,
+    /// `passed` or `failed`.
+    result: &'static str,
+    /// `registry` (the signatures were read) or `cache` (a passing verdict kept).
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     registry: String,
     method: String,
@@ -106,6 +115,7 @@ pub struct Metrics {
     pub trigger_patches: AtomicU64,
     registry: Registry,
     imports: Family<ImportLabels, Counter>,
+    verifications: Family<VerificationLabels, Counter>,
     requests: Family<RequestLabels, Counter>,
     import_seconds: Histogram,
     reconcile_errors: Family<ErrorLabels, Counter>,
@@ -210,6 +220,12 @@ impl Default for Metrics {
             "imports",
             "Tag imports by registry, result (new, unchanged, failed) and failure reason",
             imports.clone(),
+        );
+        let verifications = Family::<VerificationLabels, Counter>::default();
+        registry.register(
+            "image_verifications",
+            "Signature verifications of imported images by image policy, result (passed, failed) and source (registry, cache)",
+            verifications.clone(),
         );
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -357,6 +373,7 @@ impl Default for Metrics {
             scheduled_tags: AtomicU64::default(),
             trigger_patches: AtomicU64::default(),
             imports,
+            verifications,
             requests,
             import_seconds,
             reconcile_errors,
@@ -400,6 +417,17 @@ impl Metrics {
                 registry: registry.into(),
                 result: label,
                 reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// One image's verification against `policy` (see [`crate::import::trust`]).
+    pub(crate) fn verification(&self, policy: &str, result: &'static str, cached: bool) {
+        self.verifications
+            .get_or_create(&VerificationLabels {
+                policy: policy.into(),
+                result,
+                source: if cached { "cache" } else { "registry" },
             })
             .inc();
     }

@@ -259,6 +259,11 @@ impl Run<'_> {
                 r.as_ref().map(|i| i.unchanged).map_err(|f| f.reason),
             );
         }
+        for v in &result.verifications {
+            for (policy, outcome, cached) in &v.policies {
+                self.metrics.verification(policy, outcome, *cached);
+            }
+        }
         if let (Some(repository), Some(listed)) = (&batch.repository, &result.repository) {
             let registry = registry_of(&repository.from);
             for r in listed.images.iter().flatten() {

@@ -238,6 +238,8 @@ pub struct Settings {
     pub insecure_registries: Vec<String>,
     /// Extra CA bundles (PEM) by registry `host[:port]`.
     pub ca_bundles: HashMap<String, Arc<CaBundle>>,
+    /// The image policies, resolved: an image one covers is verified before its tag moves.
+    pub policies: Arc<Vec<crate::trust::ResolvedPolicy>>,
 }
 
 impl Default for Settings {
@@ -247,6 +249,7 @@ impl Default for Settings {
             bulk_import_limit: Some(DEFAULT_BULK_IMPORT_LIMIT),
             insecure_registries: Vec::new(),
             ca_bundles: HashMap::new(),
+            policies: Arc::default(),
         }
     }
 }
@@ -386,6 +389,8 @@ pub struct BatchResult {
     /// Images fetched by this batch, by digest (children and lists alike); Images that were
     /// already known are not here.
     pub new_images: BTreeMap<String, Image>,
+    /// The images an image policy covered, and what their verification decided.
+    pub verifications: Vec<Verification>,
 }
 
 impl BatchResult {
@@ -397,6 +402,21 @@ impl BatchResult {
             .partition(|i| i.spec.is_manifest_list());
         singles.into_iter().chain(lists).collect()
     }
+}
+
+/// What the verification of one imported image decided, for the controllers' Events and
+/// counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verification {
+    /// The tag it was imported for (empty for an import by digest).
+    pub tag: String,
+    pub image: String,
+    pub decision: crate::trust::Decision,
+    /// The reason and message reported: the refusal's, or what a `Warn` policy found.
+    pub failure: Option<(&'static str, String)>,
+    /// Each covering policy and its result (`passed`, `failed`), and whether it came from
+    /// the cache.
+    pub policies: Vec<(String, &'static str, bool)>,
 }
 
 #[cfg(test)]

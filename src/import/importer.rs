@@ -34,10 +34,11 @@ use crate::registry::{ClientCache, ClientKey, RegistryClient, RegistryError};
 use super::config_cache::ConfigCache;
 use super::contract::{
     Batch, BatchResult, Failure, ImageImport, ImageResult, Imported, PullSpec, RepositoryImport,
-    RepositoryResult, Settings,
+    RepositoryResult, Settings, Verification,
 };
 use super::engine::{self, KnownImages, ListResolutions, Outcome};
 use super::source::{CachingSource, RepositorySource};
+use super::trust::{self, VerdictCache};
 
 /// Repositories imported at the same time within one batch.
 const CONCURRENT_REPOSITORIES: usize = 8;
@@ -71,6 +72,8 @@ pub struct Importer {
     clients: ClientCache,
     lists: ListResolutions,
     configs: ConfigCache,
+    /// Passing signature verdicts (see [`super::trust`]).
+    verdicts: VerdictCache,
 }
 
 impl std::fmt::Debug for Importer {
@@ -117,6 +120,7 @@ impl Importer {
             clients,
             lists: ListResolutions::default(),
             configs: ConfigCache::default(),
+            verdicts: VerdictCache::default(),
         }
     }
 
@@ -159,6 +163,7 @@ impl Importer {
         let known = Learnt {
             base: known,
             added: Mutex::new(BTreeMap::new()),
+            verifications: Mutex::new(Vec::new()),
         };
         let mut images: Vec<Option<ImageResult>> = vec![None; batch.images.len()];
         let mut groups: BTreeMap<Target, Vec<Planned>> = BTreeMap::new();
@@ -237,6 +242,10 @@ impl Importer {
             repository,
             new_images: known
                 .added
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner),
+            verifications: known
+                .verifications
                 .into_inner()
                 .unwrap_or_else(PoisonError::into_inner),
         }
@@ -380,10 +389,40 @@ impl Importer {
         )
         .await?;
         let unchanged = matches!(outcome, Outcome::Unchanged { .. });
+        let image = outcome.image().to_string();
+        // a new image an image policy covers is verified before the tag moves
+        let verdict = match (unchanged, p.import.from.parsed()) {
+            (false, Ok(reference)) if !settings.policies.is_empty() => {
+                trust::check(
+                    &source,
+                    &settings.policies,
+                    &self.verdicts,
+                    reference,
+                    &image,
+                    now,
+                )
+                .await
+            }
+            _ => None,
+        };
+        let mut outcome = outcome;
+        if let Some((verdict, cached)) = &verdict {
+            let (verification, refusal) = trust::outcome(verdict, cached, &p.tag, &image);
+            known
+                .verifications
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(verification);
+            if let Some(refusal) = refusal {
+                return Err(refusal);
+            }
+            if let Outcome::Imported { images, .. } = &mut outcome {
+                trust::record_signatures(images, &image, verdict, now);
+            }
+        }
         if let Outcome::Imported { images, .. } = &outcome {
             known.add(images);
         }
-        let image = outcome.image().to_string();
         Ok(Imported {
             tag: p.tag.clone(),
             reference: format!("{}@{image}", name.repository_as_written),
@@ -582,6 +621,8 @@ fn unknown_failure() -> Failure {
 struct Learnt<'a, K> {
     base: &'a K,
     added: Mutex<BTreeMap<String, Image>>,
+    /// What the verification of each image a policy covered decided.
+    verifications: Mutex<Vec<Verification>>,
 }
 
 impl<K> Learnt<'_, K> {

@@ -6,7 +6,8 @@
 //! the registry operations one import needs ([`source::Source`], over the registry client in
 //! [`crate::registry`]); [`engine`] one tag's import (HEAD first, known Images never
 //! refetched); [`config_cache`] config blobs by digest, fetched once; and [`importer`] a whole
-//! request: credentials, clients, repository listing.
+//! request: credentials, clients, repository listing; [`trust`] the verification of an
+//! image a policy covers before its tag moves.
 
 pub mod config_cache;
 pub mod contract;
@@ -14,3 +15,4 @@ pub mod engine;
 pub mod importer;
 pub mod manifest;
 pub mod source;
+pub mod trust;

@@ -217,8 +217,7 @@ mod tests {
     fn batch(images: Vec<ImageResult>) -> BatchResult {
         BatchResult {
             images,
-            repository: None,
-            new_images: Default::default(),
+            ..BatchResult::default()
         }
     }
 
@@ -287,6 +286,7 @@ mod tests {
                 additional_tags: vec![],
             }),
             new_images: Default::default(),
+            verifications: Vec::new(),
         };
         let outcome = decide(inputs(&s, &[], Some(&result), &no_streams));
         assert_eq!(outcome.repository, Some(Err(failure)));
@@ -300,6 +300,7 @@ mod tests {
                 additional_tags: vec![],
             }),
             new_images: Default::default(),
+            verifications: Vec::new(),
         };
         let outcome = decide(inputs(&s, &[], Some(&listed), &no_streams));
         assert_eq!(outcome.repository, Some(Ok(())));

@@ -115,6 +115,7 @@ mod tests {
                 additional_tags: Vec::new(),
             }),
             new_images: Default::default(),
+            verifications: Vec::new(),
         };
         fail_refused(&mut result, &refused);
         assert_eq!(result.images[0], Err(failure.clone()));

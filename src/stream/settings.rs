@@ -101,6 +101,7 @@ impl Settings {
                 bulk_import_limit: import.effective_bulk_import_limit(),
                 insecure_registries: sources.insecure_registries.clone().unwrap_or_default(),
                 ca_bundles,
+                policies: Default::default(),
             },
             default_mode: match image.image_stream_import_mode.as_deref() {
                 Some("PreserveOriginal") => Mode::PreserveOriginal,

@@ -192,7 +192,7 @@ fn subject(reference: &DockerImageReference, now: Timestamp) -> Subject<'_> {
 }
 
 /// Cosign's simple signing payload.
-fn payload(digest: &str, docker_reference: &str) -> Vec<u8> {
+pub(crate) fn payload(digest: &str, docker_reference: &str) -> Vec<u8> {
     serde_json::json!({
         "critical": {
             "identity": {"docker-reference": docker_reference},
@@ -226,7 +226,7 @@ fn keyed_layer(pair: &EcdsaKeyPair, digest: &str) -> SignatureLayer {
     layer(p, &sig, &[])
 }
 
-fn key_authority(name: &str, pem: &str) -> Authority {
+pub(crate) fn key_authority(name: &str, pem: &str) -> Authority {
     Authority {
         name: name.to_string(),
         key: Some(DataSource {
@@ -259,7 +259,7 @@ fn exact(issuer: &str, subject: &str) -> Identity {
     }
 }
 
-fn policy_with(
+pub(crate) fn policy_with(
     name: &str,
     authorities: Vec<Authority>,
     enforcement: Enforcement,

@@ -141,6 +141,13 @@ impl FakeSource {
         self.put(tag, bytes, media_type)
     }
 
+    /// Stores a blob; returns its digest.
+    pub fn blob(&mut self, bytes: Vec<u8>) -> String {
+        let digest = digest_of(&bytes);
+        self.blobs.insert(digest.clone(), bytes);
+        digest
+    }
+
     /// Stores raw manifest bytes (by digest and `tag`); returns the digest.
     pub fn put(&mut self, tag: Option<&str>, bytes: Vec<u8>, media_type: &str) -> String {
         let digest = digest_of(&bytes);
