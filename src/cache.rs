@@ -27,7 +27,8 @@ use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, future};
 use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Secret};
-use kube::api::Api;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -43,7 +44,7 @@ use crate::stream::limits::Limits;
 use crate::stream::settings::Settings;
 use crate::trust::policy::KeyReference;
 use crate::trust::resolve::SourceRef;
-use crate::trust::{ImagePolicy, ResolvedPolicy};
+use crate::trust::{ImagePolicy, ImagePolicyStatus, ResolvedPolicy};
 
 /// A change of a kind as its followers see it: the watch's event, the object shared.
 pub type Change<K> = watcher::Event<Arc<K>>;
@@ -495,8 +496,60 @@ async fn follow_configuration(
             import.as_ref().map(|i| &i.spec),
             ca,
         );
-        next.import.policies = Arc::new(resolve_policies(&client, &policy.store().state()).await);
+        let policies = policy.store().state();
+        let resolved = resolve_policies(&client, &policies).await;
+        next.import.policies = Arc::new(resolved.clone());
         settings.send_replace(Some(Arc::new(next)));
+        // after the imports have them: Ready says a policy is in force
+        report_policies(&client, &policies, &resolved).await;
+    }
+}
+
+/// Writes each policy's `Ready` condition where it changed (every replica computes the same,
+/// so a second writer finds nothing to change).
+async fn report_policies(
+    client: &Client,
+    policies: &[Arc<ImagePolicy>],
+    resolved: &[ResolvedPolicy],
+) {
+    let api = Api::<ImagePolicy>::all(client.clone());
+    for policy in policies {
+        let name = policy.name_any();
+        let Some(resolved) = resolved.iter().find(|r| r.name == name) else {
+            continue;
+        };
+        let (status, reason, message) = resolved.ready();
+        let current = policy.status.clone().unwrap_or_default();
+        let previous = current.conditions.iter().find(|c| c.type_ == "Ready");
+        let generation = policy.metadata.generation;
+        let unchanged = current.observed_generation == generation
+            && previous
+                .is_some_and(|c| c.status == status && c.reason == reason && c.message == message);
+        if unchanged {
+            continue;
+        }
+        let transition = match previous {
+            Some(c) if c.status == status => c.last_transition_time.clone(),
+            _ => Time(jiff::Timestamp::now()),
+        };
+        let next = ImagePolicyStatus {
+            observed_generation: generation,
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: status.into(),
+                reason: reason.into(),
+                message,
+                observed_generation: generation,
+                last_transition_time: transition,
+            }],
+        };
+        let patch = serde_json::json!({"status": next});
+        if let Err(e) = api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            tracing::warn!(policy = %name, error = %e, "writing the ImagePolicy status failed");
+        }
     }
 }
 
