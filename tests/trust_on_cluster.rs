@@ -163,16 +163,24 @@ async fn apply_policy(api: &Api<ImagePolicy>, policy: &Value) -> i64 {
 /// Waits until the operator reports the policy Ready for `generation`: it has read the key
 /// and verifies with this version of the policy from now on.
 async fn wait_ready(api: &Api<ImagePolicy>, generation: i64) {
-    eventually(WAIT, "the ImagePolicy Ready for its generation", || async {
-        let p = api.get(POLICY).await.ok()?;
-        let status = p.status?;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let policy = api.get(POLICY).await.expect("get the ImagePolicy");
+        let status = policy.status.clone().unwrap_or_default();
         let ready = status
             .conditions
             .iter()
             .any(|c| c.type_ == "Ready" && c.status == "True");
-        (ready && status.observed_generation == Some(generation)).then_some(())
-    })
-    .await;
+        if ready && status.observed_generation == Some(generation) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not within {WAIT:?}: the ImagePolicy Ready for generation {generation}: status {}",
+            serde_json::to_string(&policy.status).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn scrape(port: u16) -> String {
