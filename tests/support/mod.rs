@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod cosign;
 pub mod crds;
 pub mod fault_registry;
 pub mod images;

@@ -1,0 +1,368 @@
+//! Cosign signatures through a real registry (distribution 2.8.2), without a cluster: images
+//! pushed with `support::images`, signed with `support::cosign` the way `cosign sign --key`
+//! stores signatures (an OCI manifest tagged `sha256-<hex>.sig` whose layers are the simple
+//! signing payloads), fetched back with the operator's own registry client and verified by
+//! the pure core (`imagestream_operator::trust`). This is the IO layer's step 3 of the design
+//! note in `src/trust/mod.rs` done by hand: it shows that what the test signer writes is what
+//! the core verifies, so the cluster tests can rely on the signer.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use imagestream_operator::reference::DockerImageReference;
+use imagestream_operator::registry::{RegistryClient, RegistryConfig};
+use imagestream_operator::trust::policy::{
+    Authority, DataSource, ImagePattern, ImagePolicy, ImagePolicySpec, covering,
+};
+use imagestream_operator::trust::{
+    self, Decision, Enforcement, FailureReason, ResolvedPolicy, SignatureLayer, Subject, Verdict,
+};
+use support::cosign::{self, CosignKey, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE};
+use support::images::{ImageSpec, IndexSpec, OCI_MANIFEST, TestImage};
+use support::registry::{RegistryOptions, TestRegistry, ensure_crypto};
+
+/// What a signature layer blob may weigh (a payload is a few hundred bytes).
+const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+
+fn client() -> RegistryClient {
+    ensure_crypto();
+    let config = RegistryConfig {
+        timeout: Duration::from_secs(10),
+        min_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+        ..RegistryConfig::default()
+    };
+    RegistryClient::new(config, None, true, None).expect("client")
+}
+
+async fn push(reg: &TestRegistry, repo: &str, tag: &str, seed: u64) -> String {
+    let image: TestImage = ImageSpec::single("amd64", seed).build().into();
+    reg.client().push(repo, tag, &image).await.expect("push")
+}
+
+/// The IO layer's step 3: the manifest tagged `sha256-<hex>.sig` in the image's repository
+/// and each layer's blob; no such tag is no signature.
+async fn fetch_signatures(
+    client: &RegistryClient,
+    reg: &TestRegistry,
+    repo: &str,
+    digest: &str,
+) -> Vec<SignatureLayer> {
+    let tag = trust::cosign::signature_tag(digest).expect("a digest");
+    let manifest = match client.get_manifest(reg.addr(), repo, &tag).await {
+        Ok(m) => m,
+        Err(e) if e.reason() == "NotFound" => return Vec::new(),
+        Err(e) => panic!("GET {repo}:{tag}: {e} ({})", e.reason()),
+    };
+    assert_eq!(
+        manifest.media_type, OCI_MANIFEST,
+        "cosign pushes OCI manifests"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&manifest.bytes).expect("manifest JSON");
+    let mut layers = Vec::new();
+    for layer in json["layers"].as_array().expect("layers") {
+        let digest = layer["digest"].as_str().expect("layer digest").to_string();
+        let payload = client
+            .get_blob(reg.addr(), repo, &digest, MAX_PAYLOAD_BYTES)
+            .await
+            .unwrap_or_else(|e| panic!("GET blob {digest}: {e}"));
+        let annotations: BTreeMap<String, String> = layer["annotations"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect();
+        layers.push(SignatureLayer {
+            media_type: layer["mediaType"].as_str().unwrap_or_default().to_string(),
+            digest,
+            annotations,
+            payload: payload.to_vec(),
+        });
+    }
+    layers
+}
+
+/// An Enforce policy covering `<addr>/signed/**` with `key` as its one authority, inline.
+fn policy(reg: &TestRegistry, name: &str, key: &CosignKey) -> ImagePolicy {
+    let mut p = ImagePolicy::new(
+        name,
+        ImagePolicySpec {
+            images: vec![ImagePattern {
+                glob: format!("{}/signed/**", reg.addr()),
+            }],
+            authorities: vec![Authority {
+                name: "team-key".into(),
+                key: Some(DataSource {
+                    data: Some(key.public_pem()),
+                    ..Default::default()
+                }),
+                keyless: None,
+            }],
+            enforcement: Some(Enforcement::Enforce),
+            requirement: None,
+        },
+    );
+    p.metadata.generation = Some(1);
+    p
+}
+
+fn resolved(reg: &TestRegistry, key: &CosignKey) -> ResolvedPolicy {
+    let r = trust::resolve(&policy(reg, "signed", key), |source| {
+        Err(format!("no cluster here: {source:?}"))
+    });
+    assert_eq!(r.ready().0, "True", "{:?}", r.ready());
+    r
+}
+
+/// Fetches the signatures of `repo@digest` (imported as `repo:latest`) and verifies them
+/// against `policy`.
+async fn check(
+    reg: &TestRegistry,
+    policy: &ResolvedPolicy,
+    repo: &str,
+    digest: &str,
+) -> (Verdict, Vec<SignatureLayer>) {
+    let layers = fetch_signatures(&client(), reg, repo, digest).await;
+    let reference = DockerImageReference::parse(&reg.image_ref(repo, "latest")).expect("reference");
+    let subject = Subject {
+        digest,
+        reference: &reference,
+        now: Timestamp::now(),
+    };
+    (trust::verify([policy], &layers, subject), layers)
+}
+
+fn failure(verdict: &Verdict) -> (FailureReason, String) {
+    let f = verdict.failure().expect("a failure");
+    (f.reason, f.message.clone())
+}
+
+#[tokio::test]
+async fn a_signed_image_verifies_through_the_registry_and_fills_an_image_signature() {
+    let reg = RegistryOptions::plain().start();
+    let key = CosignKey::generate();
+    let digest = push(&reg, "signed/app", "latest", 2001).await;
+    let signed = cosign::sign(&reg, "signed/app", &digest, &key)
+        .await
+        .expect("sign");
+
+    // stored as cosign stores it: a `.sig` tag beside `latest`
+    let tags = reg.client().tags("signed/app").await.expect("tags");
+    let sig_tag = format!("sha256-{}.sig", &digest[7..]);
+    assert!(tags.contains(&sig_tag), "{tags:?}");
+
+    let policy = resolved(&reg, &key);
+    let reference = DockerImageReference::parse(&reg.image_ref("signed/app", "latest")).unwrap();
+    assert_eq!(
+        covering([&policy], &reference).enforcement,
+        Some(Enforcement::Enforce)
+    );
+    let other = DockerImageReference::parse(&reg.image_ref("other/app", "latest")).unwrap();
+    assert!(covering([&policy], &other).policies.is_empty());
+
+    let (verdict, layers) = check(&reg, &policy, "signed/app", &digest).await;
+    assert_eq!(layers.len(), 1);
+    assert_eq!(layers[0].media_type, SIMPLE_SIGNING_MEDIA_TYPE);
+    assert_eq!(layers[0].digest, signed.payload.digest);
+    assert_eq!(
+        layers[0].annotations.get(SIGNATURE_ANNOTATION),
+        Some(&signed.signature_b64())
+    );
+    assert_eq!(verdict.decision, Decision::Passed, "{verdict:?}");
+    assert_eq!(verdict.failure(), None);
+    assert_eq!(verdict.policies[0].result(), "Passed");
+
+    let signatures = verdict.signatures();
+    assert_eq!(signatures.len(), 1);
+    let now = Timestamp::now();
+    let fields = signatures[0].image_signature(now);
+    assert_eq!(fields.type_, "CosignSimpleSigningV1");
+    assert_eq!(fields.content.0, signed.signature);
+    assert_eq!(
+        fields.image_identity,
+        format!("{}/signed/app", reg.addr()),
+        "cosign signs the repository, no tag"
+    );
+    let statuses: Vec<(&str, &str)> = fields
+        .conditions
+        .iter()
+        .map(|c| (c.type_.as_str(), c.status.as_str()))
+        .collect();
+    assert_eq!(statuses, [("Trusted", "True"), ("ForImage", "True")]);
+    let issued_to = fields.issued_to.as_ref().expect("issuedTo");
+    assert_eq!(issued_to.public_key_id, key.key_id());
+    assert_eq!(fields.issued_by, None, "a key has no issuer");
+    assert!(
+        fields.signed_claims.is_empty(),
+        "{:?}",
+        fields.signed_claims
+    );
+}
+
+#[tokio::test]
+async fn claims_signed_with_the_image_are_recorded() {
+    let reg = RegistryOptions::plain().start();
+    let key = CosignKey::generate();
+    let digest = push(&reg, "signed/claims", "latest", 2002).await;
+    cosign::sign_with_claims(
+        &reg,
+        "signed/claims",
+        &digest,
+        &key,
+        &[("build", "42"), ("git-sha", "abc123")],
+    )
+    .await
+    .expect("sign");
+    let (verdict, _) = check(&reg, &resolved(&reg, &key), "signed/claims", &digest).await;
+    assert_eq!(verdict.decision, Decision::Passed, "{verdict:?}");
+    let claims = &verdict.signatures()[0].signed_claims;
+    assert_eq!(
+        claims,
+        &BTreeMap::from([
+            ("build".to_string(), "42".to_string()),
+            ("git-sha".to_string(), "abc123".to_string()),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_signature_by_another_key_is_invalid_and_refused() {
+    let reg = RegistryOptions::plain().start();
+    let (trusted, other) = (CosignKey::generate(), CosignKey::generate());
+    let digest = push(&reg, "signed/app", "latest", 2003).await;
+    cosign::sign(&reg, "signed/app", &digest, &other)
+        .await
+        .expect("sign");
+
+    let (verdict, layers) = check(&reg, &resolved(&reg, &trusted), "signed/app", &digest).await;
+    assert_eq!(layers.len(), 1);
+    assert_eq!(verdict.decision, Decision::Refused);
+    let (reason, message) = failure(&verdict);
+    assert_eq!(reason, FailureReason::SignatureInvalid, "{message}");
+    assert!(
+        message.contains("\"signed\"") && message.contains("\"team-key\""),
+        "the message names the policy and the authority: {message}"
+    );
+    assert!(verdict.signatures().is_empty());
+}
+
+#[tokio::test]
+async fn an_unsigned_image_has_no_signature_tag_and_misses_its_signature() {
+    let reg = RegistryOptions::plain().start();
+    let key = CosignKey::generate();
+    let digest = push(&reg, "signed/app", "latest", 2004).await;
+
+    // the registry answers 404 for the `.sig` tag: the client's NotFound, no layers
+    let tag = trust::cosign::signature_tag(&digest).unwrap();
+    let err = client()
+        .get_manifest(reg.addr(), "signed/app", &tag)
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "NotFound", "{err}");
+
+    let (verdict, layers) = check(&reg, &resolved(&reg, &key), "signed/app", &digest).await;
+    assert!(layers.is_empty());
+    assert_eq!(verdict.decision, Decision::Refused);
+    let (reason, message) = failure(&verdict);
+    assert_eq!(reason, FailureReason::SignatureMissing, "{message}");
+    assert!(message.contains(&digest), "{message}");
+}
+
+#[tokio::test]
+async fn signatures_are_appended_and_any_one_by_the_trusted_key_passes() {
+    let reg = RegistryOptions::plain().start();
+    let (trusted, other) = (CosignKey::generate(), CosignKey::generate());
+    let digest = push(&reg, "signed/app", "latest", 2005).await;
+    cosign::sign(&reg, "signed/app", &digest, &other)
+        .await
+        .expect("sign");
+    let good = cosign::sign(&reg, "signed/app", &digest, &trusted)
+        .await
+        .expect("sign");
+
+    let (verdict, layers) = check(&reg, &resolved(&reg, &trusted), "signed/app", &digest).await;
+    assert_eq!(layers.len(), 2, "cosign appends a signature layer");
+    assert_eq!(verdict.decision, Decision::Passed, "{verdict:?}");
+    let signatures = verdict.signatures();
+    assert_eq!(signatures.len(), 1, "only the trusted key's signature");
+    assert_eq!(signatures[0].signature, good.signature);
+}
+
+#[tokio::test]
+async fn signatures_for_another_digest_another_repository_or_a_tampered_payload_fail() {
+    let reg = RegistryOptions::plain().start();
+    let key = CosignKey::generate();
+    let policy = resolved(&reg, &key);
+
+    // a valid signature of v1 copied under v2's `.sig` tag
+    let v1 = push(&reg, "signed/copied", "v1", 2006).await;
+    let v2 = push(&reg, "signed/copied", "latest", 2007).await;
+    cosign::sign_for_digest(&reg, "signed/copied", &v2, &v1, &key)
+        .await
+        .expect("sign");
+    let (verdict, _) = check(&reg, &policy, "signed/copied", &v2).await;
+    assert_eq!(verdict.decision, Decision::Refused);
+    assert_eq!(
+        failure(&verdict).0,
+        FailureReason::SignatureForAnotherImage,
+        "{verdict:?}"
+    );
+
+    // the same image pushed to a second repository, signed for the first one
+    let moved = push(&reg, "signed/moved", "latest", 2008).await;
+    let elsewhere = cosign::docker_reference(&reg, "signed/original");
+    cosign::sign_as(&reg, "signed/moved", &moved, &elsewhere, &key)
+        .await
+        .expect("sign");
+    let (verdict, _) = check(&reg, &policy, "signed/moved", &moved).await;
+    assert_eq!(
+        failure(&verdict).0,
+        FailureReason::ReferenceMismatch,
+        "{verdict:?}"
+    );
+
+    // a payload changed after signing (its blob and digest agree; the signature does not)
+    let tampered = push(&reg, "signed/tampered", "latest", 2009).await;
+    cosign::push_tampered(&reg, "signed/tampered", &tampered, &key)
+        .await
+        .expect("sign");
+    let (verdict, layers) = check(&reg, &policy, "signed/tampered", &tampered).await;
+    assert_eq!(layers.len(), 1);
+    assert_eq!(
+        failure(&verdict).0,
+        FailureReason::SignatureInvalid,
+        "{verdict:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_index_is_verified_by_its_own_digest() {
+    let reg = RegistryOptions::plain().start();
+    let key = CosignKey::generate();
+    let index: TestImage = IndexSpec::oci(2010).into();
+    let digest = reg
+        .client()
+        .push("signed/multi", "latest", &index)
+        .await
+        .expect("push");
+    cosign::sign(&reg, "signed/multi", &digest, &key)
+        .await
+        .expect("sign");
+    let policy = resolved(&reg, &key);
+    let (verdict, _) = check(&reg, &policy, "signed/multi", &digest).await;
+    assert_eq!(verdict.decision, Decision::Passed, "{verdict:?}");
+
+    // a platform image of the index is not signed by the index's signature
+    let child = index
+        .child("linux/arm64/v8")
+        .expect("child")
+        .digest()
+        .to_string();
+    let (verdict, layers) = check(&reg, &policy, "signed/multi", &child).await;
+    assert!(layers.is_empty());
+    assert_eq!(failure(&verdict).0, FailureReason::SignatureMissing);
+}
