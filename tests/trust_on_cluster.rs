@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 
 use imagestream_operator::api::image::Image;
 use imagestream_operator::api::image_stream::{ImageStream, TagEventCondition, TagReference};
+use imagestream_operator::names;
 use imagestream_operator::trust::ImagePolicy;
 use support::cluster::{TestCluster, events};
 use support::cosign::{self, CosignKey};
@@ -193,12 +194,19 @@ async fn scrape(port: u16) -> String {
 
 /// The value of `imagestream_operator_image_verifications_total{policy,result}`, 0 when the
 /// scrape has no such sample.
-fn verifications(text: &str, policy: &str, result: &str) -> f64 {
+/// Verifications counted for `policy` with `reason` (`""`: passed).
+fn verifications(text: &str, policy: &str, reason: &str) -> f64 {
+    let result = if reason.is_empty() {
+        "passed"
+    } else {
+        "failed"
+    };
     text.lines()
         .filter(|l| l.starts_with("imagestream_operator_image_verifications_total{"))
         .filter(|l| {
             l.contains(&format!("policy=\"{policy}\""))
                 && l.contains(&format!("result=\"{result}\""))
+                && l.contains(&format!("reason=\"{reason}\""))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
@@ -266,7 +274,7 @@ async fn an_enforced_policy_keeps_unsigned_images_out_and_a_warning_one_lets_the
     );
 
     let image = eventually(WAIT, "the Image of v1 with its signature", || async {
-        let image = images.get_opt(&v1).await.ok()??;
+        let image = images.get_opt(&names::image(&v1)).await.ok()??;
         (!image.spec.signatures.is_empty()).then_some(image)
     })
     .await;
@@ -300,14 +308,17 @@ async fn an_enforced_policy_keeps_unsigned_images_out_and_a_warning_one_lets_the
             .map(|s| s.public_key_id.as_str()),
         Some(key.key_id().as_str())
     );
-    let unsigned_image = images.get(&outside).await.expect("the Image of other/app");
+    let unsigned_image = images
+        .get(&names::image(&outside))
+        .await
+        .expect("the Image of other/app");
     assert!(
         unsigned_image.spec.signatures.is_empty(),
         "no signature is looked for outside the globs"
     );
     let text = scrape(op.probes_port).await;
     assert!(
-        verifications(&text, POLICY, "Passed") >= 1.0,
+        verifications(&text, POLICY, "") >= 1.0,
         "a Passed verification: {text}"
     );
 
@@ -382,7 +393,10 @@ async fn an_enforced_policy_keeps_unsigned_images_out_and_a_warning_one_lets_the
         note.contains("SignatureMissing") && note.contains(POLICY),
         "the note names the failure and the policy: {note}"
     );
-    let image = images.get(&v2).await.expect("the Image of v2");
+    let image = images
+        .get(&names::image(&v2))
+        .await
+        .expect("the Image of v2");
     assert!(
         image.spec.signatures.is_empty(),
         "an unsigned image has no signature to record"

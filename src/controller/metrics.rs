@@ -36,6 +36,8 @@ struct VerificationLabels {
     policy: String,
     /// `passed` or `failed`.
     result: &'static str,
+    /// The failure's stable reason (`SignatureMissing`, ...); empty when it passed.
+    reason: &'static str,
     /// `registry` (the signatures were read) or `cache` (a passing verdict kept).
     source: &'static str,
 }
@@ -224,7 +226,7 @@ impl Default for Metrics {
         let verifications = Family::<VerificationLabels, Counter>::default();
         registry.register(
             "image_verifications",
-            "Signature verifications of imported images by image policy, result (passed, failed) and source (registry, cache)",
+            "Signature verifications of imported images by image policy, result (passed, failed), failure reason and source (registry, cache)",
             verifications.clone(),
         );
         let requests = Family::<RequestLabels, Counter>::default();
@@ -422,11 +424,18 @@ impl Metrics {
     }
 
     /// One image's verification against `policy` (see [`crate::import::trust`]).
-    pub(crate) fn verification(&self, policy: &str, result: &'static str, cached: bool) {
+    pub(crate) fn verification(
+        &self,
+        policy: &str,
+        passed: bool,
+        reason: &'static str,
+        cached: bool,
+    ) {
         self.verifications
             .get_or_create(&VerificationLabels {
                 policy: policy.into(),
-                result,
+                result: if passed { "passed" } else { "failed" },
+                reason,
                 source: if cached { "cache" } else { "registry" },
             })
             .inc();

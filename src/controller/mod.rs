@@ -260,8 +260,9 @@ impl Run<'_> {
             );
         }
         for v in &result.verifications {
-            for (policy, outcome, cached) in &v.policies {
-                self.metrics.verification(policy, outcome, *cached);
+            for p in &v.policies {
+                self.metrics
+                    .verification(&p.policy, p.passed, p.reason, p.cached);
             }
         }
         if let (Some(repository), Some(listed)) = (&batch.repository, &result.repository) {

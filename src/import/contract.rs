@@ -414,9 +414,19 @@ pub struct Verification {
     pub decision: crate::trust::Decision,
     /// The reason and message reported: the refusal's, or what a `Warn` policy found.
     pub failure: Option<(&'static str, String)>,
-    /// Each covering policy and its result (`passed`, `failed`), and whether it came from
-    /// the cache.
-    pub policies: Vec<(String, &'static str, bool)>,
+    /// Each covering policy's result.
+    pub policies: Vec<PolicyResult>,
+}
+
+/// One covering policy's result for an image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyResult {
+    pub policy: String,
+    pub passed: bool,
+    /// Why it failed (a stable reason); empty when it passed.
+    pub reason: &'static str,
+    /// A passing verdict kept from an earlier verification of the same image.
+    pub cached: bool,
 }
 
 #[cfg(test)]

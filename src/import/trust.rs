@@ -22,7 +22,7 @@ use crate::trust::policy::covering;
 use crate::trust::verify::verify_policy;
 use crate::trust::{Decision, PolicyVerdict, ResolvedPolicy, SignatureLayer, Subject, Verdict};
 
-use super::contract::{Failure, Verification};
+use super::contract::{Failure, PolicyResult, Verification};
 use super::source::{Source, SourceError};
 
 /// Signature layers read per image at most (cosign appends one per signing).
@@ -217,9 +217,11 @@ pub fn outcome(
         .policies
         .iter()
         .zip(cached.iter().copied().chain(std::iter::repeat(false)))
-        .map(|(p, cached)| {
-            let result = if p.passed() { "passed" } else { "failed" };
-            (p.policy.clone(), result, cached)
+        .map(|(p, cached)| PolicyResult {
+            policy: p.policy.clone(),
+            passed: p.passed(),
+            reason: p.failure.as_ref().map_or("", |f| f.reason()),
+            cached,
         })
         .collect();
     (
@@ -238,8 +240,8 @@ pub fn outcome(
     )
 }
 
-/// Records the verdict's passing signatures on the Image `image` among `images` (the Images
-/// this import creates; an Image that exists already keeps what it has).
+/// Records the verdict's passing signatures on the Image of digest `image` among `images`
+/// (the Images this import creates; an Image that exists already keeps what it has).
 pub fn record_signatures(
     images: &mut [Image],
     image: &str,
@@ -248,13 +250,14 @@ pub fn record_signatures(
 ) {
     let Some(target) = images
         .iter_mut()
-        .find(|i| i.metadata.name.as_deref() == Some(crate::names::image(image).as_str()))
+        .find(|i| super::importer::image_digest(i).as_deref() == Some(image))
     else {
         return;
     };
     for signature in verdict.signatures() {
         let fields = signature.image_signature(now);
-        let name = crate::names::image_signature(image, &signature_name(&signature.signature));
+        // upstream's form for a signature inside its Image: `<image>@<signature>`
+        let name = format!("{image}@{}", signature_name(&signature.signature));
         if target
             .spec
             .signatures
@@ -290,6 +293,7 @@ mod tests {
     use crate::trust::tests::{ec_key_pem, key_authority, payload, policy_with, sign};
 
     const REPOSITORY: &str = "registry.example.com/team/app";
+    const OTHER: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 
     fn now() -> jiff::Timestamp {
         "2026-12-07T12:00:00Z".parse().expect("timestamp")
@@ -372,7 +376,12 @@ mod tests {
         assert_eq!(refusal, None);
         assert_eq!(
             verification.policies,
-            [("team".to_string(), "passed", true)]
+            [PolicyResult {
+                policy: "team".to_string(),
+                passed: true,
+                reason: "",
+                cached: true,
+            }]
         );
     }
 
@@ -491,17 +500,17 @@ mod tests {
         )
         .await
         .expect("covered");
-        let mut images = vec![Image::default()];
-        images[0].metadata.name = Some(crate::names::image(&digest));
+        let mut images = vec![Image::default(), Image::default()];
+        images[0].metadata.name = Some(crate::names::image(OTHER));
+        images[1].metadata.name = Some(crate::names::image(&digest));
         record_signatures(&mut images, &digest, &verdict, now());
         record_signatures(&mut images, &digest, &verdict, now());
-        let signatures = &images[0].spec.signatures;
+        assert!(images[0].spec.signatures.is_empty(), "another image");
+        let signatures = &images[1].spec.signatures;
         assert_eq!(signatures.len(), 1, "recorded once");
         let name = signatures[0].metadata.name.clone().unwrap_or_default();
-        assert_eq!(
-            crate::names::parse_image_signature(&name).map(|(image, _)| image),
-            Some(digest.clone())
-        );
+        let (image, signature) = name.split_once('@').expect("<image>@<signature>");
+        assert_eq!((image, signature.len()), (digest.as_str(), 32));
         let conditions: Vec<(&str, &str)> = signatures[0]
             .spec
             .conditions

@@ -48,7 +48,7 @@ async fn verified(ctx: &Context, stream: &ImageStream, verifications: &[Verifica
             Decision::Refused => (EventType::Warning, "SignatureRefused"),
             Decision::Unverified => continue,
         };
-        let policies: Vec<&str> = v.policies.iter().map(|(p, _, _)| p.as_str()).collect();
+        let policies: Vec<&str> = v.policies.iter().map(|p| p.policy.as_str()).collect();
         let note = match &v.failure {
             Some((reason, message)) => {
                 format!("{} ({}): {reason}: {message}", v.image, policies.join(", "))
