@@ -191,7 +191,8 @@ async fn docker_schema2_by_digest_costs_nothing_once_known() {
         outcome.expect("known"),
         Outcome::Imported {
             image: digest.clone(),
-            images: vec![]
+            images: vec![],
+            list: None,
         }
     );
     assert!(requests.is_empty(), "{requests:#?}");
@@ -341,7 +342,8 @@ async fn switching_a_list_tag_to_legacy_moves_it_to_the_child() {
         outcome.expect("imports"),
         Outcome::Imported {
             image: child.clone(),
-            images: vec![]
+            images: vec![],
+            list: None,
         },
         "the child is known already: nothing to build"
     );

@@ -366,3 +366,181 @@ async fn an_index_is_verified_by_its_own_digest() {
     assert!(layers.is_empty());
     assert_eq!(failure(&verdict).0, FailureReason::SignatureMissing);
 }
+
+// ---------------------------------------------------------------- the importer itself ---
+
+mod through_the_importer {
+    //! The importer with a policy in its settings, as the controllers run it: what a signed
+    //! first import costs with and without a policy, that an unchanged check still costs one
+    //! HEAD, and that a multi-arch tag in Legacy mode is verified by its index.
+
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use imagestream_operator::credentials::Keyring;
+    use imagestream_operator::import::contract::{Batch, BatchResult, ImageImport, Mode, Settings};
+    use imagestream_operator::import::importer::Importer;
+    use imagestream_operator::registry::{ClientCache, RegistryConfig};
+    use imagestream_operator::trust::Decision;
+
+    use super::support::cosign::{self, CosignKey};
+    use super::support::images::{IndexSpec, TestImage};
+    use super::support::registry::{RegistryOptions, TestRegistry, ensure_crypto, summary};
+    use super::{push, resolved};
+
+    fn importer() -> Importer {
+        ensure_crypto();
+        let config = RegistryConfig {
+            timeout: Duration::from_secs(10),
+            min_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(50),
+            ..RegistryConfig::default()
+        };
+        Importer::new(ClientCache::new(config, 16, Duration::from_secs(300)))
+    }
+
+    fn settings(reg: &TestRegistry, key: Option<&CosignKey>) -> Settings {
+        Settings {
+            insecure_registries: vec![reg.addr().to_string()],
+            policies: Arc::new(key.map(|k| vec![resolved(reg, k)]).unwrap_or_default()),
+            ..Settings::default()
+        }
+    }
+
+    /// One import of `from` (current image `current`): the result, the registry requests it
+    /// made and how long it took.
+    async fn import(
+        importer: &Importer,
+        reg: &TestRegistry,
+        from: &str,
+        current: Option<&str>,
+        settings: &Settings,
+    ) -> (BatchResult, Vec<String>, Duration) {
+        let mut entry = ImageImport::new(from.to_string(), Mode::Legacy);
+        entry.current_image = current.map(str::to_string);
+        let batch = Batch {
+            images: vec![entry],
+            repository: None,
+        };
+        let mark = reg.mark();
+        let started = Instant::now();
+        let result = importer
+            .import(
+                &batch,
+                &Keyring::empty(),
+                &HashMap::<String, bool>::new(),
+                settings,
+                jiff::Timestamp::now(),
+            )
+            .await;
+        let took = started.elapsed();
+        (result, summary(&reg.requests_since_async(mark).await), took)
+    }
+
+    #[tokio::test]
+    async fn a_policy_costs_two_requests_on_a_new_image_and_none_on_an_unchanged_check() {
+        let reg = RegistryOptions::plain().start();
+        let key = CosignKey::generate();
+        let v1 = push(&reg, "signed/app", "latest", 4001).await;
+        cosign::sign(&reg, "signed/app", &v1, &key)
+            .await
+            .expect("sign");
+        let from = reg.image_ref("signed/app", "latest");
+
+        let (plain, without, took_without) =
+            import(&importer(), &reg, &from, None, &settings(&reg, None)).await;
+        assert!(plain.images[0].is_ok(), "{:?}", plain.images);
+        assert!(plain.verifications.is_empty());
+
+        let with_policy = settings(&reg, Some(&key));
+        let importer = importer();
+        let (signed, with, took_with) = import(&importer, &reg, &from, None, &with_policy).await;
+        let imported = signed.images[0].as_ref().expect("imported");
+        assert_eq!(imported.image, v1);
+        assert_eq!(signed.verifications.len(), 1);
+        assert_eq!(signed.verifications[0].decision, Decision::Passed);
+        let recorded = &signed.new_images[&v1].spec.signatures;
+        assert_eq!(recorded.len(), 1, "the signature is on the new Image");
+        // the signature manifest and its payload: two GETs more, nothing else
+        assert_eq!(with.len(), without.len() + 2, "{without:#?}\n{with:#?}");
+        let sig_tag = cosign::signature_tag(&v1);
+        assert!(
+            with.iter()
+                .any(|r| r.contains(&format!("/manifests/{sig_tag}"))),
+            "{with:#?}"
+        );
+        eprintln!(
+            "first import of a signed single-arch tag: {} requests in {took_without:?} \
+             without a policy, {} requests in {took_with:?} with one",
+            without.len(),
+            with.len()
+        );
+
+        // a scheduled check of the unchanged tag: one HEAD, policy or not
+        let (unchanged, requests, _) =
+            import(&importer, &reg, &from, Some(&v1), &with_policy).await;
+        assert!(unchanged.images[0].as_ref().is_ok_and(|i| i.unchanged));
+        assert_eq!(requests.len(), 1, "{requests:#?}");
+        assert!(requests[0].starts_with("HEAD "), "{requests:#?}");
+        assert!(unchanged.verifications.is_empty());
+        eprintln!("unchanged check with a policy: {requests:?}");
+
+        // another stream importing the same image: the passing verdict is kept
+        let (again, requests, _) = import(&importer, &reg, &from, None, &with_policy).await;
+        assert_eq!(again.verifications[0].decision, Decision::Passed);
+        assert!(again.verifications[0].policies[0].cached);
+        assert!(
+            !requests.iter().any(|r| r.contains(".sig")),
+            "the signatures are not read again: {requests:#?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unsigned_new_image_is_refused_with_the_policys_reason() {
+        let reg = RegistryOptions::plain().start();
+        let key = CosignKey::generate();
+        push(&reg, "signed/app", "latest", 4002).await;
+        let from = reg.image_ref("signed/app", "latest");
+        let (result, _, _) =
+            import(&importer(), &reg, &from, None, &settings(&reg, Some(&key))).await;
+        let failure = result.images[0].as_ref().expect_err("refused");
+        assert_eq!(failure.reason, "SignatureMissing");
+        assert!(failure.message.contains("signed"), "{}", failure.message);
+        assert!(
+            result.new_images.is_empty()
+                || result
+                    .new_images
+                    .values()
+                    .all(|i| i.spec.signatures.is_empty())
+        );
+        assert_eq!(result.verifications[0].decision, Decision::Refused);
+    }
+
+    /// `cosign sign` of a multi-arch tag signs its index; Legacy mode imports a child, which
+    /// passes by the index's signature.
+    #[tokio::test]
+    async fn a_multi_arch_tag_in_legacy_mode_is_verified_by_its_index() {
+        let reg = RegistryOptions::plain().start();
+        let key = CosignKey::generate();
+        let index: TestImage = IndexSpec::oci(4003).into();
+        let digest = reg
+            .client()
+            .push("signed/multi", "latest", &index)
+            .await
+            .expect("push");
+        cosign::sign(&reg, "signed/multi", &digest, &key)
+            .await
+            .expect("sign");
+        let from = reg.image_ref("signed/multi", "latest");
+        let (result, _, _) =
+            import(&importer(), &reg, &from, None, &settings(&reg, Some(&key))).await;
+        let imported = result.images[0].as_ref().expect("imported");
+        assert_ne!(imported.image, digest, "a child, in Legacy mode");
+        assert_eq!(
+            result.verifications[0].image, digest,
+            "verified by the index"
+        );
+        assert_eq!(result.verifications[0].decision, Decision::Passed);
+    }
+}

@@ -31,8 +31,13 @@ pub enum Outcome {
     /// The registry still serves the current image: nothing to write.
     Unchanged { image: String },
     /// The tag points at `image`; `images` are the Image objects to create (children first),
-    /// empty when they all exist already.
-    Imported { image: String, images: Vec<Image> },
+    /// empty when they all exist already. `list` is the manifest list Legacy mode chose
+    /// `image` from (what a signature of the tag names).
+    Imported {
+        image: String,
+        images: Vec<Image>,
+        list: Option<String>,
+    },
 }
 
 impl Outcome {
@@ -174,6 +179,7 @@ pub async fn import<S: Source>(
                 return Ok(Outcome::Imported {
                     image: reference.to_string(),
                     images: Vec::new(),
+                    list: None,
                 });
             }
             (Some(true), Mode::Legacy) => {
@@ -186,6 +192,7 @@ pub async fn import<S: Source>(
                         Outcome::Imported {
                             image: child,
                             images: Vec::new(),
+                            list: Some(reference.to_string()),
                         }
                     });
                 }
@@ -227,12 +234,14 @@ pub async fn import<S: Source>(
                 return Ok(Outcome::Imported {
                     image: top.digest,
                     images: Vec::new(),
+                    list: None,
                 });
             }
             let image = single_from(source, repository, &top, &single, full_ref).await?;
             Ok(Outcome::Imported {
                 image: top.digest,
                 images: vec![image],
+                list: None,
             })
         }
         Manifest::List(list) => match mode {
@@ -261,12 +270,14 @@ pub async fn import<S: Source>(
                     return Ok(Outcome::Imported {
                         image: child,
                         images: Vec::new(),
+                        list: Some(top.digest),
                     });
                 }
                 let image = fetch_single(source, repository, &child, full_ref).await?;
                 Ok(Outcome::Imported {
                     image: child,
                     images: vec![image],
+                    list: Some(top.digest),
                 })
             }
             Mode::PreserveOriginal => {
@@ -286,6 +297,7 @@ pub async fn import<S: Source>(
                 Ok(Outcome::Imported {
                     image: top.digest,
                     images,
+                    list: None,
                 })
             }
         },

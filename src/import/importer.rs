@@ -390,7 +390,15 @@ impl Importer {
         .await?;
         let unchanged = matches!(outcome, Outcome::Unchanged { .. });
         let image = outcome.image().to_string();
-        // a new image an image policy covers is verified before the tag moves
+        // a new image an image policy covers is verified before the tag moves: by the digest
+        // the tag named, the list for a child Legacy mode chose (cosign signs what it is
+        // given, the index of a multi-arch tag)
+        let signed = match &outcome {
+            Outcome::Imported {
+                list: Some(list), ..
+            } => list.clone(),
+            _ => image.clone(),
+        };
         let verdict = match (unchanged, p.import.from.parsed()) {
             (false, Ok(reference)) if !settings.policies.is_empty() => {
                 trust::check(
@@ -398,7 +406,7 @@ impl Importer {
                     &settings.policies,
                     &self.verdicts,
                     reference,
-                    &image,
+                    &signed,
                     now,
                 )
                 .await
@@ -407,7 +415,7 @@ impl Importer {
         };
         let mut outcome = outcome;
         if let Some((verdict, cached)) = &verdict {
-            let (verification, refusal) = trust::outcome(verdict, cached, &p.tag, &image);
+            let (verification, refusal) = trust::outcome(verdict, cached, &p.tag, &signed);
             known
                 .verifications
                 .lock()
@@ -416,8 +424,9 @@ impl Importer {
             if let Some(refusal) = refusal {
                 return Err(refusal);
             }
+            // recorded on the Image the signature names (a list chosen from is not created)
             if let Outcome::Imported { images, .. } = &mut outcome {
-                trust::record_signatures(images, &image, verdict, now);
+                trust::record_signatures(images, &signed, verdict, now);
             }
         }
         if let Outcome::Imported { images, .. } = &outcome {

@@ -164,7 +164,8 @@ async fn a_moved_tag_is_fetched_and_a_known_image_is_not_built_again() {
         outcome,
         Outcome::Imported {
             image: new,
-            images: Vec::new()
+            images: Vec::new(),
+            list: None,
         }
     );
     assert_eq!(source.take_calls(), ["HEAD v1", "GET v1"]);
@@ -184,7 +185,8 @@ async fn a_digest_whose_image_exists_costs_nothing() {
         outcome,
         Outcome::Imported {
             image: digest.clone(),
-            images: Vec::new()
+            images: Vec::new(),
+            list: None,
         }
     );
     let outcome = run_with(
