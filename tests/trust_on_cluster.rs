@@ -21,6 +21,7 @@ mod support;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -28,6 +29,7 @@ use serde_json::{Value, json};
 use imagestream_operator::api::image::Image;
 use imagestream_operator::api::image_stream::{ImageStream, TagEventCondition, TagReference};
 use imagestream_operator::names;
+use imagestream_operator::trigger::TRIGGER_ANNOTATION;
 use imagestream_operator::trust::ImagePolicy;
 use support::cluster::{TestCluster, events};
 use support::cosign::{self, CosignKey};
@@ -402,5 +404,120 @@ async fn an_enforced_policy_keeps_unsigned_images_out_and_a_warning_one_lets_the
         "an unsigned image has no signature to record"
     );
 
+    op.finish().await;
+}
+
+/// The container images of Deployment `name`.
+async fn deployment_images(api: &Api<Deployment>, name: &str) -> Vec<String> {
+    let d = api.get(name).await.expect("the Deployment");
+    d.spec
+        .and_then(|s| s.template.spec)
+        .map(|s| s.containers.into_iter().filter_map(|c| c.image).collect())
+        .unwrap_or_default()
+}
+
+/// With an image change trigger (issue 15) on the tag, a Deployment follows only images the
+/// policy trusts: the unsigned image an Enforce policy keeps out of the tag never reaches it.
+#[tokio::test]
+async fn a_deployment_follows_only_trusted_images() {
+    let reg = RegistryOptions::plain().start();
+    let key = CosignKey::generate();
+    let v1 = push(&reg, "signed/web", "latest", 3101).await;
+    cosign::sign(&reg, "signed/web", &v1, &key)
+        .await
+        .expect("sign v1");
+
+    let own = TestCluster::start().await;
+    let op = Running::start_following_config(&own, "trust-trigger").await;
+    let ns = op.namespace.clone();
+    let streams = op.streams();
+    let policies = Api::<ImagePolicy>::all(op.admin.clone());
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "cosign"},
+        "stringData": {"cosign.pub": key.public_pem()},
+    }))
+    .expect("Secret");
+    Api::<Secret>::namespaced(op.admin.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the Secret");
+    let g1 = apply_policy(&policies, &policy(&reg, &ns, "Enforce")).await;
+    wait_ready(&policies, g1).await;
+
+    let from = reg.image_ref("signed/web", "latest");
+    let stream: ImageStream = serde_json::from_value(json!({
+        "apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
+        "metadata": {"name": "web"},
+        "spec": {"tags": [docker_tag("latest", &from)]},
+    }))
+    .expect("stream");
+    streams
+        .create(&PostParams::default(), &stream)
+        .await
+        .expect("create the stream");
+    let imported = wait_stream(&streams, "web", "latest at v1", |s| {
+        tag_status(s, "latest").0.first() == Some(&v1)
+    })
+    .await;
+    let v1_ref = items(&imported, "latest")[0].docker_image_reference.clone();
+
+    let triggers = json!([{
+        "from": {"kind": "ImageStreamTag", "name": "web:latest"},
+        "fieldPath": "spec.template.spec.containers[?(@.name==\"web\")].image",
+    }]);
+    let deployment: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "annotations": {TRIGGER_ANNOTATION: triggers.to_string()}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "web", "image": "placeholder"}]}},
+        },
+    }))
+    .expect("Deployment");
+    let deployments = Api::<Deployment>::namespaced(op.admin.clone(), &ns);
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create the Deployment");
+    eventually(WAIT, "the Deployment at the signed v1", || async {
+        (deployment_images(&deployments, "web").await == [v1_ref.clone()]).then_some(())
+    })
+    .await;
+
+    // an unsigned image on the tag: refused, and the Deployment stays on v1
+    let v2 = push(&reg, "signed/web", "latest", 3102).await;
+    let g = reimport(&streams, "web", "latest", &from).await;
+    wait_stream(&streams, "web", "latest refused", |s| {
+        tag_status(s, "latest")
+            .1
+            .iter()
+            .any(|c| c.reason == "SignatureMissing" && c.generation == g)
+    })
+    .await;
+    // the trigger controller acts within milliseconds of a tag's move; give it two seconds
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        deployment_images(&deployments, "web").await,
+        std::slice::from_ref(&v1_ref),
+        "the Deployment does not follow the untrusted {v2}"
+    );
+
+    // signed, the same image is let in and the Deployment follows it
+    cosign::sign(&reg, "signed/web", &v2, &key)
+        .await
+        .expect("sign v2");
+    reimport(&streams, "web", "latest", &from).await;
+    let moved = wait_stream(&streams, "web", "latest at the signed v2", |s| {
+        tag_status(s, "latest").0.first() == Some(&v2)
+    })
+    .await;
+    let v2_ref = items(&moved, "latest")[0].docker_image_reference.clone();
+    eventually(WAIT, "the Deployment at the signed v2", || async {
+        (deployment_images(&deployments, "web").await == [v2_ref.clone()]).then_some(())
+    })
+    .await;
     op.finish().await;
 }
