@@ -343,7 +343,7 @@ async fn switching_a_list_tag_to_legacy_moves_it_to_the_child() {
         Outcome::Imported {
             image: child.clone(),
             images: vec![],
-            list: None,
+            list: Some(list.clone()),
         },
         "the child is known already: nothing to build"
     );
