@@ -253,12 +253,13 @@ where
                 .for_each(move |event| {
                     // the store took the event; its followers get it in the same order
                     if let Ok(event) = event {
-                        let done = matches!(event, watcher::Event::InitDone);
-                        let mut fanout = fanout.lock().unwrap_or_else(PoisonError::into_inner);
-                        fanout.send(&shared(event), || store.state());
-                        if done {
+                        // listed before the followers hear of it: one that checks
+                        // `is_listed` on this InitDone must find it true
+                        if matches!(event, watcher::Event::InitDone) {
                             listed_tx.send_replace(true);
                         }
+                        let mut fanout = fanout.lock().unwrap_or_else(PoisonError::into_inner);
+                        fanout.send(&shared(event), || store.state());
                     }
                     future::ready(())
                 })
