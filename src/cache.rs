@@ -16,12 +16,17 @@
 //! The operator's [`Settings`] are computed once for everyone ([`Caches::settings`]) on every
 //! change of either configuration object (reading the `additionalTrustedCA` ConfigMap then).
 //!
+//! A kind the apiserver does not serve (a CRD a `helm upgrade` did not install) is listed as
+//! empty, with a warning, and listed for real once it is served: an operator newer than its
+//! CRDs runs without what the missing kind configures instead of waiting for it forever.
+//!
 //! The views are not here: only the views controller reads them, through indexes of what it
 //! compares (`controller::views`).
 
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures::future::BoxFuture;
@@ -252,15 +257,33 @@ where
                 .reflect(writer)
                 .for_each(move |event| {
                     // the store took the event; its followers get it in the same order
-                    if let Ok(event) = event {
-                        // listed before the followers hear of it: one that checks
-                        // `is_listed` on this InitDone must find it true
-                        if matches!(event, watcher::Event::InitDone) {
+                    let event = match event {
+                        Ok(event) => event,
+                        // a kind the apiserver does not serve (its CRD is not installed, as
+                        // after a `helm upgrade`, which leaves CRDs as they were) lists as
+                        // empty; the watch keeps trying and lists it once it is served
+                        Err(e) if unserved(&e) && !*listed_tx.borrow() => {
+                            tracing::warn!(
+                                kind = %K::kind(&()),
+                                error = %e,
+                                "the apiserver does not serve this kind (is its CRD installed?): \
+                                 none until it does"
+                            );
                             listed_tx.send_replace(true);
+                            let mut fanout = fanout.lock().unwrap_or_else(PoisonError::into_inner);
+                            fanout.send(&watcher::Event::Init, || store.state());
+                            fanout.send(&watcher::Event::InitDone, || store.state());
+                            return future::ready(());
                         }
-                        let mut fanout = fanout.lock().unwrap_or_else(PoisonError::into_inner);
-                        fanout.send(&shared(event), || store.state());
+                        Err(_) => return future::ready(()),
+                    };
+                    // listed before the followers hear of it: one that checks `is_listed` on
+                    // this InitDone must find it true
+                    if matches!(event, watcher::Event::InitDone) {
+                        listed_tx.send_replace(true);
                     }
+                    let mut fanout = fanout.lock().unwrap_or_else(PoisonError::into_inner);
+                    fanout.send(&shared(event), || store.state());
                     future::ready(())
                 })
                 .boxed()
@@ -327,6 +350,11 @@ impl<K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static> Shared
             .unwrap_or_else(PoisonError::into_inner)
             .follow(|| store.state())
     }
+}
+
+/// The watch's listing failed because the apiserver does not serve the kind (404).
+fn unserved(error: &watcher::Error) -> bool {
+    matches!(error, watcher::Error::InitialListFailed(kube::Error::Api(s)) if s.code == 404)
 }
 
 fn shared<K>(event: watcher::Event<K>) -> Change<K> {
@@ -438,9 +466,14 @@ pub fn changed<K>(change: &Change<K>) -> bool {
     )
 }
 
+/// How often the keys and trusted roots the policies name are read again: a Secret or
+/// ConfigMap holding one is not watched (that would be every Secret of the cluster).
+pub const KEYS_REREAD: Duration = Duration::from_secs(60);
+
 /// Recomputes the settings on every change of the two configuration objects or a policy
 /// once all listed (reading the `additionalTrustedCA` ConfigMap in `namespace`, and the keys
-/// and trusted roots the policies name, then).
+/// and trusted roots the policies name, then), and when a key or root the policies read
+/// changed (read again every [`KEYS_REREAD`]).
 async fn follow_configuration(
     client: Client,
     namespace: String,
@@ -465,8 +498,32 @@ async fn follow_configuration(
         futures::stream::select(images, imports),
         policies
     ));
-    while events.next().await.is_some() {
+    let mut reread =
+        tokio::time::interval_at(tokio::time::Instant::now() + KEYS_REREAD, KEYS_REREAD);
+    reread.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // the policies' names and materials of the settings last sent
+    let mut sent: Option<Vec<(String, String)>> = None;
+    loop {
+        let keys_only = tokio::select! {
+            event = events.next() => match event {
+                Some(()) => false,
+                None => return,
+            },
+            _ = reread.tick() => true,
+        };
         if !(image.is_listed() && import.is_listed() && policy.is_listed()) {
+            continue;
+        }
+        let policies = policy.store().state();
+        if keys_only && policies.is_empty() {
+            continue;
+        }
+        let resolved = resolve_policies(&client, &policies).await;
+        let materials: Vec<(String, String)> = resolved
+            .iter()
+            .map(|r| (r.name.clone(), r.material.clone()))
+            .collect();
+        if keys_only && sent.as_ref() == Some(&materials) {
             continue;
         }
         let (image, import) = (
@@ -476,6 +533,7 @@ async fn follow_configuration(
         tracing::debug!(
             image = image.is_some(),
             import = import.is_some(),
+            keys_only,
             "configuration read"
         );
         let ca = match image
@@ -497,10 +555,9 @@ async fn follow_configuration(
             import.as_ref().map(|i| &i.spec),
             ca,
         );
-        let policies = policy.store().state();
-        let resolved = resolve_policies(&client, &policies).await;
         next.import.policies = Arc::new(resolved.clone());
         settings.send_replace(Some(Arc::new(next)));
+        sent = Some(materials);
         // after the imports have them: Ready says a policy is in force
         report_policies(&client, &policies, &resolved).await;
     }

@@ -137,7 +137,8 @@ async fn single_image_first_import_recheck_and_move() {
     assert_eq!(
         outcome.expect("checks"),
         Outcome::Unchanged {
-            image: digest.clone()
+            image: digest.clone(),
+            list: None
         }
     );
     assert_eq!(requests, ["HEAD /v2/lab/oci-single/manifests/v1 200"]);
@@ -212,6 +213,13 @@ async fn legacy_list_takes_the_amd64_child_and_rechecks_with_one_head() {
         let (outcome, requests) = f.run("lab/multi", tag, Mode::Legacy, None, &known).await;
         let outcome = outcome.unwrap_or_else(|e| panic!("{kind}: {e}"));
         assert_eq!(outcome.image(), child, "{kind}");
+        let Outcome::Imported {
+            list: Some(list), ..
+        } = &outcome
+        else {
+            panic!("{kind}: a child of the list: {outcome:?}")
+        };
+        let list = list.clone();
         assert_eq!(
             requests.len(),
             3,
@@ -224,7 +232,8 @@ async fn legacy_list_takes_the_amd64_child_and_rechecks_with_one_head() {
         assert_eq!(
             outcome.expect("rechecks"),
             Outcome::Unchanged {
-                image: child.clone()
+                image: child.clone(),
+                list: Some(list)
             },
             "{kind}"
         );
@@ -303,7 +312,10 @@ async fn preserve_original_imports_the_list_and_every_child() {
         .await;
     assert_eq!(
         outcome.expect("rechecks"),
-        Outcome::Unchanged { image: list }
+        Outcome::Unchanged {
+            image: list,
+            list: None
+        }
     );
     assert_eq!(requests.len(), 1, "{requests:#?}");
 }

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use imagestream_operator::api::image::Image;
@@ -364,18 +365,17 @@ async fn an_enforced_policy_keeps_unsigned_images_out_and_a_warning_one_lets_the
         "a SignatureMissing verification: {text}"
     );
 
-    // 3. under Warn the same image is imported, with a Warning Event on the stream
+    // 3. the policy changes to Warn: the refused tag is verified again at once (no import
+    //    asked for), the same image is imported, with a Warning Event on the stream
     let g2 = apply_policy(&policies, &policy(&reg, &ns, "Warn")).await;
     assert!(g2 > g1);
     wait_ready(&policies, g2).await;
-    let g = reimport(&streams, "app", "latest", &signed_from).await;
     let warned = wait_stream(&streams, "app", "latest moved to v2 under Warn", |s| {
         tag_status(s, "latest").0.first() == Some(&v2)
     })
     .await;
     let (history, conditions) = tag_status(&warned, "latest");
     assert_eq!(history, [v2.clone(), v1.clone()], "v2 on top of v1");
-    assert_eq!(items(&warned, "latest")[0].generation, g);
     assert!(
         !conditions
             .iter()
@@ -403,6 +403,43 @@ async fn an_enforced_policy_keeps_unsigned_images_out_and_a_warning_one_lets_the
         image.spec.signatures.is_empty(),
         "an unsigned image has no signature to record"
     );
+
+    // 4. back to Enforce: the tags the policy covers are verified again, and the current
+    //    image v2 fails. The tag keeps it (workloads run it) and says so; `other`, outside
+    //    the globs, is not touched
+    let g3 = apply_policy(&policies, &policy(&reg, &ns, "Enforce")).await;
+    wait_ready(&policies, g3).await;
+    let flagged = wait_stream(&streams, "app", "the current v2 refused", |s| {
+        tag_status(s, "latest").1.iter().any(|c| {
+            c.type_ == "ImportSuccess" && c.status == "False" && c.reason == "SignatureMissing"
+        })
+    })
+    .await;
+    assert_eq!(
+        tag_status(&flagged, "latest").0,
+        [v2.clone(), v1.clone()],
+        "the history is kept"
+    );
+    assert!(
+        tag_status(&flagged, "other").1.is_empty(),
+        "{}",
+        describe(&flagged)
+    );
+
+    // 5. v2 is signed and the policy changes again (AllOf, same authority): verified again,
+    //    v2 passes and the condition goes
+    cosign::sign(&reg, "signed/app", &v2, &key)
+        .await
+        .expect("sign v2");
+    let mut all_of = policy(&reg, &ns, "Enforce");
+    all_of["spec"]["requirement"] = json!("AllOf");
+    let g4 = apply_policy(&policies, &all_of).await;
+    wait_ready(&policies, g4).await;
+    let trusted = wait_stream(&streams, "app", "the current v2 trusted", |s| {
+        tag_status(s, "latest").1.is_empty()
+    })
+    .await;
+    assert_eq!(tag_status(&trusted, "latest").0, [v2.clone(), v1.clone()]);
 
     op.finish().await;
 }
@@ -517,6 +554,118 @@ async fn a_deployment_follows_only_trusted_images() {
     let v2_ref = items(&moved, "latest")[0].docker_image_reference.clone();
     eventually(WAIT, "the Deployment at the signed v2", || async {
         (deployment_images(&deployments, "web").await == [v2_ref.clone()]).then_some(())
+    })
+    .await;
+    op.finish().await;
+}
+
+/// An operator newer than its CRDs (`helm upgrade` leaves CRDs as they were): without the
+/// ImagePolicy CRD the controllers start and import (they would otherwise wait for the
+/// policies, give up after 60 s and restart forever), and once the CRD is installed its
+/// policies are read and applied without a restart.
+#[tokio::test]
+async fn without_the_policy_crd_imports_go_on_and_a_late_crd_is_picked_up() {
+    let reg = RegistryOptions::plain().start();
+    let v1 = push(&reg, "signed/late", "latest", 3201).await;
+
+    let own = TestCluster::start().await;
+    let admin = own.client().await;
+    support::crds::install(&admin).await;
+    let crds = Api::<CustomResourceDefinition>::all(admin.clone());
+    let crd = support::crds::crd_for_kind("ImagePolicy");
+    let crd_name = crd.metadata.name.clone().expect("CRD name");
+    crds.delete(&crd_name, &DeleteParams::default())
+        .await
+        .expect("delete the ImagePolicy CRD");
+    let policies = Api::<ImagePolicy>::all(admin.clone());
+    eventually(WAIT, "ImagePolicies no longer served", || async {
+        let listed = policies.list(&ListParams::default()).await;
+        matches!(listed, Err(kube::Error::Api(s)) if s.code == 404).then_some(())
+    })
+    .await;
+
+    let op = Running::start_following_config(&own, "trust-no-crd").await;
+    let streams = op.streams();
+    let from = reg.image_ref("signed/late", "latest");
+    let stream: ImageStream = serde_json::from_value(json!({
+        "apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
+        "metadata": {"name": "late"},
+        "spec": {"tags": [docker_tag("latest", &from)]},
+    }))
+    .expect("stream");
+    streams
+        .create(&PostParams::default(), &stream)
+        .await
+        .expect("create the stream");
+    // within WAIT (30 s), half the time the controllers would wait for their caches
+    wait_stream(&streams, "late", "latest imported without the CRD", |s| {
+        tag_status(s, "latest").0.first() == Some(&v1)
+    })
+    .await;
+
+    // the CRD comes: its watch lists it once served (within its backoff, at most 30 s)
+    crds.patch(
+        &crd_name,
+        &PatchParams::apply("trust-test").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("install the ImagePolicy CRD again");
+    support::crds::wait_established(&crds, &crd_name, WAIT).await;
+    let key = CosignKey::generate();
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "cosign"},
+        "stringData": {"cosign.pub": key.public_pem()},
+    }))
+    .expect("Secret");
+    Api::<Secret>::namespaced(op.admin.clone(), &op.namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the Secret");
+    let mut enforce = policy(&reg, &op.namespace, "Enforce");
+    enforce["spec"]["images"] = json!([{"glob": format!("{}/signed/late", reg.addr())}]);
+    let generation = eventually(WAIT, "the ImagePolicy created", || async {
+        policies
+            .patch(
+                POLICY,
+                &PatchParams::apply("trust-test").force(),
+                &Patch::Apply(&enforce),
+            )
+            .await
+            .ok()?
+            .metadata
+            .generation
+    })
+    .await;
+    let deadline = Instant::now() + 3 * WAIT;
+    loop {
+        let status = policies
+            .get(POLICY)
+            .await
+            .expect("get the ImagePolicy")
+            .status
+            .unwrap_or_default();
+        if status.observed_generation == Some(generation)
+            && status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the policy of a late CRD is not read: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // and it is in force: the unsigned current image is verified again and refused
+    wait_stream(&streams, "late", "the unsigned v1 refused", |s| {
+        tag_status(s, "latest")
+            .1
+            .iter()
+            .any(|c| c.reason == "SignatureMissing")
     })
     .await;
     op.finish().await;

@@ -417,8 +417,21 @@ mod through_the_importer {
         current: Option<&str>,
         settings: &Settings,
     ) -> (BatchResult, Vec<String>, Duration) {
+        import_verifying(importer, reg, from, current, false, settings).await
+    }
+
+    /// [`import`], verifying the current image too when `verify_current`.
+    async fn import_verifying(
+        importer: &Importer,
+        reg: &TestRegistry,
+        from: &str,
+        current: Option<&str>,
+        verify_current: bool,
+        settings: &Settings,
+    ) -> (BatchResult, Vec<String>, Duration) {
         let mut entry = ImageImport::new(from.to_string(), Mode::Legacy);
         entry.current_image = current.map(str::to_string);
+        entry.verify_current = verify_current;
         let batch = Batch {
             images: vec![entry],
             repository: None,
@@ -515,6 +528,83 @@ mod through_the_importer {
                     .all(|i| i.spec.signatures.is_empty())
         );
         assert_eq!(result.verifications[0].decision, Decision::Refused);
+    }
+
+    /// A policy change (or a refused current image) asks for the current image to be
+    /// verified: the unchanged check reads its signatures after the HEAD, refuses it when it
+    /// is unsigned (the tag keeps it: nothing new to move to) and passes it once signed.
+    #[tokio::test]
+    async fn the_current_image_is_verified_when_the_plan_asks() {
+        let reg = RegistryOptions::plain().start();
+        let key = CosignKey::generate();
+        let v1 = push(&reg, "signed/app", "latest", 4004).await;
+        let from = reg.image_ref("signed/app", "latest");
+        let with_policy = settings(&reg, Some(&key));
+        let importer = importer();
+
+        let (result, requests, _) =
+            import_verifying(&importer, &reg, &from, Some(&v1), true, &with_policy).await;
+        let failure = result.images[0]
+            .as_ref()
+            .expect_err("the current image refused");
+        assert_eq!(failure.reason, "SignatureMissing");
+        assert_eq!(result.verifications[0].image, v1);
+        assert_eq!(result.verifications[0].decision, Decision::Refused);
+        assert_eq!(
+            requests.len(),
+            2,
+            "HEAD, then the signature tag: {requests:#?}"
+        );
+        assert!(requests[0].starts_with("HEAD "), "{requests:#?}");
+        assert!(
+            requests[1].contains(&cosign::signature_tag(&v1)),
+            "{requests:#?}"
+        );
+
+        cosign::sign(&reg, "signed/app", &v1, &key)
+            .await
+            .expect("sign");
+        let (result, _, _) =
+            import_verifying(&importer, &reg, &from, Some(&v1), true, &with_policy).await;
+        let imported = result.images[0].as_ref().expect("the current image passes");
+        assert!(imported.unchanged && imported.image == v1, "{imported:?}");
+        assert_eq!(result.verifications[0].decision, Decision::Passed);
+
+        // not asked: the unchanged check is its one HEAD
+        let (result, requests, _) =
+            import_verifying(&importer, &reg, &from, Some(&v1), false, &with_policy).await;
+        assert!(result.verifications.is_empty());
+        assert_eq!(requests.len(), 1, "{requests:#?}");
+    }
+
+    /// The current child of a multi-arch tag is verified by the index it was chosen from.
+    #[tokio::test]
+    async fn a_current_child_is_verified_by_its_index() {
+        let reg = RegistryOptions::plain().start();
+        let key = CosignKey::generate();
+        let index: TestImage = IndexSpec::oci(4005).into();
+        let digest = reg
+            .client()
+            .push("signed/multi", "latest", &index)
+            .await
+            .expect("push");
+        cosign::sign(&reg, "signed/multi", &digest, &key)
+            .await
+            .expect("sign");
+        let from = reg.image_ref("signed/multi", "latest");
+        let with_policy = settings(&reg, Some(&key));
+        let importer = importer();
+        let (first, _, _) = import(&importer, &reg, &from, None, &with_policy).await;
+        let child = first.images[0].as_ref().expect("imported").image.clone();
+        let (again, _, _) =
+            import_verifying(&importer, &reg, &from, Some(&child), true, &with_policy).await;
+        assert!(
+            again.images[0].as_ref().is_ok_and(|i| i.unchanged),
+            "{:?}",
+            again.images
+        );
+        assert_eq!(again.verifications[0].image, digest, "by the index");
+        assert_eq!(again.verifications[0].decision, Decision::Passed);
     }
 
     /// `cosign sign` of a multi-arch tag signs its index; Legacy mode imports a child, which

@@ -1,8 +1,9 @@
 //! What the controllers keep for imports from one pass to the next: the settings and the
 //! importer built for them (one registry client cache, rebuilt only when the transport
 //! settings change, so tokens survive other changes), the schedule of scheduled checks with
-//! its budgets (rebuilt only when its own settings change), and the keyring each stream's
-//! `Unauthorized` failures were seen with. Its locks are its own: a reconcile asks it
+//! its budgets (rebuilt only when its own settings change), the keyring each stream's
+//! `Unauthorized` failures were seen with, and the image policies each stream was last
+//! imported under. Its locks are its own: a reconcile asks it
 //! questions, it never hands a lock out.
 
 use std::collections::HashMap;
@@ -24,6 +25,8 @@ pub struct ImportState {
     schedule: Mutex<Option<Schedule>>,
     /// The keyring a stream's `Unauthorized` failures were seen with, by stream UID.
     credentials: Mutex<HashMap<String, CredentialSetId>>,
+    /// The policies' fingerprint a stream's last pass imported under, by stream UID.
+    policies: Mutex<HashMap<String, u64>>,
     metrics: Arc<Metrics>,
 }
 
@@ -37,6 +40,7 @@ impl ImportState {
             current: RwLock::new((Arc::new(settings), Arc::new(importer))),
             schedule: Mutex::new(schedule),
             credentials: Mutex::new(HashMap::new()),
+            policies: Mutex::new(HashMap::new()),
             metrics,
         }
     }
@@ -191,6 +195,27 @@ impl ImportState {
             .unwrap_or_else(PoisonError::into_inner)
             .get(uid)
             .is_none_or(|seen| seen != id)
+    }
+
+    /// Whether the image policies changed since the stream's last pass (`fingerprint`:
+    /// [`crate::trust::resolve::fingerprint`]). A stream seen for the first time is taken as
+    /// imported under them: a restart verifies nothing again.
+    pub fn policies_changed(&self, uid: &str, fingerprint: u64) -> bool {
+        *self
+            .policies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(uid.to_string())
+            .or_insert(fingerprint)
+            != fingerprint
+    }
+
+    /// The stream's pass under the policies of `fingerprint` is done.
+    pub fn remember_policies(&self, uid: &str, fingerprint: u64) {
+        self.policies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(uid.to_string(), fingerprint);
     }
 
     pub fn remember_credentials(&self, uid: &str, id: CredentialSetId) {

@@ -467,10 +467,16 @@ pub async fn run(
             .map_err(|e| e.to_string())?;
         // the cluster's configuration is read before the first import
         if let Some(settings) = configuration.as_mut() {
-            settings
+            let read = settings
                 .wait_for(Option::is_some)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.to_string())?
+                .clone();
+            // in force before the first pass (the configuration task may not have run yet):
+            // a stream's first pass records the image policies it was imported under
+            if let Some(read) = read {
+                ctx.set_settings((*read).clone());
+            }
         }
         Ok::<(), String>(())
     })

@@ -191,6 +191,10 @@ pub struct ImageImport {
     pub prefer: Preference,
     /// The tag's current image (items[0].image), for the HEAD-first shortcut.
     pub current_image: Option<String>,
+    /// Verify the image against the image policies even when it is the current one (a
+    /// policy changed, or the current image failed its last verification); otherwise only a
+    /// new image is verified.
+    pub verify_current: bool,
 }
 
 impl ImageImport {
@@ -201,6 +205,7 @@ impl ImageImport {
             insecure: false,
             prefer: Preference::default(),
             current_image: None,
+            verify_current: false,
         }
     }
 }

@@ -28,8 +28,9 @@ use super::source::{Fetched, Source, SourceError};
 /// The result of a successful import.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    /// The registry still serves the current image: nothing to write.
-    Unchanged { image: String },
+    /// The registry still serves the current image: nothing to write. `list` is the manifest
+    /// list Legacy mode chose `image` from, when the import saw it.
+    Unchanged { image: String, list: Option<String> },
     /// The tag points at `image`; `images` are the Image objects to create (children first),
     /// empty when they all exist already. `list` is the manifest list Legacy mode chose
     /// `image` from (what a signature of the tag names).
@@ -44,7 +45,7 @@ impl Outcome {
     /// The digest the tag now points at.
     pub fn image(&self) -> &str {
         match self {
-            Outcome::Unchanged { image } | Outcome::Imported { image, .. } => image,
+            Outcome::Unchanged { image, .. } | Outcome::Imported { image, .. } => image,
         }
     }
 }
@@ -172,6 +173,7 @@ pub async fn import<S: Source>(
         if req.current() == Some(reference) && current_usable(reference) {
             return Ok(Outcome::Unchanged {
                 image: reference.to_string(),
+                list: None,
             });
         }
         match (known.is_list(reference), mode) {
@@ -187,7 +189,10 @@ pub async fn import<S: Source>(
                     && known.contains(&child)
                 {
                     return Ok(if req.current() == Some(child.as_str()) {
-                        Outcome::Unchanged { image: child }
+                        Outcome::Unchanged {
+                            image: child,
+                            list: Some(reference.to_string()),
+                        }
                     } else {
                         Outcome::Imported {
                             image: child,
@@ -208,6 +213,7 @@ pub async fn import<S: Source>(
         if head.digest == current && current_usable(current) {
             return Ok(Outcome::Unchanged {
                 image: current.to_string(),
+                list: None,
             });
         }
         if mode == Mode::Legacy
@@ -218,6 +224,7 @@ pub async fn import<S: Source>(
         {
             return Ok(Outcome::Unchanged {
                 image: current.to_string(),
+                list: Some(head.digest),
             });
         }
     }
@@ -264,7 +271,10 @@ pub async fn import<S: Source>(
                 .clone();
                 lists.put(ResolutionKey::new(&req, &top.digest), child.clone());
                 if req.current() == Some(child.as_str()) {
-                    return Ok(Outcome::Unchanged { image: child });
+                    return Ok(Outcome::Unchanged {
+                        image: child,
+                        list: Some(top.digest),
+                    });
                 }
                 if known.contains(&child) {
                     return Ok(Outcome::Imported {

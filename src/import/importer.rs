@@ -390,17 +390,21 @@ impl Importer {
         .await?;
         let unchanged = matches!(outcome, Outcome::Unchanged { .. });
         let image = outcome.image().to_string();
-        // a new image an image policy covers is verified before the tag moves: by the digest
-        // the tag named, the list for a child Legacy mode chose (cosign signs what it is
-        // given, the index of a multi-arch tag)
+        // a new image an image policy covers is verified before the tag moves (the current
+        // one when the plan asks): by the digest the tag named, the list for a child Legacy
+        // mode chose (cosign signs what it is given, the index of a multi-arch tag)
         let signed = match &outcome {
             Outcome::Imported {
+                list: Some(list), ..
+            }
+            | Outcome::Unchanged {
                 list: Some(list), ..
             } => list.clone(),
             _ => image.clone(),
         };
-        let verdict = match (unchanged, p.import.from.parsed()) {
-            (false, Ok(reference)) if !settings.policies.is_empty() => {
+        let verify = !unchanged || p.import.verify_current;
+        let verdict = match (verify, p.import.from.parsed()) {
+            (true, Ok(reference)) if !settings.policies.is_empty() => {
                 trust::check(
                     &source,
                     &settings.policies,
@@ -584,6 +588,7 @@ fn plan_repository_tag(
             insecure: repo.insecure,
             prefer: repo.prefer.get(tag).cloned().unwrap_or_default(),
             current_image: repo.current.get(tag).cloned(),
+            verify_current: false,
         },
     }
 }

@@ -121,7 +121,7 @@ pub async fn check<S: Source>(
 /// A policy's verdict when the signatures could not be read.
 fn unreadable(policy: &ResolvedPolicy, failure: &Failure) -> PolicyVerdict {
     let failure = crate::trust::Failure::new(
-        crate::trust::FailureReason::SignatureMissing,
+        crate::trust::FailureReason::SignatureUnreadable,
         format!(
             "policy {:?}: the signatures could not be read ({}): {}",
             policy.name, failure.reason, failure.message
@@ -477,7 +477,8 @@ mod tests {
             .expect("covered");
             assert_eq!(verdict.decision, decision);
             let (verification, refusal) = outcome(&verdict, &cached, "latest", &digest);
-            let (_, message) = verification.failure.expect("said why");
+            let (reason, message) = verification.failure.expect("said why");
+            assert_eq!(reason, "SignatureUnreadable");
             assert!(message.contains("the registry broke"), "{message}");
             assert_eq!(refusal.is_some(), decision == Decision::Refused);
         }

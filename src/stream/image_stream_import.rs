@@ -55,6 +55,7 @@ pub fn batch(isi: &ImageStreamImport, stream: Option<&ImageStream>, default_mode
                 insecure: image.import_policy.insecure,
                 prefer: spec_tag(&target).map(preference).unwrap_or_default(),
                 current_image: None,
+                verify_current: false,
             }
         })
         .collect();

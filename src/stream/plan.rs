@@ -5,6 +5,11 @@
 //! scheduled check would be, within the same budgets), and `spec.dockerImageRepository`
 //! until it was listed.
 //!
+//! Image policies: a tag whose current image a policy refused is verified again whenever it
+//! is imported (an unchanged check of a trusted tag stays one HEAD); when the policies in
+//! force changed since the stream's last pass, the tags they cover and the refused ones are
+//! imported at once and their current images verified under the new policies.
+//!
 //! The schedule and the budgets keep state, so the caller asks them before planning
 //! (observe) and passes their answers in; [`scheduled_sources`], [`scheduled_registries`]
 //! and [`woken_sources`] say what to ask them about.
@@ -16,6 +21,8 @@ use crate::api::image_stream::ImageStream;
 use crate::import::contract::Mode;
 use crate::import::contract::{Batch, RepositoryImport};
 use crate::reference::DockerImageReference;
+use crate::trust::policy::covering;
+use crate::trust::{FailureReason, ResolvedPolicy};
 
 use super::requeue::Requeue;
 use super::schedule::Decision;
@@ -38,6 +45,10 @@ pub struct Inputs<'a> {
     /// How long the budgets asked the woken tags to wait; `None` when they may be checked now
     /// (or were not asked: a scheduled check already pays for them).
     pub woken_wait: Option<Duration>,
+    /// The image policies in force.
+    pub policies: &'a [ResolvedPolicy],
+    /// They changed since the stream's last pass.
+    pub policies_changed: bool,
 }
 
 /// What a pass imports, and what it learned about when to come back.
@@ -113,6 +124,13 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
     } else {
         add_woken(stream, &mut work, inputs.woken, default_mode);
     }
+    add_verifications(
+        stream,
+        &mut work,
+        inputs.policies,
+        inputs.policies_changed,
+        default_mode,
+    );
     Plan {
         work,
         repository: sync::repository_import(stream, default_mode),
@@ -140,6 +158,53 @@ fn add_unauthorized_retries(stream: &ImageStream, work: &mut Vec<TagImport>, def
             work.push(retry);
         }
     }
+}
+
+/// Marks the tags whose current image is verified again (see the module docs): a refused
+/// one whenever the pass imports it, and, when the policies changed, each tag they cover or
+/// a policy refused, imported now unless the pass imports it anyway.
+fn add_verifications(
+    stream: &ImageStream,
+    work: &mut Vec<TagImport>,
+    policies: &[ResolvedPolicy],
+    changed: bool,
+    default_mode: Mode,
+) {
+    let refused: BTreeSet<&str> = stream
+        .status
+        .iter()
+        .flat_map(|s| &s.tags)
+        .filter(|t| {
+            t.conditions
+                .iter()
+                .any(|c| FailureReason::is_verification_reason(&c.reason))
+        })
+        .map(|t| t.tag.as_str())
+        .collect();
+    for tag in &stream.spec.tags {
+        let refused = refused.contains(tag.name.as_str());
+        if let Some(planned) = work.iter_mut().find(|w| w.tag == tag.name) {
+            let covered = changed && is_covered(policies, &planned.import);
+            planned.import.verify_current |= refused || covered;
+            continue;
+        }
+        if !changed {
+            continue;
+        }
+        if let Some(mut again) = sync::import_for(stream, tag, default_mode)
+            && (refused || is_covered(policies, &again.import))
+        {
+            again.import.verify_current = true;
+            work.push(again);
+        }
+    }
+}
+
+fn is_covered(policies: &[ResolvedPolicy], import: &crate::import::contract::ImageImport) -> bool {
+    import
+        .from
+        .parsed()
+        .is_ok_and(|reference| !covering(policies.iter(), reference).policies.is_empty())
 }
 
 /// Adds the woken `tags` that are still due for scheduled checks (a tag changed meanwhile
@@ -220,6 +285,8 @@ mod tests {
             retry_unauthorized: false,
             woken: &[],
             woken_wait: None,
+            policies: &[],
+            policies_changed: false,
         }
     }
 
@@ -282,6 +349,110 @@ mod tests {
         });
         assert_eq!(tags_of(&plan.work), ["b"]);
         assert_eq!(plan.work[0].generation, 2);
+    }
+
+    fn refused(generation: i64) -> TagEventCondition {
+        TagEventCondition {
+            reason: "SignatureMissing".into(),
+            message: "policy \"team\": no signature".into(),
+            ..condition(generation)
+        }
+    }
+
+    fn team_policy() -> ResolvedPolicy {
+        crate::trust::tests::policy_with(
+            "team",
+            Vec::new(),
+            crate::trust::Enforcement::Enforce,
+            crate::trust::Requirement::AnyOf,
+        )
+    }
+
+    /// Scheduled `signed` (covered by the team policy, at D1), `refused` (covered, its new
+    /// image refused: still at D1) and `other` (not covered), all imported at generation 1.
+    fn under_policy() -> ImageStream {
+        let mut refused_tag = history("refused", vec![event("registry.example.com/b@sha", D1, 1)]);
+        refused_tag.conditions = vec![refused(1)];
+        stream(
+            vec![
+                scheduled("signed", "registry.example.com/a:1"),
+                scheduled("refused", "registry.example.com/b:1"),
+                scheduled("other", "r/c:1"),
+            ],
+            vec![
+                history("signed", vec![event("registry.example.com/a@sha", D1, 1)]),
+                refused_tag,
+                history("other", vec![event("r/c@sha", D1, 1)]),
+            ],
+        )
+    }
+
+    fn verified(plan: &Plan) -> Vec<(&str, bool)> {
+        plan.work
+            .iter()
+            .map(|w| (w.tag.as_str(), w.import.verify_current))
+            .collect()
+    }
+
+    #[test]
+    fn a_refused_tag_is_verified_again_on_each_check_and_a_trusted_one_is_not() {
+        let s = under_policy();
+        let policies = [team_policy()];
+        let due = plan(&Inputs {
+            schedule: Some(Decision::CheckNow {
+                next_in: 15 * MINUTE,
+            }),
+            policies: &policies,
+            ..inputs(&s)
+        });
+        assert_eq!(
+            verified(&due),
+            [("signed", false), ("refused", true), ("other", false)]
+        );
+        // between checks nothing is imported for it
+        let idle = plan(&Inputs {
+            policies: &policies,
+            ..inputs(&s)
+        });
+        assert!(idle.work.is_empty(), "{:?}", idle.work);
+    }
+
+    #[test]
+    fn changed_policies_verify_the_tags_they_cover_and_the_refused_ones_now() {
+        let s = under_policy();
+        let policies = [team_policy()];
+        let changed = plan(&Inputs {
+            policies: &policies,
+            policies_changed: true,
+            ..inputs(&s)
+        });
+        assert_eq!(verified(&changed), [("signed", true), ("refused", true)]);
+        assert_eq!(
+            changed.work[0].import.current_image.as_deref(),
+            Some(D1),
+            "HEAD first: the current image is what is verified"
+        );
+        // the policy went: the refused tag is imported again (nothing refuses it now), the
+        // others are left alone
+        let removed = plan(&Inputs {
+            policies: &[],
+            policies_changed: true,
+            ..inputs(&s)
+        });
+        assert_eq!(verified(&removed), [("refused", true)]);
+        // with a due check as well, each tag is imported once
+        let both = plan(&Inputs {
+            schedule: Some(Decision::CheckNow {
+                next_in: 15 * MINUTE,
+            }),
+            policies: &policies,
+            policies_changed: true,
+            ..inputs(&s)
+        });
+        assert_eq!(
+            verified(&both),
+            [("signed", true), ("refused", true), ("other", false)]
+        );
     }
 
     // semantics 6: a due check covers every eligible scheduled tag and comes back after the

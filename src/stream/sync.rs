@@ -156,6 +156,7 @@ pub fn import_for(stream: &ImageStream, t: &TagReference, default_mode: Mode) ->
             current_image: latest_event(stream, &t.name)
                 .map(|e| e.image.clone())
                 .filter(|i| !i.is_empty()),
+            verify_current: false,
         },
     })
 }

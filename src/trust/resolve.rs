@@ -291,6 +291,18 @@ fn identity(identity: &Identity) -> Result<IdentityMatcher, String> {
     })
 }
 
+/// One value for the policies in force: it changes when a policy is added, removed or
+/// changed, or a key or root one reads changes (what the controllers compare to re-verify
+/// the tags the policies cover).
+pub fn fingerprint(policies: &[ResolvedPolicy]) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    for p in policies {
+        (&p.name, &p.material).hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,9 @@ use crate::api::image_signature::{
 pub enum FailureReason {
     /// No signature layer at all.
     SignatureMissing,
+    /// The signatures could not be read from the registry (an error, not an absence): the
+    /// tag is tried again on its next check.
+    SignatureUnreadable,
     /// A signature does not verify (wrong key, tampered payload, not base64).
     SignatureInvalid,
     /// The signing certificate does not chain to the trusted root, or cannot be read.
@@ -60,9 +63,33 @@ pub enum FailureReason {
 }
 
 impl FailureReason {
+    pub const ALL: [FailureReason; 15] = [
+        Self::SignatureMissing,
+        Self::SignatureUnreadable,
+        Self::SignatureInvalid,
+        Self::CertificateUntrusted,
+        Self::CertificateExpired,
+        Self::CertificateNotYetValid,
+        Self::IdentityMismatch,
+        Self::PayloadInvalid,
+        Self::SignatureForAnotherImage,
+        Self::ReferenceMismatch,
+        Self::KeyInvalid,
+        Self::TrustedRootInvalid,
+        Self::IdentityInvalid,
+        Self::SourceUnavailable,
+        Self::GlobInvalid,
+    ];
+
+    /// Whether a condition's `reason` is a verification's (an image a policy refused).
+    pub fn is_verification_reason(reason: &str) -> bool {
+        Self::ALL.iter().any(|r| r.as_str() == reason)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SignatureMissing => "SignatureMissing",
+            Self::SignatureUnreadable => "SignatureUnreadable",
             Self::SignatureInvalid => "SignatureInvalid",
             Self::CertificateUntrusted => "CertificateUntrusted",
             Self::CertificateExpired => "CertificateExpired",
@@ -325,7 +352,7 @@ fn furthest(failures: impl Iterator<Item = Failure>) -> Failure {
 /// How far a layer check got before failing; the furthest failure explains the most.
 fn progress(reason: FailureReason) -> u8 {
     match reason {
-        FailureReason::SignatureMissing => 0,
+        FailureReason::SignatureMissing | FailureReason::SignatureUnreadable => 0,
         FailureReason::SignatureInvalid => 1,
         FailureReason::CertificateUntrusted => 2,
         FailureReason::CertificateExpired | FailureReason::CertificateNotYetValid => 3,

@@ -103,6 +103,10 @@ async fn write(
             .await
             .map_err(Error::WriteStatus)?;
     }
+    // the tags the policies affect were verified and what they found is written
+    if seen.policies_changed {
+        ctx.imports.remember_policies(&seen.uid, seen.policies);
+    }
     if outcome.too_large {
         tracing::warn!(%namespace, %name, "image stream too large; history not grown");
     }

@@ -36,6 +36,9 @@ pub(super) struct Snapshot<'a> {
     pub followed: Followed,
     /// The keyring differs from the one the stream's `Unauthorized` failures were seen with.
     pub retry_unauthorized: bool,
+    /// The image policies' fingerprint, and whether they changed since the last pass.
+    pub policies: u64,
+    pub policies_changed: bool,
     /// The schedule's answer; `None` without scheduled tags or scheduled imports.
     pub schedule: Option<Decision>,
     /// The tags a registry notification woke, taken for this pass.
@@ -68,6 +71,8 @@ pub(super) fn observe(ctx: &Context, stream: Arc<ImageStream>) -> Snapshot<'_> {
         None
     };
     let retry_unauthorized = ctx.imports.credentials_changed(&uid, &keyring.id());
+    let policies = crate::trust::resolve::fingerprint(&settings.import.policies);
+    let policies_changed = ctx.imports.policies_changed(&uid, policies);
 
     // Tags a registry notification woke: checked now as their scheduled check would be,
     // within the same budgets (a due scheduled check of the stream already paid for them).
@@ -98,6 +103,8 @@ pub(super) fn observe(ctx: &Context, stream: Arc<ImageStream>) -> Snapshot<'_> {
         settings,
         keyring,
         retry_unauthorized,
+        policies,
+        policies_changed,
         schedule,
         woken,
         woken_tags,
@@ -117,6 +124,8 @@ impl Snapshot<'_> {
             retry_unauthorized: self.retry_unauthorized,
             woken: &self.woken_tags,
             woken_wait: self.woken_wait,
+            policies: &self.settings.import.policies,
+            policies_changed: self.policies_changed,
         }
     }
 

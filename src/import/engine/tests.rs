@@ -130,7 +130,13 @@ async fn a_recheck_whose_head_matches_costs_one_head() {
     let outcome = run(&source, &current(tag("v1", Mode::Legacy), &digest))
         .await
         .unwrap();
-    assert_eq!(outcome, Outcome::Unchanged { image: digest });
+    assert_eq!(
+        outcome,
+        Outcome::Unchanged {
+            image: digest,
+            list: None
+        }
+    );
     assert_eq!(source.take_calls(), ["HEAD v1"]);
 }
 
@@ -197,7 +203,13 @@ async fn a_digest_whose_image_exists_costs_nothing() {
     )
     .await
     .unwrap();
-    assert_eq!(outcome, Outcome::Unchanged { image: digest });
+    assert_eq!(
+        outcome,
+        Outcome::Unchanged {
+            image: digest,
+            list: None
+        }
+    );
     assert!(source.take_calls().is_empty());
 }
 
@@ -319,6 +331,12 @@ async fn a_legacy_recheck_of_a_list_costs_one_head() {
         .await
         .unwrap();
     assert_eq!(first.image(), amd);
+    let Outcome::Imported {
+        list: Some(list), ..
+    } = first
+    else {
+        panic!("the child of a list: {first:?}")
+    };
     source.take_calls();
 
     // HEAD answers the list's digest; the tag holds its child: unchanged
@@ -330,7 +348,14 @@ async fn a_legacy_recheck_of_a_list_costs_one_head() {
     )
     .await
     .unwrap();
-    assert_eq!(again, Outcome::Unchanged { image: amd.clone() });
+    // the list it was chosen from is named (what a signature of the tag signs)
+    assert_eq!(
+        again,
+        Outcome::Unchanged {
+            image: amd.clone(),
+            list: Some(list.clone())
+        }
+    );
     assert_eq!(source.take_calls(), ["HEAD multi"]);
 
     // without what the first import learnt, the list is read again (no child fetched)
@@ -342,7 +367,13 @@ async fn a_legacy_recheck_of_a_list_costs_one_head() {
     )
     .await
     .unwrap();
-    assert_eq!(cold, Outcome::Unchanged { image: amd });
+    assert_eq!(
+        cold,
+        Outcome::Unchanged {
+            image: amd,
+            list: Some(list)
+        }
+    );
     assert_eq!(source.take_calls(), ["HEAD multi", "GET multi"]);
 }
 
