@@ -67,6 +67,8 @@ pub struct Scope {
     pub all_limit_ranges: bool,
     /// Namespace of the `additionalTrustedCA` ConfigMap.
     pub namespace: String,
+    /// How often the policies' keys and roots are read again; `None`: [`KEYS_REREAD`].
+    pub keys_reread: Option<Duration>,
 }
 
 /// The caches of the operator's process.
@@ -82,6 +84,7 @@ pub struct Caches {
     pub policies: Shared<ImagePolicy>,
     client: Client,
     namespace: String,
+    keys_reread: Duration,
     /// The settings' receiver and the task that computes them, once asked for.
     settings: Mutex<Option<SettingsFeed>>,
 }
@@ -133,6 +136,7 @@ impl Caches {
             policies: Shared::new(Api::all(client.clone()), watcher::Config::default()),
             client,
             namespace: scope.namespace.clone(),
+            keys_reread: scope.keys_reread.unwrap_or(KEYS_REREAD),
             settings: Mutex::new(None),
         }
     }
@@ -151,6 +155,7 @@ impl Caches {
             self.image_config.clone(),
             self.import_config.clone(),
             self.policies.clone(),
+            self.keys_reread,
             tx,
         ));
         *settings = Some((rx.clone(), task));
@@ -473,13 +478,14 @@ pub const KEYS_REREAD: Duration = Duration::from_secs(60);
 /// Recomputes the settings on every change of the two configuration objects or a policy
 /// once all listed (reading the `additionalTrustedCA` ConfigMap in `namespace`, and the keys
 /// and trusted roots the policies name, then), and when a key or root the policies read
-/// changed (read again every [`KEYS_REREAD`]).
+/// changed (read again every `keys_reread`, by default [`KEYS_REREAD`]).
 async fn follow_configuration(
     client: Client,
     namespace: String,
     image: Shared<ImageConfig>,
     import: Shared<ImageImportConfig>,
     policy: Shared<ImagePolicy>,
+    keys_reread: Duration,
     settings: watch::Sender<Option<Arc<Settings>>>,
 ) {
     let images = image
@@ -499,7 +505,7 @@ async fn follow_configuration(
         policies
     ));
     let mut reread =
-        tokio::time::interval_at(tokio::time::Instant::now() + KEYS_REREAD, KEYS_REREAD);
+        tokio::time::interval_at(tokio::time::Instant::now() + keys_reread, keys_reread);
     reread.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // the policies' names and materials of the settings last sent
     let mut sent: Option<Vec<(String, String)>> = None;

@@ -214,6 +214,7 @@ fn main() -> anyhow::Result<()> {
                 in_flight: Default::default(),
                 receivers: None,
                 caches: None,
+                keys_reread: None,
             };
             let started = Started {
                 metrics_port,

@@ -146,6 +146,7 @@ pub async fn run(
             watch_namespace: options.controllers.watch_namespace.clone(),
             all_limit_ranges: options.webhooks.is_some(),
             namespace: options.controllers.namespace.clone(),
+            keys_reread: options.controllers.keys_reread,
         },
     ));
     // what the webhooks' imports share with the controllers

@@ -441,6 +441,30 @@ async fn an_enforced_policy_keeps_unsigned_images_out_and_a_warning_one_lets_the
     .await;
     assert_eq!(tag_status(&trusted, "latest").0, [v2.clone(), v1.clone()]);
 
+    // 6. the key is rotated in its Secret (the policy itself unchanged): the operator reads
+    //    it again (every second here, every minute by default) and v2, signed by the old
+    //    key, fails under the new one
+    let rotated = CosignKey::generate();
+    Api::<Secret>::namespaced(op.admin.clone(), &ns)
+        .patch(
+            "cosign",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"cosign.pub": rotated.public_pem()}})),
+        )
+        .await
+        .expect("rotate the key");
+    let rotated_out = wait_stream(&streams, "app", "v2 refused under the rotated key", |s| {
+        tag_status(s, "latest")
+            .1
+            .iter()
+            .any(|c| c.status == "False" && c.reason == "SignatureInvalid")
+    })
+    .await;
+    assert_eq!(
+        tag_status(&rotated_out, "latest").0,
+        [v2.clone(), v1.clone()]
+    );
+
     op.finish().await;
 }
 

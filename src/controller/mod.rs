@@ -322,6 +322,9 @@ pub struct Options {
     pub receivers: Option<Arc<crate::receiver::Receivers>>,
     /// The process's caches, shared with its webhooks; `None`: the controllers make their own.
     pub caches: Option<Arc<Caches>>,
+    /// How often the image policies' keys and roots are read again; `None`: every
+    /// [`crate::cache::KEYS_REREAD`].
+    pub keys_reread: Option<Duration>,
 }
 
 impl Default for Options {
@@ -337,6 +340,7 @@ impl Default for Options {
             in_flight: Arc::default(),
             receivers: None,
             caches: None,
+            keys_reread: None,
         }
     }
 }
@@ -356,6 +360,7 @@ pub async fn run(
                 watch_namespace: options.watch_namespace.clone(),
                 all_limit_ranges: false,
                 namespace: options.namespace.clone(),
+                keys_reread: options.keys_reread,
             },
         ))
     });

@@ -263,6 +263,8 @@ impl Running {
                 in_flight: Arc::default(),
                 receivers: None,
                 caches: None,
+                // a rotated key is seen within a second (the trust tests)
+                keys_reread: Some(Duration::from_secs(1)),
             },
             webhooks: Some(WebhookOptions {
                 listener,

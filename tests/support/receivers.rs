@@ -85,6 +85,7 @@ impl Replica {
                 in_flight: Arc::default(),
                 receivers: None,
                 caches: None,
+                keys_reread: None,
             },
             webhooks: Some(WebhookOptions {
                 listener,
