@@ -4,8 +4,9 @@
 //! its manifest (the manifest tagged `sha256-<hex>.sig` and its layers' blobs), so they have
 //! the manifests' size limits, timeouts, credentials and registry budgets.
 //!
-//! Only an import that found a new image verifies: an unchanged scheduled check costs its one
-//! HEAD, as without a policy. A passing verdict is kept per (digest, repository, policy,
+//! Only an import that found a new image verifies, or one the plan asks to verify the
+//! current image (a policy changed, or the current image was refused): an unchanged scheduled
+//! check of a trusted tag costs its one HEAD, as without a policy. A passing verdict is kept per (digest, repository, policy,
 //! policy material), so a second tag or stream moving to the same image fetches nothing more;
 //! a failing one is not kept (the signature may be pushed after the image).
 
