@@ -152,6 +152,21 @@ fn policy(reg: &TestRegistry, namespace: &str, enforcement: &str) -> Value {
     })
 }
 
+/// `cosign.pub` of `key` in the Secret `cosign` of the operator's namespace (what
+/// [`policy`] names).
+async fn key_secret(op: &Running, key: &CosignKey) {
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "cosign"},
+        "stringData": {"cosign.pub": key.public_pem()},
+    }))
+    .expect("Secret");
+    Api::<Secret>::namespaced(op.admin.clone(), &op.namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the Secret");
+}
+
 async fn apply_policy(api: &Api<ImagePolicy>, policy: &Value) -> i64 {
     let applied = api
         .patch(
@@ -233,16 +248,7 @@ async fn an_enforced_policy_keeps_unsigned_images_out_and_a_warning_one_lets_the
     let policies = Api::<ImagePolicy>::all(op.admin.clone());
 
     // cosign.pub in a Secret, and the policy naming it
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "cosign"},
-        "stringData": {"cosign.pub": key.public_pem()},
-    }))
-    .expect("Secret");
-    Api::<Secret>::namespaced(op.admin.clone(), &ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("create the Secret");
+    key_secret(&op, &key).await;
     let g1 = apply_policy(&policies, &policy(&reg, &ns, "Enforce")).await;
     wait_ready(&policies, g1).await;
 
@@ -493,16 +499,7 @@ async fn a_deployment_follows_only_trusted_images() {
     let ns = op.namespace.clone();
     let streams = op.streams();
     let policies = Api::<ImagePolicy>::all(op.admin.clone());
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "cosign"},
-        "stringData": {"cosign.pub": key.public_pem()},
-    }))
-    .expect("Secret");
-    Api::<Secret>::namespaced(op.admin.clone(), &ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("create the Secret");
+    key_secret(&op, &key).await;
     let g1 = apply_policy(&policies, &policy(&reg, &ns, "Enforce")).await;
     wait_ready(&policies, g1).await;
 
@@ -637,16 +634,7 @@ async fn without_the_policy_crd_imports_go_on_and_a_late_crd_is_picked_up() {
     .expect("install the ImagePolicy CRD again");
     support::crds::wait_established(&crds, &crd_name, WAIT).await;
     let key = CosignKey::generate();
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "cosign"},
-        "stringData": {"cosign.pub": key.public_pem()},
-    }))
-    .expect("Secret");
-    Api::<Secret>::namespaced(op.admin.clone(), &op.namespace)
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("create the Secret");
+    key_secret(&op, &key).await;
     let mut enforce = policy(&reg, &op.namespace, "Enforce");
     enforce["spec"]["images"] = json!([{"glob": format!("{}/signed/late", reg.addr())}]);
     let generation = eventually(WAIT, "the ImagePolicy created", || async {
