@@ -152,6 +152,20 @@ fn policy(reg: &TestRegistry, namespace: &str, enforcement: &str) -> Value {
     })
 }
 
+/// Stream `name` with one tag, `latest`, from `from`.
+async fn create_stream(streams: &Api<ImageStream>, name: &str, from: &str) {
+    let stream: ImageStream = serde_json::from_value(json!({
+        "apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
+        "metadata": {"name": name},
+        "spec": {"tags": [docker_tag("latest", from)]},
+    }))
+    .expect("stream");
+    streams
+        .create(&PostParams::default(), &stream)
+        .await
+        .expect("create the stream");
+}
+
 /// `cosign.pub` of `key` in the Secret `cosign` of the operator's namespace (what
 /// [`policy`] names).
 async fn key_secret(op: &Running, key: &CosignKey) {
@@ -182,7 +196,11 @@ async fn apply_policy(api: &Api<ImagePolicy>, policy: &Value) -> i64 {
 /// Waits until the operator reports the policy Ready for `generation`: it has read the key
 /// and verifies with this version of the policy from now on.
 async fn wait_ready(api: &Api<ImagePolicy>, generation: i64) {
-    let deadline = Instant::now() + WAIT;
+    wait_ready_within(api, generation, WAIT).await;
+}
+
+async fn wait_ready_within(api: &Api<ImagePolicy>, generation: i64, within: Duration) {
+    let deadline = Instant::now() + within;
     loop {
         let policy = api.get(POLICY).await.expect("get the ImagePolicy");
         let status = policy.status.clone().unwrap_or_default();
@@ -195,7 +213,7 @@ async fn wait_ready(api: &Api<ImagePolicy>, generation: i64) {
         }
         assert!(
             Instant::now() < deadline,
-            "not within {WAIT:?}: the ImagePolicy Ready for generation {generation}: status {}",
+            "not within {within:?}: the ImagePolicy Ready for generation {generation}: status {}",
             serde_json::to_string(&policy.status).unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -504,16 +522,7 @@ async fn a_deployment_follows_only_trusted_images() {
     wait_ready(&policies, g1).await;
 
     let from = reg.image_ref("signed/web", "latest");
-    let stream: ImageStream = serde_json::from_value(json!({
-        "apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
-        "metadata": {"name": "web"},
-        "spec": {"tags": [docker_tag("latest", &from)]},
-    }))
-    .expect("stream");
-    streams
-        .create(&PostParams::default(), &stream)
-        .await
-        .expect("create the stream");
+    create_stream(&streams, "web", &from).await;
     let imported = wait_stream(&streams, "web", "latest at v1", |s| {
         tag_status(s, "latest").0.first() == Some(&v1)
     })
@@ -608,16 +617,7 @@ async fn without_the_policy_crd_imports_go_on_and_a_late_crd_is_picked_up() {
     let op = Running::start_following_config(&own, "trust-no-crd").await;
     let streams = op.streams();
     let from = reg.image_ref("signed/late", "latest");
-    let stream: ImageStream = serde_json::from_value(json!({
-        "apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
-        "metadata": {"name": "late"},
-        "spec": {"tags": [docker_tag("latest", &from)]},
-    }))
-    .expect("stream");
-    streams
-        .create(&PostParams::default(), &stream)
-        .await
-        .expect("create the stream");
+    create_stream(&streams, "late", &from).await;
     // within WAIT (30 s), half the time the controllers would wait for their caches
     wait_stream(&streams, "late", "latest imported without the CRD", |s| {
         tag_status(s, "latest").0.first() == Some(&v1)
@@ -650,28 +650,8 @@ async fn without_the_policy_crd_imports_go_on_and_a_late_crd_is_picked_up() {
             .generation
     })
     .await;
-    let deadline = Instant::now() + 3 * WAIT;
-    loop {
-        let status = policies
-            .get(POLICY)
-            .await
-            .expect("get the ImagePolicy")
-            .status
-            .unwrap_or_default();
-        if status.observed_generation == Some(generation)
-            && status
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the policy of a late CRD is not read: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // the CRD's watch lists it within its backoff
+    wait_ready_within(&policies, generation, 3 * WAIT).await;
     // and it is in force: the unsigned current image is verified again and refused
     wait_stream(&streams, "late", "the unsigned v1 refused", |s| {
         tag_status(s, "latest")

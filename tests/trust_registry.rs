@@ -530,6 +530,20 @@ mod through_the_importer {
         assert_eq!(result.verifications[0].decision, Decision::Refused);
     }
 
+    /// A multi-arch `signed/multi:latest` whose index `key` signed: its digest and pull spec.
+    async fn signed_index(reg: &TestRegistry, key: &CosignKey, seed: u64) -> (String, String) {
+        let index: TestImage = IndexSpec::oci(seed).into();
+        let digest = reg
+            .client()
+            .push("signed/multi", "latest", &index)
+            .await
+            .expect("push");
+        cosign::sign(reg, "signed/multi", &digest, key)
+            .await
+            .expect("sign");
+        (digest, reg.image_ref("signed/multi", "latest"))
+    }
+
     /// A policy change (or a refused current image) asks for the current image to be
     /// verified: the unchanged check reads its signatures after the HEAD, refuses it when it
     /// is unsigned (the tag keeps it: nothing new to move to) and passes it once signed.
@@ -582,16 +596,7 @@ mod through_the_importer {
     async fn a_current_child_is_verified_by_its_index() {
         let reg = RegistryOptions::plain().start();
         let key = CosignKey::generate();
-        let index: TestImage = IndexSpec::oci(4005).into();
-        let digest = reg
-            .client()
-            .push("signed/multi", "latest", &index)
-            .await
-            .expect("push");
-        cosign::sign(&reg, "signed/multi", &digest, &key)
-            .await
-            .expect("sign");
-        let from = reg.image_ref("signed/multi", "latest");
+        let (digest, from) = signed_index(&reg, &key, 4005).await;
         let with_policy = settings(&reg, Some(&key));
         let importer = importer();
         let (first, _, _) = import(&importer, &reg, &from, None, &with_policy).await;
@@ -613,16 +618,7 @@ mod through_the_importer {
     async fn a_multi_arch_tag_in_legacy_mode_is_verified_by_its_index() {
         let reg = RegistryOptions::plain().start();
         let key = CosignKey::generate();
-        let index: TestImage = IndexSpec::oci(4003).into();
-        let digest = reg
-            .client()
-            .push("signed/multi", "latest", &index)
-            .await
-            .expect("push");
-        cosign::sign(&reg, "signed/multi", &digest, &key)
-            .await
-            .expect("sign");
-        let from = reg.image_ref("signed/multi", "latest");
+        let (digest, from) = signed_index(&reg, &key, 4003).await;
         let (result, _, _) =
             import(&importer(), &reg, &from, None, &settings(&reg, Some(&key))).await;
         let imported = result.images[0].as_ref().expect("imported");
