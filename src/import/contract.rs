@@ -240,6 +240,8 @@ pub struct Settings {
     pub ca_bundles: HashMap<String, Arc<CaBundle>>,
     /// The image policies, resolved: an image one covers is verified before its tag moves.
     pub policies: Arc<Vec<crate::trust::ResolvedPolicy>>,
+    /// Which new images have their referrers listed (`ImageImportConfig` `referrers`).
+    pub referrers: crate::config::ReferrerListing,
 }
 
 impl Default for Settings {
@@ -250,6 +252,7 @@ impl Default for Settings {
             insecure_registries: Vec::new(),
             ca_bundles: HashMap::new(),
             policies: Arc::default(),
+            referrers: crate::config::ReferrerListing::default(),
         }
     }
 }
