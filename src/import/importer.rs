@@ -37,6 +37,7 @@ use super::contract::{
     RepositoryResult, Settings, Verification,
 };
 use super::engine::{self, KnownImages, ListResolutions, Outcome};
+use super::referrers::{self, Memo, NoReferrersApi};
 use super::source::{CachingSource, RepositorySource};
 use super::trust::{self, VerdictCache};
 
@@ -74,6 +75,8 @@ pub struct Importer {
     configs: ConfigCache,
     /// Passing signature verdicts (see [`super::trust`]).
     verdicts: VerdictCache,
+    /// Registries without the OCI referrers API (see [`super::referrers`]).
+    no_referrers_api: NoReferrersApi,
 }
 
 impl std::fmt::Debug for Importer {
@@ -121,6 +124,7 @@ impl Importer {
             lists: ListResolutions::default(),
             configs: ConfigCache::default(),
             verdicts: VerdictCache::default(),
+            no_referrers_api: NoReferrersApi::default(),
         }
     }
 
@@ -399,10 +403,12 @@ impl Importer {
             } => list.clone(),
             _ => image.clone(),
         };
+        // what the signature check fetches, the referrers listing does not fetch again
+        let memo = Memo::new(&source);
         let verdict = match (unchanged, p.import.from.parsed()) {
             (false, Ok(reference)) if !settings.policies.is_empty() => {
                 trust::check(
-                    &source,
+                    &memo,
                     &settings.policies,
                     &self.verdicts,
                     reference,
@@ -429,6 +435,16 @@ impl Importer {
                 trust::record_signatures(images, &signed, verdict, now);
             }
         }
+        // information only: a failure leaves the annotation out
+        referrers::record(
+            &memo,
+            settings.referrers,
+            verdict.is_some(),
+            &mut outcome,
+            &target.registry,
+            &self.no_referrers_api,
+        )
+        .await;
         if let Outcome::Imported { images, .. } = &outcome {
             known.add(images);
         }
