@@ -378,14 +378,16 @@ mod through_the_importer {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
+    use imagestream_operator::config::ReferrerListing;
     use imagestream_operator::credentials::Keyring;
     use imagestream_operator::import::contract::{Batch, BatchResult, ImageImport, Mode, Settings};
     use imagestream_operator::import::importer::Importer;
+    use imagestream_operator::import::referrers::{ANNOTATION, Referrer};
     use imagestream_operator::registry::{ClientCache, RegistryConfig};
     use imagestream_operator::trust::Decision;
 
-    use super::support::cosign::{self, CosignKey};
-    use super::support::images::{IndexSpec, TestImage};
+    use super::support::cosign::{self, CosignKey, CosignLayer};
+    use super::support::images::{IndexSpec, OCI_MANIFEST, TestImage};
     use super::support::registry::{RegistryOptions, TestRegistry, ensure_crypto, summary};
     use super::{push, resolved};
 
@@ -400,10 +402,13 @@ mod through_the_importer {
         Importer::new(ClientCache::new(config, 16, Duration::from_secs(300)))
     }
 
+    /// Referrers are not listed here: these tests count what the signature check costs;
+    /// `referrers_of_a_new_image_are_listed_on_its_image` counts what the listing adds.
     fn settings(reg: &TestRegistry, key: Option<&CosignKey>) -> Settings {
         Settings {
             insecure_registries: vec![reg.addr().to_string()],
             policies: Arc::new(key.map(|k| vec![resolved(reg, k)]).unwrap_or_default()),
+            referrers: ReferrerListing::None,
             ..Settings::default()
         }
     }
@@ -542,5 +547,150 @@ mod through_the_importer {
             "verified by the index"
         );
         assert_eq!(result.verifications[0].decision, Decision::Passed);
+    }
+
+    /// The annotation on the new Image of `digest`.
+    fn listed(result: &BatchResult, digest: &str) -> Vec<Referrer> {
+        let image = result.new_images.get(digest).expect("a new Image");
+        let value = image
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION))
+            .unwrap_or_else(|| panic!("no {ANNOTATION} on {:?}", image.metadata));
+        serde_json::from_str(value).expect("a JSON array")
+    }
+
+    /// A signed and attested image imported under a covering policy: the Image lists both
+    /// (distribution 2.8 has no referrers API: cosign's tags are asked), for three requests
+    /// more on the registry's first new image and two on the next (the 404 is remembered);
+    /// an unchanged check stays one HEAD.
+    #[tokio::test]
+    async fn referrers_of_a_new_image_are_listed_on_its_image() {
+        let reg = RegistryOptions::plain().start();
+        let key = CosignKey::generate();
+        let repo = "signed/app";
+        let v1 = push(&reg, repo, "latest", 4005).await;
+        let signed = |digest: &str| {
+            CosignLayer::signed(
+                &key,
+                cosign::payload(&cosign::docker_reference(&reg, repo), digest, &[]),
+            )
+        };
+        let sig = cosign::append(&reg, repo, &v1, signed(&v1))
+            .await
+            .expect("sign")
+            .manifest_digest;
+        let att = cosign::attest(&reg, repo, &v1).await.expect("attest");
+        let from = reg.image_ref(repo, "latest");
+
+        let unlisted = settings(&reg, Some(&key));
+        let (_, without, _) = import(&importer(), &reg, &from, None, &unlisted).await;
+        let covered = Settings {
+            referrers: ReferrerListing::default(),
+            ..unlisted.clone()
+        };
+        let importer = importer();
+        let (result, with, _) = import(&importer, &reg, &from, None, &covered).await;
+        assert_eq!(result.images[0].as_ref().map(|i| &i.image), Ok(&v1));
+        let hex = &v1[7..];
+        let added: Vec<&String> = with.iter().filter(|r| !without.contains(r)).collect();
+        assert_eq!(
+            added,
+            [
+                &format!("GET /v2/{repo}/referrers/{v1} 404"),
+                &format!("HEAD /v2/{repo}/manifests/sha256-{hex}.att 200"),
+                &format!("HEAD /v2/{repo}/manifests/sha256-{hex}.sbom 404"),
+            ],
+            "the .sig the signature check read is not asked again:\n{without:#?}\n{with:#?}"
+        );
+        assert_eq!(with.len(), without.len() + 3, "{without:#?}\n{with:#?}");
+        let referrers = listed(&result, &v1);
+        let shown: Vec<(&str, String, &str)> = referrers
+            .iter()
+            .map(|r| (r.kind.as_str(), r.tag.clone(), r.digest.as_str()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("signature", format!("sha256-{hex}.sig"), sig.as_str()),
+                ("attestation", format!("sha256-{hex}.att"), att.as_str()),
+            ]
+        );
+        assert!(
+            referrers
+                .iter()
+                .all(|r| r.media_type == OCI_MANIFEST && r.size.is_some_and(|s| s > 0)),
+            "{referrers:?}"
+        );
+        eprintln!(
+            "referrers of a new signed and attested image: {} requests without the listing, {} with",
+            without.len(),
+            with.len()
+        );
+
+        // an unchanged check: one HEAD
+        let (unchanged, requests, _) = import(&importer, &reg, &from, Some(&v1), &covered).await;
+        assert!(unchanged.images[0].as_ref().is_ok_and(|i| i.unchanged));
+        assert_eq!(requests.len(), 1, "{requests:#?}");
+
+        // the next new image of the registry: the referrers API is not asked again
+        let v2 = push(&reg, repo, "latest", 4006).await;
+        cosign::append(&reg, repo, &v2, signed(&v2))
+            .await
+            .expect("sign");
+        let (result, requests, _) = import(&importer, &reg, &from, Some(&v1), &covered).await;
+        assert_eq!(result.images[0].as_ref().map(|i| &i.image), Ok(&v2));
+        assert!(
+            !requests.iter().any(|r| r.contains("/referrers/")),
+            "{requests:#?}"
+        );
+        let heads: Vec<&String> = requests
+            .iter()
+            .filter(|r| r.starts_with("HEAD ") && r.contains("sha256-"))
+            .collect();
+        assert_eq!(heads.len(), 2, ".att and .sbom: {requests:#?}");
+        let referrers = listed(&result, &v2);
+        assert_eq!(referrers.len(), 1, "{referrers:?}");
+        assert_eq!(referrers[0].kind, "signature");
+    }
+
+    /// `All` lists an image no policy covers; the default (`Covered`) costs it nothing.
+    #[tokio::test]
+    async fn all_lists_every_new_image_and_covered_only_those_a_policy_covers() {
+        let reg = RegistryOptions::plain().start();
+        let repo = "plain/app";
+        let digest = push(&reg, repo, "latest", 4007).await;
+        let att = cosign::attest(&reg, repo, &digest).await.expect("attest");
+        let from = reg.image_ref(repo, "latest");
+        let none = settings(&reg, None);
+        let (_, without, _) = import(&importer(), &reg, &from, None, &none).await;
+
+        let covered = Settings {
+            referrers: ReferrerListing::Covered,
+            ..none.clone()
+        };
+        let (result, requests, _) = import(&importer(), &reg, &from, None, &covered).await;
+        assert_eq!(requests, without, "not covered: nothing more");
+        assert!(
+            result.new_images[&digest]
+                .metadata
+                .annotations
+                .as_ref()
+                .is_none_or(|a| !a.contains_key(ANNOTATION))
+        );
+
+        let all = Settings {
+            referrers: ReferrerListing::All,
+            ..none
+        };
+        let (result, requests, _) = import(&importer(), &reg, &from, None, &all).await;
+        assert_eq!(requests.len(), without.len() + 4, "{requests:#?}");
+        let referrers = listed(&result, &digest);
+        assert_eq!(referrers.len(), 1, "{referrers:?}");
+        assert_eq!(
+            (referrers[0].kind.as_str(), referrers[0].digest.as_str()),
+            ("attestation", att.as_str())
+        );
     }
 }
