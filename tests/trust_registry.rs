@@ -383,10 +383,12 @@ mod through_the_importer {
     use imagestream_operator::import::contract::{Batch, BatchResult, ImageImport, Mode, Settings};
     use imagestream_operator::import::importer::Importer;
     use imagestream_operator::import::referrers::{ANNOTATION, Referrer};
+    use imagestream_operator::registry::protocol::OCI_INDEX;
     use imagestream_operator::registry::{ClientCache, RegistryConfig};
     use imagestream_operator::trust::Decision;
 
     use super::support::cosign::{self, CosignKey, CosignLayer};
+    use super::support::fault_registry::{FaultServer, FaultSwitch, Reply};
     use super::support::images::{IndexSpec, OCI_MANIFEST, TestImage};
     use super::support::registry::{RegistryOptions, TestRegistry, ensure_crypto, summary};
     use super::{push, resolved};
@@ -691,6 +693,122 @@ mod through_the_importer {
         assert_eq!(
             (referrers[0].kind.as_str(), referrers[0].digest.as_str()),
             ("attestation", att.as_str())
+        );
+    }
+
+    /// A registry with the OCI referrers API (the real one behind a proxy that answers
+    /// `/v2/<repo>/referrers/<digest>`): its index is listed for one GET, no cosign tag is
+    /// asked, and an empty index lists nothing.
+    #[tokio::test]
+    async fn a_registry_with_the_referrers_api_is_asked_once_per_new_image() {
+        let reg = RegistryOptions::plain().start();
+        let repo = "plain/app";
+        let v1 = push(&reg, repo, "v1", 4008).await;
+        let v2 = push(&reg, repo, "v2", 4009).await;
+        let bundle = format!("sha256:{}", "a".repeat(64));
+        let sbom = format!("sha256:{}", "b".repeat(64));
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {"mediaType": OCI_MANIFEST, "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+                 "digest": bundle, "size": 1234,
+                 "annotations": {"dev.sigstore.bundle.predicateType": "https://sigstore.dev/cosign/sign/v1"}},
+                {"mediaType": OCI_MANIFEST, "artifactType": "application/spdx+json",
+                 "digest": sbom, "size": 567},
+            ],
+        })
+        .to_string();
+        let empty =
+            serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []})
+                .to_string();
+        let switch = FaultSwitch::new();
+        let with_referrers = format!("/v2/{repo}/referrers/{v1}");
+        switch.inject(move |seen| {
+            if !seen.path.contains("/referrers/") {
+                return None;
+            }
+            let body = if seen.path == with_referrers {
+                &index
+            } else {
+                &empty
+            };
+            Some(Reply::ok(OCI_INDEX, body.clone()))
+        });
+        let proxy = FaultServer::forward(reg.addr(), switch);
+        let settings = Settings {
+            insecure_registries: vec![proxy.addr().to_string()],
+            referrers: ReferrerListing::All,
+            ..Settings::default()
+        };
+        let importer = importer();
+        let import = |tag: &str| {
+            let batch = Batch {
+                images: vec![ImageImport::new(
+                    format!("{}/{repo}:{tag}", proxy.addr()),
+                    Mode::Legacy,
+                )],
+                repository: None,
+            };
+            let (importer, settings) = (&importer, &settings);
+            async move {
+                importer
+                    .import(
+                        &batch,
+                        &Keyring::empty(),
+                        &HashMap::<String, bool>::new(),
+                        settings,
+                        jiff::Timestamp::now(),
+                    )
+                    .await
+            }
+        };
+
+        let result = import("v1").await;
+        assert_eq!(result.images[0].as_ref().map(|i| &i.image), Ok(&v1));
+        let referrers = listed(&result, &v1);
+        let shown: Vec<(&str, &str, Option<u64>)> = referrers
+            .iter()
+            .map(|r| (r.artifact_type.as_str(), r.digest.as_str(), r.size))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "application/vnd.dev.sigstore.bundle.v0.3+json",
+                    bundle.as_str(),
+                    Some(1234)
+                ),
+                ("application/spdx+json", sbom.as_str(), Some(567)),
+            ]
+        );
+        let asked = proxy.requests_to(&format!("/v2/{repo}/referrers/{v1}"));
+        assert_eq!(asked.len(), 1, "{asked:#?}");
+        assert_eq!(asked[0].request.method, "GET");
+        assert_eq!(asked[0].request.header("accept"), Some(OCI_INDEX));
+        let tags: Vec<String> = proxy
+            .http_requests()
+            .iter()
+            .map(|s| s.request.path.clone())
+            .filter(|p| p.contains("sha256-"))
+            .collect();
+        assert_eq!(tags, Vec::<String>::new(), "no cosign tag asked");
+
+        // the API answered: the next new image asks it again, and an empty index lists nothing
+        let result = import("v2").await;
+        assert_eq!(result.images[0].as_ref().map(|i| &i.image), Ok(&v2));
+        assert_eq!(
+            proxy
+                .requests_to(&format!("/v2/{repo}/referrers/{v2}"))
+                .len(),
+            1
+        );
+        assert!(
+            result.new_images[&v2]
+                .metadata
+                .annotations
+                .as_ref()
+                .is_none_or(|a| !a.contains_key(ANNOTATION))
         );
     }
 }
