@@ -3,9 +3,9 @@
 //!
 //! Where: the annotation [`ANNOTATION`] on the Image, a compact JSON array. OpenShift's
 //! shapes have no field for an artifact attached to an image (`signatures[]` holds verified
-//! signatures only, with content), and `oc describe image`/`isimage` print an Image's
-//! annotations, as does `kubectl get image|istag|isimage -o yaml` (ImageStreamTag `image`
-//! and ImageStreamImage `image` carry the Image's metadata). At most [`MAX_LISTED`] entries;
+//! signatures only, with content), and `oc describe image` prints an Image's annotations, as
+//! does `kubectl get image|istag|isimage -o yaml` (ImageStreamTag `image` and
+//! ImageStreamImage `image` carry the Image's metadata). At most [`MAX_LISTED`] entries;
 //! beyond that [`ANNOTATION_OMITTED`] says how many were left out.
 //!
 //! How: the OCI referrers API first (`GET /v2/<name>/referrers/<digest>`, one page); a
