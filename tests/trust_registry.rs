@@ -811,4 +811,90 @@ mod through_the_importer {
                 .is_none_or(|a| !a.contains_key(ANNOTATION))
         );
     }
+
+    /// A referrers API that fails (500s, retried as any request) or answers too slowly for
+    /// a request with a time limit: the import stands, without the annotation, and the
+    /// registry is not taken for one without the API.
+    #[tokio::test]
+    async fn a_failing_or_slow_referrers_listing_never_fails_the_import() {
+        let reg = RegistryOptions::plain().start();
+        let repo = "plain/app";
+        let v1 = push(&reg, repo, "v1", 4010).await;
+        let v2 = push(&reg, repo, "v2", 4011).await;
+        let switch = FaultSwitch::new();
+        let slow = format!("/v2/{repo}/referrers/{v2}");
+        switch.inject(move |seen| {
+            if seen.path == slow {
+                return Some(
+                    Reply::ok(OCI_INDEX, r#"{"schemaVersion":2,"manifests":[]}"#)
+                        .delay(Duration::from_secs(5)),
+                );
+            }
+            seen.path
+                .contains("/referrers/")
+                .then(|| Reply::new(500).body("broken"))
+        });
+        let proxy = FaultServer::forward(reg.addr(), switch);
+        let settings = Settings {
+            insecure_registries: vec![proxy.addr().to_string()],
+            referrers: ReferrerListing::All,
+            ..Settings::default()
+        };
+        let importer = importer();
+        let batch = |tag: &str| Batch {
+            images: vec![ImageImport::new(
+                format!("{}/{repo}:{tag}", proxy.addr()),
+                Mode::Legacy,
+            )],
+            repository: None,
+        };
+        let unlisted = |result: &BatchResult, digest: &str| {
+            result.new_images[digest]
+                .metadata
+                .annotations
+                .as_ref()
+                .is_none_or(|a| !a.contains_key(ANNOTATION))
+        };
+
+        let result = importer
+            .import(
+                &batch("v1"),
+                &Keyring::empty(),
+                &HashMap::<String, bool>::new(),
+                &settings,
+                jiff::Timestamp::now(),
+            )
+            .await;
+        assert_eq!(result.images[0].as_ref().map(|i| &i.image), Ok(&v1));
+        assert!(unlisted(&result, &v1));
+        let asked = proxy.requests_to(&format!("/v2/{repo}/referrers/{v1}"));
+        assert_eq!(asked.len(), 3, "a 500 is retried: {asked:#?}");
+        assert!(
+            !proxy
+                .http_requests()
+                .iter()
+                .any(|s| s.request.path.contains("sha256-")),
+            "a 500 is no 404: no cosign tag asked"
+        );
+
+        let started = std::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        let result = importer
+            .import_until(
+                &batch("v2"),
+                &Keyring::empty(),
+                &HashMap::<String, bool>::new(),
+                &settings,
+                jiff::Timestamp::now(),
+                Some(deadline),
+            )
+            .await;
+        assert_eq!(result.images[0].as_ref().map(|i| &i.image), Ok(&v2));
+        assert!(unlisted(&result, &v2));
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "answered by the deadline: {:?}",
+            started.elapsed()
+        );
+    }
 }

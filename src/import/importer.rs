@@ -43,6 +43,9 @@ use super::trust::{self, VerdictCache};
 
 /// Repositories imported at the same time within one batch.
 const CONCURRENT_REPOSITORIES: usize = 8;
+/// A referrers listing ends this long before a request's deadline, so that the import it
+/// follows is answered.
+const LISTING_MARGIN: std::time::Duration = std::time::Duration::from_millis(250);
 
 fn failure_from_registry(err: &RegistryError) -> Failure {
     Failure {
@@ -338,7 +341,15 @@ impl Importer {
         let client = self.client(&target, &credential, settings);
         let mut out = Vec::with_capacity(planned.len());
         for p in planned {
-            let one = self.import_one(&client, &credential, &target, &p, known, settings, now);
+            let one = self.import_one(
+                &client,
+                &credential,
+                &target,
+                &p,
+                known,
+                settings,
+                (now, deadline),
+            );
             let result = until(deadline, one)
                 .await
                 .unwrap_or_else(|| Err(timed_out(&p.written)));
@@ -358,15 +369,24 @@ impl Importer {
         p: &Planned,
         known: &Learnt<'_, K>,
         settings: &Settings,
-        now: jiff::Timestamp,
+        (now, deadline): (jiff::Timestamp, Option<Instant>),
     ) -> ImageResult {
         let client = client.as_ref().map_err(failure_from_registry)?;
-        self.anonymous_fallback(target, credential, client.clone(), settings, move |client| async move {
-            self.run_one(&client, target, p, known, settings, now).await
-        })
+        self.anonymous_fallback(
+            target,
+            credential,
+            client.clone(),
+            settings,
+            move |client| async move {
+                self.run_one(&client, target, p, known, settings, (now, deadline))
+                    .await
+            },
+        )
         .await
     }
 
+    /// One entry with `client`: the engine, the signature check, the referrers listing.
+    /// `deadline` is the request's, if any (see [`Importer::import_until`]).
     async fn run_one<K: KnownImages + Sync>(
         &self,
         client: &Arc<RegistryClient>,
@@ -374,7 +394,7 @@ impl Importer {
         p: &Planned,
         known: &Learnt<'_, K>,
         settings: &Settings,
-        now: jiff::Timestamp,
+        (now, deadline): (jiff::Timestamp, Option<Instant>),
     ) -> ImageResult {
         let source = RepositorySource::new(
             client.clone(),
@@ -435,16 +455,20 @@ impl Importer {
                 trust::record_signatures(images, &signed, verdict, now);
             }
         }
-        // information only: a failure leaves the annotation out
-        referrers::record(
+        // information only: a failure leaves the annotation out, and so does a listing still
+        // running just before the request's deadline (the import stands)
+        let listing = referrers::record(
             &memo,
             settings.referrers,
             verdict.is_some(),
             &mut outcome,
             &target.registry,
             &self.no_referrers_api,
-        )
-        .await;
+        );
+        let before = deadline.map(|d| d.checked_sub(LISTING_MARGIN).unwrap_or(d));
+        if until(before, listing).await.is_none() {
+            tracing::debug!(image = %image, "referrers not listed: the request's time limit");
+        }
         if let Outcome::Imported { images, .. } = &outcome {
             known.add(images);
         }
