@@ -394,6 +394,16 @@ pub struct BatchResult {
     pub new_images: BTreeMap<String, Image>,
     /// The images an image policy covered, and what their verification decided.
     pub verifications: Vec<Verification>,
+    /// The referrers listings this batch made.
+    pub referrer_lookups: Vec<ReferrerLookup>,
+}
+
+/// One referrers listing, for the metrics: where it looked last (`api`, `tags`) and what it
+/// found (`listed`, `none`, `failed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReferrerLookup {
+    pub source: &'static str,
+    pub result: &'static str,
 }
 
 impl BatchResult {

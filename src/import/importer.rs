@@ -33,8 +33,8 @@ use crate::registry::{ClientCache, ClientKey, RegistryClient, RegistryError};
 
 use super::config_cache::ConfigCache;
 use super::contract::{
-    Batch, BatchResult, Failure, ImageImport, ImageResult, Imported, PullSpec, RepositoryImport,
-    RepositoryResult, Settings, Verification,
+    Batch, BatchResult, Failure, ImageImport, ImageResult, Imported, PullSpec, ReferrerLookup,
+    RepositoryImport, RepositoryResult, Settings, Verification,
 };
 use super::engine::{self, KnownImages, ListResolutions, Outcome};
 use super::referrers::{self, Memo, NoReferrersApi};
@@ -171,6 +171,7 @@ impl Importer {
             base: known,
             added: Mutex::new(BTreeMap::new()),
             verifications: Mutex::new(Vec::new()),
+            referrer_lookups: Mutex::new(Vec::new()),
         };
         let mut images: Vec<Option<ImageResult>> = vec![None; batch.images.len()];
         let mut groups: BTreeMap<Target, Vec<Planned>> = BTreeMap::new();
@@ -253,6 +254,10 @@ impl Importer {
                 .unwrap_or_else(PoisonError::into_inner),
             verifications: known
                 .verifications
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner),
+            referrer_lookups: known
+                .referrer_lookups
                 .into_inner()
                 .unwrap_or_else(PoisonError::into_inner),
         }
@@ -466,8 +471,16 @@ impl Importer {
             &self.no_referrers_api,
         );
         let before = deadline.map(|d| d.checked_sub(LISTING_MARGIN).unwrap_or(d));
-        if until(before, listing).await.is_none() {
-            tracing::debug!(image = %image, "referrers not listed: the request's time limit");
+        match until(before, listing).await {
+            Some(Some(listed)) => known
+                .referrer_lookups
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(referrers::lookup(&listed)),
+            Some(None) => {}
+            None => {
+                tracing::debug!(image = %image, "referrers not listed: the request's time limit")
+            }
         }
         if let Outcome::Imported { images, .. } = &outcome {
             known.add(images);
@@ -672,6 +685,8 @@ struct Learnt<'a, K> {
     added: Mutex<BTreeMap<String, Image>>,
     /// What the verification of each image a policy covered decided.
     verifications: Mutex<Vec<Verification>>,
+    /// The referrers listings made.
+    referrer_lookups: Mutex<Vec<ReferrerLookup>>,
 }
 
 impl<K> Learnt<'_, K> {

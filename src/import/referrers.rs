@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::image::Image;
 use crate::config::ReferrerListing;
 
-use super::contract::Failure;
+use super::contract::{Failure, ReferrerLookup};
 use super::engine::Outcome;
 use super::source::{Fetched, Head, Source, SourceError};
 
@@ -131,22 +131,26 @@ struct Descriptor {
     size: Option<u64>,
 }
 
-/// Lists the referrers of `digest` in `registry` (a host, for [`NoReferrersApi`]).
+/// Lists the referrers of `digest` in `registry` (a host, for [`NoReferrersApi`]); a
+/// failure says where it happened.
 pub async fn list<S: Source>(
     source: &S,
     registry: &str,
     digest: &str,
     no_api: &NoReferrersApi,
     now: Instant,
-) -> Result<Listing, Failure> {
+) -> Result<Listing, (Via, Failure)> {
     if !no_api.known(registry, now) {
         match source.referrers(digest).await {
-            Ok(bytes) => return from_index(digest, &bytes),
+            Ok(bytes) => return from_index(digest, &bytes).map_err(|f| (Via::Api, f)),
             Err(e) if e.reason() == "NotFound" => no_api.remember(registry, now),
             Err(e) => {
-                return Err(Failure::new(
-                    e.reason(),
-                    format!("listing the referrers of {digest}: {e}"),
+                return Err((
+                    Via::Api,
+                    Failure::new(
+                        e.reason(),
+                        format!("listing the referrers of {digest}: {e}"),
+                    ),
                 ));
             }
         }
@@ -167,9 +171,12 @@ pub async fn list<S: Source>(
             }),
             Err(e) if e.reason() == "NotFound" => {}
             Err(e) => {
-                return Err(Failure::new(
-                    e.reason(),
-                    format!("listing the referrers of {digest} ({tag}): {e}"),
+                return Err((
+                    Via::Tags,
+                    Failure::new(
+                        e.reason(),
+                        format!("listing the referrers of {digest} ({tag}): {e}"),
+                    ),
                 ));
             }
         }
@@ -235,8 +242,8 @@ pub fn annotate(images: &mut [Image], digest: &str, referrers: &[Referrer]) {
 
 /// Lists and records the referrers of the image an import created, when `listing` asks for
 /// it (`covered`: an image policy covers the image). Makes no request for an unchanged
-/// image, nor for one whose Image exists already. Returns what was listed, or why not;
-/// `None` when nothing was asked.
+/// image, nor for one whose Image exists already. Returns what was listed, or where and why
+/// not; `None` when nothing was asked.
 pub async fn record<S: Source>(
     source: &S,
     listing: ReferrerListing,
@@ -244,7 +251,7 @@ pub async fn record<S: Source>(
     outcome: &mut Outcome,
     registry: &str,
     no_api: &NoReferrersApi,
-) -> Option<Result<Listing, Failure>> {
+) -> Option<Result<Listing, (Via, Failure)>> {
     let Outcome::Imported { image, images, .. } = outcome else {
         return None;
     };
@@ -257,7 +264,7 @@ pub async fn record<S: Source>(
     let listed = list(source, registry, image, no_api, Instant::now()).await;
     match &listed {
         Ok(found) => annotate(images, image, &found.referrers),
-        Err(failure) => tracing::debug!(
+        Err((_, failure)) => tracing::debug!(
             image = %image,
             reason = failure.reason,
             message = %failure.message,
@@ -265,6 +272,24 @@ pub async fn record<S: Source>(
         ),
     }
     Some(listed)
+}
+
+/// What the metrics count of a listing.
+pub fn lookup(listed: &Result<Listing, (Via, Failure)>) -> ReferrerLookup {
+    match listed {
+        Ok(found) => ReferrerLookup {
+            source: found.via.as_str(),
+            result: if found.referrers.is_empty() {
+                "none"
+            } else {
+                "listed"
+            },
+        },
+        Err((via, _)) => ReferrerLookup {
+            source: via.as_str(),
+            result: "failed",
+        },
+    }
 }
 
 /// A [`Source`] that keeps the manifests fetched through it (found or not found) and
@@ -450,7 +475,15 @@ mod tests {
             &no_api,
         )
         .await;
-        assert_eq!(listed.map(|l| l.map(|l| l.via)), Some(Ok(Via::Api)));
+        let listed = listed.expect("asked");
+        assert_eq!(
+            lookup(&listed),
+            ReferrerLookup {
+                source: "api",
+                result: "listed"
+            }
+        );
+        assert_eq!(listed.map(|l| l.via), Ok(Via::Api));
         assert_eq!(source.take_calls(), [format!("REFERRERS {digest}")]);
         let listed = annotation(&outcome).expect("annotated");
         let shown: Vec<(&str, &str, Option<u64>)> = listed
@@ -529,7 +562,23 @@ mod tests {
         // a second image of the same registry: the API is not asked again
         let second = source.image(Some("v2"), "linux", "amd64");
         let mut outcome = new_image(&second);
-        record_all(&source, &mut outcome, &no_api).await;
+        let listed = record(
+            &source,
+            ReferrerListing::All,
+            false,
+            &mut outcome,
+            REGISTRY,
+            &no_api,
+        )
+        .await
+        .expect("asked");
+        assert_eq!(
+            lookup(&listed),
+            ReferrerLookup {
+                source: "tags",
+                result: "none"
+            }
+        );
         let calls = source.take_calls();
         assert_eq!(calls.len(), 3, "{calls:?}");
         assert!(calls.iter().all(|c| c.starts_with("HEAD ")), "{calls:?}");
@@ -628,7 +677,15 @@ mod tests {
             &no_api,
         )
         .await;
-        let failure = listed.expect("asked").expect_err("failed");
+        let listed = listed.expect("asked");
+        assert_eq!(
+            lookup(&listed),
+            ReferrerLookup {
+                source: "api",
+                result: "failed"
+            }
+        );
+        let (_, failure) = listed.expect_err("failed");
         assert_eq!(failure.reason, "InternalError");
         assert!(failure.message.contains("broken"), "{}", failure.message);
         assert_eq!(annotation(&outcome), None);
@@ -651,8 +708,8 @@ mod tests {
         )
         .await;
         assert_eq!(
-            listed.map(|l| l.map_err(|f| f.reason)),
-            Some(Err("Unauthorized"))
+            listed.map(|l| l.map_err(|(via, f)| (via, f.reason))),
+            Some(Err((Via::Tags, "Unauthorized")))
         );
         assert_eq!(annotation(&outcome), None);
     }
