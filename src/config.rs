@@ -300,6 +300,36 @@ pub struct ImageImportConfigSpec {
     /// most of etcd's space (e2e/bench/results/where-the-time-goes.md). Default: every view.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub views: Option<ViewsConfig>,
+    /// referrers says which new Images get the signatures, SBOMs and attestations attached to
+    /// them listed in their image.imagestream.io/referrers annotation: Covered (the images
+    /// an ImagePolicy covers, whose signatures are read anyway), All (every new image: a few
+    /// requests more per new image) or None. Default: Covered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrers: Option<ReferrerListing>,
+}
+
+// Which new images have their referrers listed (no doc comment: the schema takes the
+// field's, `referrers`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ReferrerListing {
+    /// The images an ImagePolicy covers.
+    #[default]
+    Covered,
+    /// Every new image.
+    All,
+    /// None.
+    None,
+}
+
+impl ReferrerListing {
+    /// Whether a new image is listed; `covered`: an image policy covers it.
+    pub fn lists(self, covered: bool) -> bool {
+        match self {
+            ReferrerListing::Covered => covered,
+            ReferrerListing::All => true,
+            ReferrerListing::None => false,
+        }
+    }
 }
 
 /// Which views the operator keeps beside each stream; an unset field keeps its view.
@@ -438,6 +468,9 @@ impl ImageImportConfigSpec {
             .and_then(|n| usize::try_from(n).ok())
             .filter(|n| *n > 0)
     }
+    pub fn effective_referrers(&self) -> ReferrerListing {
+        self.referrers.unwrap_or_default()
+    }
     pub fn effective_max_image_stream_bytes(&self) -> usize {
         self.max_image_stream_bytes
             .and_then(|n| usize::try_from(n).ok())
@@ -521,6 +554,9 @@ mod tests {
         );
 
         let import = ImageImportConfigSpec::default();
+        assert_eq!(import.effective_referrers(), ReferrerListing::Covered);
+        assert!(ReferrerListing::Covered.lists(true) && !ReferrerListing::Covered.lists(false));
+        assert!(ReferrerListing::All.lists(false) && !ReferrerListing::None.lists(true));
         assert_eq!(
             import.effective_scheduled_interval(),
             Duration::from_secs(900)

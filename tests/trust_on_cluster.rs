@@ -11,6 +11,8 @@
 //! - under `Warn` a failing image is imported and a Warning Event `SignatureWarning` on the
 //!   stream names the failure;
 //! - an image no policy covers is imported as before, with no signature fetched;
+//! - the referrers of a covered image (its `.sig` here) are listed in its Image's
+//!   `image.imagestream.io/referrers` annotation, which its ImageStreamTag shows;
 //! - `imagestream_operator_image_verifications_total{policy,result}` counts the verdicts.
 //!
 //! Signatures are made by `support::cosign` (what `tests/trust_registry.rs` shows the core
@@ -29,12 +31,14 @@ use serde_json::{Value, json};
 
 use imagestream_operator::api::image::Image;
 use imagestream_operator::api::image_stream::{ImageStream, TagEventCondition, TagReference};
+use imagestream_operator::api::image_stream_tag::ImageStreamTag;
+use imagestream_operator::import::referrers::{self, Referrer};
 use imagestream_operator::names;
 use imagestream_operator::trigger::TRIGGER_ANNOTATION;
 use imagestream_operator::trust::ImagePolicy;
 use support::cluster::{TestCluster, events};
 use support::cosign::{self, CosignKey};
-use support::images::{ImageSpec, TestImage};
+use support::images::{ImageSpec, TestImage, sha256_digest};
 use support::operator::{Running, items};
 use support::registry::{RegistryOptions, TestRegistry};
 
@@ -342,6 +346,43 @@ async fn an_enforced_policy_keeps_unsigned_images_out_and_a_warning_one_lets_the
     assert!(
         unsigned_image.spec.signatures.is_empty(),
         "no signature is looked for outside the globs"
+    );
+    // the referrers of a covered image are listed on it, and show in its ImageStreamTag
+    // (`kubectl get istag -o yaml`); outside the globs nothing is listed (the default Covered)
+    let sig_tag = cosign::signature_tag(&v1);
+    let sig = reg
+        .client()
+        .get_manifest("signed/app", &sig_tag)
+        .await
+        .expect("the .sig manifest");
+    let istag = Api::<ImageStreamTag>::namespaced(op.admin.clone(), &ns)
+        .get("app.latest")
+        .await
+        .expect("the ImageStreamTag app.latest");
+    let embedded = istag.spec.image.expect("the tag's image");
+    let listed: Vec<Referrer> = serde_json::from_str(
+        embedded
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(referrers::ANNOTATION))
+            .unwrap_or_else(|| panic!("no referrers on {:?}", embedded.metadata)),
+    )
+    .expect("a JSON array");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (listed[0].kind.as_str(), listed[0].tag.as_str()),
+        ("signature", sig_tag.as_str())
+    );
+    assert_eq!(listed[0].digest, sha256_digest(&sig.body));
+    assert!(
+        unsigned_image
+            .metadata
+            .annotations
+            .as_ref()
+            .is_none_or(|a| !a.contains_key(referrers::ANNOTATION)),
+        "{:?}",
+        unsigned_image.metadata
     );
     let text = scrape(op.probes_port).await;
     assert!(

@@ -378,14 +378,18 @@ mod through_the_importer {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
+    use imagestream_operator::config::ReferrerListing;
     use imagestream_operator::credentials::Keyring;
     use imagestream_operator::import::contract::{Batch, BatchResult, ImageImport, Mode, Settings};
     use imagestream_operator::import::importer::Importer;
+    use imagestream_operator::import::referrers::{ANNOTATION, Referrer};
+    use imagestream_operator::registry::protocol::OCI_INDEX;
     use imagestream_operator::registry::{ClientCache, RegistryConfig};
     use imagestream_operator::trust::Decision;
 
-    use super::support::cosign::{self, CosignKey};
-    use super::support::images::{IndexSpec, TestImage};
+    use super::support::cosign::{self, CosignKey, CosignLayer};
+    use super::support::fault_registry::{FaultServer, FaultSwitch, Reply};
+    use super::support::images::{IndexSpec, OCI_MANIFEST, TestImage};
     use super::support::registry::{RegistryOptions, TestRegistry, ensure_crypto, summary};
     use super::{push, resolved};
 
@@ -400,10 +404,13 @@ mod through_the_importer {
         Importer::new(ClientCache::new(config, 16, Duration::from_secs(300)))
     }
 
+    /// Referrers are not listed here: these tests count what the signature check costs;
+    /// `referrers_of_a_new_image_are_listed_on_its_image` counts what the listing adds.
     fn settings(reg: &TestRegistry, key: Option<&CosignKey>) -> Settings {
         Settings {
             insecure_registries: vec![reg.addr().to_string()],
             policies: Arc::new(key.map(|k| vec![resolved(reg, k)]).unwrap_or_default()),
+            referrers: ReferrerListing::None,
             ..Settings::default()
         }
     }
@@ -628,5 +635,352 @@ mod through_the_importer {
             "verified by the index"
         );
         assert_eq!(result.verifications[0].decision, Decision::Passed);
+    }
+
+    /// The annotation on the new Image of `digest`.
+    fn listed(result: &BatchResult, digest: &str) -> Vec<Referrer> {
+        let image = result.new_images.get(digest).expect("a new Image");
+        let value = image
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION))
+            .unwrap_or_else(|| panic!("no {ANNOTATION} on {:?}", image.metadata));
+        serde_json::from_str(value).expect("a JSON array")
+    }
+
+    /// A signed and attested image imported under a covering policy: the Image lists both
+    /// (distribution 2.8 has no referrers API: cosign's tags are asked), for three requests
+    /// more on the registry's first new image and two on the next (the 404 is remembered);
+    /// an unchanged check stays one HEAD.
+    #[tokio::test]
+    async fn referrers_of_a_new_image_are_listed_on_its_image() {
+        let reg = RegistryOptions::plain().start();
+        let key = CosignKey::generate();
+        let repo = "signed/app";
+        let v1 = push(&reg, repo, "latest", 4005).await;
+        let signed = |digest: &str| {
+            CosignLayer::signed(
+                &key,
+                cosign::payload(&cosign::docker_reference(&reg, repo), digest, &[]),
+            )
+        };
+        let sig = cosign::append(&reg, repo, &v1, signed(&v1))
+            .await
+            .expect("sign")
+            .manifest_digest;
+        let att = cosign::attest(&reg, repo, &v1).await.expect("attest");
+        let from = reg.image_ref(repo, "latest");
+
+        let unlisted = settings(&reg, Some(&key));
+        let (_, without, _) = import(&importer(), &reg, &from, None, &unlisted).await;
+        let covered = Settings {
+            referrers: ReferrerListing::default(),
+            ..unlisted.clone()
+        };
+        let importer = importer();
+        let (result, with, _) = import(&importer, &reg, &from, None, &covered).await;
+        assert_eq!(result.images[0].as_ref().map(|i| &i.image), Ok(&v1));
+        let hex = &v1[7..];
+        let added: Vec<&String> = with.iter().filter(|r| !without.contains(r)).collect();
+        assert_eq!(
+            added,
+            [
+                &format!("GET /v2/{repo}/referrers/{v1} 404"),
+                &format!("HEAD /v2/{repo}/manifests/sha256-{hex}.att 200"),
+                &format!("HEAD /v2/{repo}/manifests/sha256-{hex}.sbom 404"),
+            ],
+            "the .sig the signature check read is not asked again:\n{without:#?}\n{with:#?}"
+        );
+        assert_eq!(with.len(), without.len() + 3, "{without:#?}\n{with:#?}");
+        let referrers = listed(&result, &v1);
+        let shown: Vec<(&str, String, &str)> = referrers
+            .iter()
+            .map(|r| (r.kind.as_str(), r.tag.clone(), r.digest.as_str()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("signature", format!("sha256-{hex}.sig"), sig.as_str()),
+                ("attestation", format!("sha256-{hex}.att"), att.as_str()),
+            ]
+        );
+        assert!(
+            referrers
+                .iter()
+                .all(|r| r.media_type == OCI_MANIFEST && r.size.is_some_and(|s| s > 0)),
+            "{referrers:?}"
+        );
+        eprintln!(
+            "referrers of a new signed and attested image: {} requests without the listing, {} with",
+            without.len(),
+            with.len()
+        );
+
+        // an unchanged check: one HEAD
+        let (unchanged, requests, _) = import(&importer, &reg, &from, Some(&v1), &covered).await;
+        assert!(unchanged.images[0].as_ref().is_ok_and(|i| i.unchanged));
+        assert_eq!(requests.len(), 1, "{requests:#?}");
+
+        // the next new image of the registry: the referrers API is not asked again
+        let v2 = push(&reg, repo, "latest", 4006).await;
+        cosign::append(&reg, repo, &v2, signed(&v2))
+            .await
+            .expect("sign");
+        let (result, requests, _) = import(&importer, &reg, &from, Some(&v1), &covered).await;
+        assert_eq!(result.images[0].as_ref().map(|i| &i.image), Ok(&v2));
+        assert!(
+            !requests.iter().any(|r| r.contains("/referrers/")),
+            "{requests:#?}"
+        );
+        let heads: Vec<&String> = requests
+            .iter()
+            .filter(|r| r.starts_with("HEAD ") && r.contains("sha256-"))
+            .collect();
+        assert_eq!(heads.len(), 2, ".att and .sbom: {requests:#?}");
+        let referrers = listed(&result, &v2);
+        assert_eq!(referrers.len(), 1, "{referrers:?}");
+        assert_eq!(referrers[0].kind, "signature");
+    }
+
+    /// `All` lists an image no policy covers; the default (`Covered`) costs it nothing.
+    #[tokio::test]
+    async fn all_lists_every_new_image_and_covered_only_those_a_policy_covers() {
+        let reg = RegistryOptions::plain().start();
+        let repo = "plain/app";
+        let digest = push(&reg, repo, "latest", 4007).await;
+        let att = cosign::attest(&reg, repo, &digest).await.expect("attest");
+        let from = reg.image_ref(repo, "latest");
+        let none = settings(&reg, None);
+        let (_, without, _) = import(&importer(), &reg, &from, None, &none).await;
+
+        let covered = Settings {
+            referrers: ReferrerListing::Covered,
+            ..none.clone()
+        };
+        let (result, requests, _) = import(&importer(), &reg, &from, None, &covered).await;
+        assert_eq!(requests, without, "not covered: nothing more");
+        assert!(
+            result.new_images[&digest]
+                .metadata
+                .annotations
+                .as_ref()
+                .is_none_or(|a| !a.contains_key(ANNOTATION))
+        );
+
+        let all = Settings {
+            referrers: ReferrerListing::All,
+            ..none
+        };
+        let (result, requests, _) = import(&importer(), &reg, &from, None, &all).await;
+        assert_eq!(requests.len(), without.len() + 4, "{requests:#?}");
+        let referrers = listed(&result, &digest);
+        assert_eq!(referrers.len(), 1, "{referrers:?}");
+        assert_eq!(
+            (referrers[0].kind.as_str(), referrers[0].digest.as_str()),
+            ("attestation", att.as_str())
+        );
+    }
+
+    /// A registry with the OCI referrers API (the real one behind a proxy that answers
+    /// `/v2/<repo>/referrers/<digest>`): its index is listed for one GET, no cosign tag is
+    /// asked, and an empty index lists nothing.
+    #[tokio::test]
+    async fn a_registry_with_the_referrers_api_is_asked_once_per_new_image() {
+        let reg = RegistryOptions::plain().start();
+        let repo = "plain/app";
+        let v1 = push(&reg, repo, "v1", 4008).await;
+        let v2 = push(&reg, repo, "v2", 4009).await;
+        let bundle = format!("sha256:{}", "a".repeat(64));
+        let sbom = format!("sha256:{}", "b".repeat(64));
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {"mediaType": OCI_MANIFEST, "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+                 "digest": bundle, "size": 1234,
+                 "annotations": {"dev.sigstore.bundle.predicateType": "https://sigstore.dev/cosign/sign/v1"}},
+                {"mediaType": OCI_MANIFEST, "artifactType": "application/spdx+json",
+                 "digest": sbom, "size": 567},
+            ],
+        })
+        .to_string();
+        let empty =
+            serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []})
+                .to_string();
+        let switch = FaultSwitch::new();
+        let with_referrers = format!("/v2/{repo}/referrers/{v1}");
+        switch.inject(move |seen| {
+            if !seen.path.contains("/referrers/") {
+                return None;
+            }
+            let body = if seen.path == with_referrers {
+                &index
+            } else {
+                &empty
+            };
+            Some(Reply::ok(OCI_INDEX, body.clone()))
+        });
+        let proxy = FaultServer::forward(reg.addr(), switch);
+        let settings = Settings {
+            insecure_registries: vec![proxy.addr().to_string()],
+            referrers: ReferrerListing::All,
+            ..Settings::default()
+        };
+        let importer = importer();
+        let import = |tag: &str| {
+            let batch = Batch {
+                images: vec![ImageImport::new(
+                    format!("{}/{repo}:{tag}", proxy.addr()),
+                    Mode::Legacy,
+                )],
+                repository: None,
+            };
+            let (importer, settings) = (&importer, &settings);
+            async move {
+                importer
+                    .import(
+                        &batch,
+                        &Keyring::empty(),
+                        &HashMap::<String, bool>::new(),
+                        settings,
+                        jiff::Timestamp::now(),
+                    )
+                    .await
+            }
+        };
+
+        let result = import("v1").await;
+        assert_eq!(result.images[0].as_ref().map(|i| &i.image), Ok(&v1));
+        let referrers = listed(&result, &v1);
+        let shown: Vec<(&str, &str, Option<u64>)> = referrers
+            .iter()
+            .map(|r| (r.artifact_type.as_str(), r.digest.as_str(), r.size))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "application/vnd.dev.sigstore.bundle.v0.3+json",
+                    bundle.as_str(),
+                    Some(1234)
+                ),
+                ("application/spdx+json", sbom.as_str(), Some(567)),
+            ]
+        );
+        let asked = proxy.requests_to(&format!("/v2/{repo}/referrers/{v1}"));
+        assert_eq!(asked.len(), 1, "{asked:#?}");
+        assert_eq!(asked[0].request.method, "GET");
+        assert_eq!(asked[0].request.header("accept"), Some(OCI_INDEX));
+        let tags: Vec<String> = proxy
+            .http_requests()
+            .iter()
+            .map(|s| s.request.path.clone())
+            .filter(|p| p.contains("sha256-"))
+            .collect();
+        assert_eq!(tags, Vec::<String>::new(), "no cosign tag asked");
+
+        // the API answered: the next new image asks it again, and an empty index lists nothing
+        let result = import("v2").await;
+        assert_eq!(result.images[0].as_ref().map(|i| &i.image), Ok(&v2));
+        assert_eq!(
+            proxy
+                .requests_to(&format!("/v2/{repo}/referrers/{v2}"))
+                .len(),
+            1
+        );
+        assert!(
+            result.new_images[&v2]
+                .metadata
+                .annotations
+                .as_ref()
+                .is_none_or(|a| !a.contains_key(ANNOTATION))
+        );
+    }
+
+    /// A referrers API that fails (500s, retried as any request) or answers too slowly for
+    /// a request with a time limit: the import stands, without the annotation, and the
+    /// registry is not taken for one without the API.
+    #[tokio::test]
+    async fn a_failing_or_slow_referrers_listing_never_fails_the_import() {
+        let reg = RegistryOptions::plain().start();
+        let repo = "plain/app";
+        let v1 = push(&reg, repo, "v1", 4010).await;
+        let v2 = push(&reg, repo, "v2", 4011).await;
+        let switch = FaultSwitch::new();
+        let slow = format!("/v2/{repo}/referrers/{v2}");
+        switch.inject(move |seen| {
+            if seen.path == slow {
+                return Some(
+                    Reply::ok(OCI_INDEX, r#"{"schemaVersion":2,"manifests":[]}"#)
+                        .delay(Duration::from_secs(5)),
+                );
+            }
+            seen.path
+                .contains("/referrers/")
+                .then(|| Reply::new(500).body("broken"))
+        });
+        let proxy = FaultServer::forward(reg.addr(), switch);
+        let settings = Settings {
+            insecure_registries: vec![proxy.addr().to_string()],
+            referrers: ReferrerListing::All,
+            ..Settings::default()
+        };
+        let importer = importer();
+        let batch = |tag: &str| Batch {
+            images: vec![ImageImport::new(
+                format!("{}/{repo}:{tag}", proxy.addr()),
+                Mode::Legacy,
+            )],
+            repository: None,
+        };
+        let unlisted = |result: &BatchResult, digest: &str| {
+            result.new_images[digest]
+                .metadata
+                .annotations
+                .as_ref()
+                .is_none_or(|a| !a.contains_key(ANNOTATION))
+        };
+
+        let result = importer
+            .import(
+                &batch("v1"),
+                &Keyring::empty(),
+                &HashMap::<String, bool>::new(),
+                &settings,
+                jiff::Timestamp::now(),
+            )
+            .await;
+        assert_eq!(result.images[0].as_ref().map(|i| &i.image), Ok(&v1));
+        assert!(unlisted(&result, &v1));
+        let asked = proxy.requests_to(&format!("/v2/{repo}/referrers/{v1}"));
+        assert_eq!(asked.len(), 3, "a 500 is retried: {asked:#?}");
+        assert!(
+            !proxy
+                .http_requests()
+                .iter()
+                .any(|s| s.request.path.contains("sha256-")),
+            "a 500 is no 404: no cosign tag asked"
+        );
+
+        let started = std::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        let result = importer
+            .import_until(
+                &batch("v2"),
+                &Keyring::empty(),
+                &HashMap::<String, bool>::new(),
+                &settings,
+                jiff::Timestamp::now(),
+                Some(deadline),
+            )
+            .await;
+        assert_eq!(result.images[0].as_ref().map(|i| &i.image), Ok(&v2));
+        assert!(unlisted(&result, &v2));
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "answered by the deadline: {:?}",
+            started.elapsed()
+        );
     }
 }

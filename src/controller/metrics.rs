@@ -43,6 +43,14 @@ struct VerificationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReferrerLabels {
+    /// `api` (the OCI referrers API) or `tags` (cosign's tags).
+    source: &'static str,
+    /// `listed`, `none` or `failed`.
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     registry: String,
     method: String,
@@ -118,6 +126,7 @@ pub struct Metrics {
     registry: Registry,
     imports: Family<ImportLabels, Counter>,
     verifications: Family<VerificationLabels, Counter>,
+    referrer_lookups: Family<ReferrerLabels, Counter>,
     requests: Family<RequestLabels, Counter>,
     import_seconds: Histogram,
     reconcile_errors: Family<ErrorLabels, Counter>,
@@ -228,6 +237,12 @@ impl Default for Metrics {
             "image_verifications",
             "Signature verifications of imported images by image policy, result (passed, failed), failure reason and source (registry, cache)",
             verifications.clone(),
+        );
+        let referrer_lookups = Family::<ReferrerLabels, Counter>::default();
+        registry.register(
+            "image_referrer_lookups",
+            "Referrers listings of new images by source (api, tags) and result (listed, none, failed)",
+            referrer_lookups.clone(),
         );
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -376,6 +391,7 @@ impl Default for Metrics {
             trigger_patches: AtomicU64::default(),
             imports,
             verifications,
+            referrer_lookups,
             requests,
             import_seconds,
             reconcile_errors,
@@ -438,6 +454,13 @@ impl Metrics {
                 reason,
                 source: if cached { "cache" } else { "registry" },
             })
+            .inc();
+    }
+
+    /// One referrers listing of a new image (see [`crate::import::referrers`]).
+    pub(crate) fn referrer_lookup(&self, source: &'static str, result: &'static str) {
+        self.referrer_lookups
+            .get_or_create(&ReferrerLabels { source, result })
             .inc();
     }
 
@@ -661,6 +684,7 @@ mod tests {
         m.import_batch(Duration::from_millis(30));
         m.schedule(3, &[("*".into(), 57)]);
         m.trigger_patch("Deployment");
+        m.referrer_lookup("tags", "listed");
         m.on_quota(
             "docker.io",
             "anonymous",
@@ -691,6 +715,7 @@ mod tests {
             "imagestream_operator_scheduled_streams 3",
             r#"imagestream_operator_registry_budget_remaining{registry="*"} 57"#,
             r#"imagestream_operator_image_trigger_patches_total{kind="Deployment"} 1"#,
+            r#"imagestream_operator_image_referrer_lookups_total{source="tags",result="listed"} 1"#,
             r#"imagestream_operator_registry_quota_limit{registry="docker.io",credential="anonymous"} 100"#,
             r#"imagestream_operator_registry_quota_remaining{registry="docker.io",credential="anonymous"} 76"#,
             r#"imagestream_operator_registry_quota_window_seconds{registry="docker.io",credential="anonymous"} 21600"#,

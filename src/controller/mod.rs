@@ -265,6 +265,9 @@ impl Run<'_> {
                     .verification(&p.policy, p.passed, p.reason, p.cached);
             }
         }
+        for l in &result.referrer_lookups {
+            self.metrics.referrer_lookup(l.source, l.result);
+        }
         if let (Some(repository), Some(listed)) = (&batch.repository, &result.repository) {
             let registry = registry_of(&repository.from);
             for r in listed.images.iter().flatten() {

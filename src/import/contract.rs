@@ -245,6 +245,8 @@ pub struct Settings {
     pub ca_bundles: HashMap<String, Arc<CaBundle>>,
     /// The image policies, resolved: an image one covers is verified before its tag moves.
     pub policies: Arc<Vec<crate::trust::ResolvedPolicy>>,
+    /// Which new images have their referrers listed (`ImageImportConfig` `referrers`).
+    pub referrers: crate::config::ReferrerListing,
 }
 
 impl Default for Settings {
@@ -255,6 +257,7 @@ impl Default for Settings {
             insecure_registries: Vec::new(),
             ca_bundles: HashMap::new(),
             policies: Arc::default(),
+            referrers: crate::config::ReferrerListing::default(),
         }
     }
 }
@@ -396,6 +399,16 @@ pub struct BatchResult {
     pub new_images: BTreeMap<String, Image>,
     /// The images an image policy covered, and what their verification decided.
     pub verifications: Vec<Verification>,
+    /// The referrers listings this batch made.
+    pub referrer_lookups: Vec<ReferrerLookup>,
+}
+
+/// One referrers listing, for the metrics: where it looked last (`api`, `tags`) and what it
+/// found (`listed`, `none`, `failed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReferrerLookup {
+    pub source: &'static str,
+    pub result: &'static str,
 }
 
 impl BatchResult {

@@ -33,15 +33,19 @@ use crate::registry::{ClientCache, ClientKey, RegistryClient, RegistryError};
 
 use super::config_cache::ConfigCache;
 use super::contract::{
-    Batch, BatchResult, Failure, ImageImport, ImageResult, Imported, PullSpec, RepositoryImport,
-    RepositoryResult, Settings, Verification,
+    Batch, BatchResult, Failure, ImageImport, ImageResult, Imported, PullSpec, ReferrerLookup,
+    RepositoryImport, RepositoryResult, Settings, Verification,
 };
 use super::engine::{self, KnownImages, ListResolutions, Outcome};
+use super::referrers::{self, Memo, NoReferrersApi};
 use super::source::{CachingSource, RepositorySource};
 use super::trust::{self, VerdictCache};
 
 /// Repositories imported at the same time within one batch.
 const CONCURRENT_REPOSITORIES: usize = 8;
+/// A referrers listing ends this long before a request's deadline, so that the import it
+/// follows is answered.
+const LISTING_MARGIN: std::time::Duration = std::time::Duration::from_millis(250);
 
 fn failure_from_registry(err: &RegistryError) -> Failure {
     Failure {
@@ -74,6 +78,8 @@ pub struct Importer {
     configs: ConfigCache,
     /// Passing signature verdicts (see [`super::trust`]).
     verdicts: VerdictCache,
+    /// Registries without the OCI referrers API (see [`super::referrers`]).
+    no_referrers_api: NoReferrersApi,
 }
 
 impl std::fmt::Debug for Importer {
@@ -121,6 +127,7 @@ impl Importer {
             lists: ListResolutions::default(),
             configs: ConfigCache::default(),
             verdicts: VerdictCache::default(),
+            no_referrers_api: NoReferrersApi::default(),
         }
     }
 
@@ -164,6 +171,7 @@ impl Importer {
             base: known,
             added: Mutex::new(BTreeMap::new()),
             verifications: Mutex::new(Vec::new()),
+            referrer_lookups: Mutex::new(Vec::new()),
         };
         let mut images: Vec<Option<ImageResult>> = vec![None; batch.images.len()];
         let mut groups: BTreeMap<Target, Vec<Planned>> = BTreeMap::new();
@@ -246,6 +254,10 @@ impl Importer {
                 .unwrap_or_else(PoisonError::into_inner),
             verifications: known
                 .verifications
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner),
+            referrer_lookups: known
+                .referrer_lookups
                 .into_inner()
                 .unwrap_or_else(PoisonError::into_inner),
         }
@@ -334,7 +346,15 @@ impl Importer {
         let client = self.client(&target, &credential, settings);
         let mut out = Vec::with_capacity(planned.len());
         for p in planned {
-            let one = self.import_one(&client, &credential, &target, &p, known, settings, now);
+            let one = self.import_one(
+                &client,
+                &credential,
+                &target,
+                &p,
+                known,
+                settings,
+                (now, deadline),
+            );
             let result = until(deadline, one)
                 .await
                 .unwrap_or_else(|| Err(timed_out(&p.written)));
@@ -354,15 +374,24 @@ impl Importer {
         p: &Planned,
         known: &Learnt<'_, K>,
         settings: &Settings,
-        now: jiff::Timestamp,
+        (now, deadline): (jiff::Timestamp, Option<Instant>),
     ) -> ImageResult {
         let client = client.as_ref().map_err(failure_from_registry)?;
-        self.anonymous_fallback(target, credential, client.clone(), settings, move |client| async move {
-            self.run_one(&client, target, p, known, settings, now).await
-        })
+        self.anonymous_fallback(
+            target,
+            credential,
+            client.clone(),
+            settings,
+            move |client| async move {
+                self.run_one(&client, target, p, known, settings, (now, deadline))
+                    .await
+            },
+        )
         .await
     }
 
+    /// One entry with `client`: the engine, the signature check, the referrers listing.
+    /// `deadline` is the request's, if any (see [`Importer::import_until`]).
     async fn run_one<K: KnownImages + Sync>(
         &self,
         client: &Arc<RegistryClient>,
@@ -370,7 +399,7 @@ impl Importer {
         p: &Planned,
         known: &Learnt<'_, K>,
         settings: &Settings,
-        now: jiff::Timestamp,
+        (now, deadline): (jiff::Timestamp, Option<Instant>),
     ) -> ImageResult {
         let source = RepositorySource::new(
             client.clone(),
@@ -402,11 +431,13 @@ impl Importer {
             } => list.clone(),
             _ => image.clone(),
         };
+        // what the signature check fetches, the referrers listing does not fetch again
+        let memo = Memo::new(&source);
         let verify = !unchanged || p.import.verify_current;
         let verdict = match (verify, p.import.from.parsed()) {
             (true, Ok(reference)) if !settings.policies.is_empty() => {
                 trust::check(
-                    &source,
+                    &memo,
                     &settings.policies,
                     &self.verdicts,
                     reference,
@@ -431,6 +462,28 @@ impl Importer {
             // recorded on the Image the signature names (a list chosen from is not created)
             if let Outcome::Imported { images, .. } = &mut outcome {
                 trust::record_signatures(images, &signed, verdict, now);
+            }
+        }
+        // information only: a failure leaves the annotation out, and so does a listing still
+        // running just before the request's deadline (the import stands)
+        let listing = referrers::record(
+            &memo,
+            settings.referrers,
+            verdict.is_some(),
+            &mut outcome,
+            &target.registry,
+            &self.no_referrers_api,
+        );
+        let before = deadline.map(|d| d.checked_sub(LISTING_MARGIN).unwrap_or(d));
+        match until(before, listing).await {
+            Some(Some(listed)) => known
+                .referrer_lookups
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(referrers::lookup(&listed)),
+            Some(None) => {}
+            None => {
+                tracing::debug!(image = %image, "referrers not listed: the request's time limit")
             }
         }
         if let Outcome::Imported { images, .. } = &outcome {
@@ -637,6 +690,8 @@ struct Learnt<'a, K> {
     added: Mutex<BTreeMap<String, Image>>,
     /// What the verification of each image a policy covered decided.
     verifications: Mutex<Vec<Verification>>,
+    /// The referrers listings made.
+    referrer_lookups: Mutex<Vec<ReferrerLookup>>,
 }
 
 impl<K> Learnt<'_, K> {

@@ -7,12 +7,14 @@
 //! [`crate::registry`]); [`engine`] one tag's import (HEAD first, known Images never
 //! refetched); [`config_cache`] config blobs by digest, fetched once; and [`importer`] a whole
 //! request: credentials, clients, repository listing; [`trust`] the verification of an
-//! image a policy covers before its tag moves.
+//! image a policy covers before its tag moves; [`referrers`] the listing of what is attached
+//! to a new image (signatures, SBOMs, attestations) on its Image.
 
 pub mod config_cache;
 pub mod contract;
 pub mod engine;
 pub mod importer;
 pub mod manifest;
+pub mod referrers;
 pub mod source;
 pub mod trust;

@@ -21,6 +21,8 @@ pub(crate) mod fake;
 pub struct Head {
     pub digest: String,
     pub media_type: String,
+    /// `Content-Length`, when the registry sent it.
+    pub size: Option<u64>,
 }
 
 /// A fetched manifest: its bytes, verified digest and media type.
@@ -50,6 +52,9 @@ pub trait Source {
     ) -> impl Future<Output = Result<Fetched, Self::Error>> + Send;
     /// GET of a blob (an image config), digest-verified, size-limited.
     fn blob(&self, digest: &str) -> impl Future<Output = Result<Vec<u8>, Self::Error>> + Send;
+    /// GET of the OCI referrers index of `digest`, size-limited as a manifest, unparsed;
+    /// `NotFound` from a registry without the API.
+    fn referrers(&self, digest: &str) -> impl Future<Output = Result<Vec<u8>, Self::Error>> + Send;
 }
 
 impl SourceError for RegistryError {
@@ -109,6 +114,7 @@ impl Source for RepositorySource {
         Ok(Head {
             digest: head.digest,
             media_type: head.media_type.unwrap_or_default(),
+            size: head.size,
         })
     }
 
@@ -128,6 +134,14 @@ impl Source for RepositorySource {
         let bytes = self
             .client
             .get_blob(&self.registry, &self.repository, digest, self.config_limit)
+            .await?;
+        Ok(bytes.to_vec())
+    }
+
+    async fn referrers(&self, digest: &str) -> Result<Vec<u8>, RegistryError> {
+        let bytes = self
+            .client
+            .get_referrers(&self.registry, &self.repository, digest)
             .await?;
         Ok(bytes.to_vec())
     }
@@ -169,5 +183,9 @@ impl<S: Source + Sync> Source for CachingSource<'_, S> {
         let bytes = self.inner.blob(digest).await?;
         self.cache.put(digest, &bytes);
         Ok(bytes)
+    }
+
+    fn referrers(&self, digest: &str) -> impl Future<Output = Result<Vec<u8>, Self::Error>> + Send {
+        self.inner.referrers(digest)
     }
 }

@@ -362,6 +362,37 @@ impl RegistryClient {
         .await
     }
 
+    /// GET of the OCI referrers index of `digest` (`/v2/<repo>/referrers/<digest>`), at most
+    /// [`MAX_MANIFEST_BYTES`]: the same limits, retries and budgets as a manifest. A registry
+    /// without the API answers `NotFound`. The body is returned unparsed; only the first page.
+    pub async fn get_referrers(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Bytes, RegistryError> {
+        let mut call = self.prepare(registry, repository, Some(digest), PathKind::Referrers)?;
+        if !protocol::is_digest_reference(digest) {
+            return Err(RegistryError::Invalid {
+                image: call.image,
+                detail: format!("{digest:?} is not a digest"),
+            });
+        }
+        call.context = format!("referrers of {digest}: ");
+        let path = format!("/v2/{repository}/referrers/{digest}");
+        self.with_retries(&call, || {
+            let (call, path) = (&call, &path);
+            async move {
+                let response = self
+                    .send(call, Method::GET, path, Some(protocol::OCI_INDEX))
+                    .await?;
+                self.note_quota(call, response.headers());
+                read_limited(call, response, MAX_MANIFEST_BYTES, "referrers index").await
+            }
+        })
+        .await
+    }
+
     /// Every tag of a repository, in the registry's order, following `Link: <…>; rel="next"`
     /// pages (at most [`RegistryConfig::max_tag_pages`]; a registry that ignores `last` and
     /// serves the same page again ends the listing).
@@ -1160,7 +1191,7 @@ async fn status_error(
     response: Response,
 ) -> RegistryError {
     let status = response.status();
-    if call.kind == PathKind::Manifest {
+    if matches!(call.kind, PathKind::Manifest | PathKind::Referrers) {
         client.note_quota(call, response.headers());
     }
     let retry_after = header_str(response.headers(), header::RETRY_AFTER.as_str())
@@ -1174,7 +1205,11 @@ async fn status_error(
         }
     }
     match status.as_u16() {
-        404 if matches!(call.kind, PathKind::Manifest | PathKind::Tags) => {
+        404 if matches!(
+            call.kind,
+            PathKind::Manifest | PathKind::Tags | PathKind::Referrers
+        ) =>
+        {
             RegistryError::NotFound {
                 image: call.image.clone(),
             }

@@ -19,6 +19,8 @@ pub enum PathKind {
     Blob,
     /// `/v2/<repo>/tags/list`
     Tags,
+    /// `/v2/<repo>/referrers/<digest>` (the OCI referrers API)
+    Referrers,
     /// the token server named by a Bearer challenge
     Token,
 }
@@ -29,6 +31,7 @@ impl PathKind {
             PathKind::Manifest => "manifest",
             PathKind::Blob => "blob",
             PathKind::Tags => "tags",
+            PathKind::Referrers => "referrers",
             PathKind::Token => "token",
         }
     }

@@ -287,6 +287,7 @@ mod tests {
             }),
             new_images: Default::default(),
             verifications: Vec::new(),
+            referrer_lookups: Vec::new(),
         };
         let outcome = decide(inputs(&s, &[], Some(&result), &no_streams));
         assert_eq!(outcome.repository, Some(Err(failure)));
@@ -301,6 +302,7 @@ mod tests {
             }),
             new_images: Default::default(),
             verifications: Vec::new(),
+            referrer_lookups: Vec::new(),
         };
         let outcome = decide(inputs(&s, &[], Some(&listed), &no_streams));
         assert_eq!(outcome.repository, Some(Ok(())));

@@ -116,6 +116,7 @@ mod tests {
             }),
             new_images: Default::default(),
             verifications: Vec::new(),
+            referrer_lookups: Vec::new(),
         };
         fail_refused(&mut result, &refused);
         assert_eq!(result.images[0], Err(failure.clone()));

@@ -102,6 +102,7 @@ impl Settings {
                 insecure_registries: sources.insecure_registries.clone().unwrap_or_default(),
                 ca_bundles,
                 policies: Default::default(),
+                referrers: import.effective_referrers(),
             },
             default_mode: match image.image_stream_import_mode.as_deref() {
                 Some("PreserveOriginal") => Mode::PreserveOriginal,

@@ -53,7 +53,8 @@ pub fn attestation_tag(digest: &str) -> Option<String> {
     tag_with_suffix(digest, "att")
 }
 
-fn tag_with_suffix(digest: &str, suffix: &str) -> Option<String> {
+/// The tag cosign stores `digest`'s artifacts of kind `suffix` (`sig`, `att`, `sbom`) under.
+pub fn tag_with_suffix(digest: &str, suffix: &str) -> Option<String> {
     let (algorithm, hex) = digest.split_once(':')?;
     (!algorithm.is_empty() && !hex.is_empty()).then(|| format!("{algorithm}-{hex}.{suffix}"))
 }

@@ -13,6 +13,8 @@
 //!   [`SIGNATURE_ANNOTATION`].
 //! * [`sign`] appends a signature to what the `.sig` tag already holds, as cosign does;
 //!   [`sign_for_digest`] and [`push_tampered`] make signatures that must not verify.
+//! * [`attest`]: what `cosign attest` leaves, an OCI manifest tagged `sha256-<hex>.att`
+//!   whose layer is a DSSE envelope of an in-toto statement (unsigned: nothing verifies it).
 //!
 //! The constants are spelled out here rather than taken from `imagestream_operator::trust`:
 //! a signer that shares the verifier's constants would not notice if both were wrong.
@@ -314,6 +316,50 @@ pub async fn append(
         layers.push(layer);
     }
     push_layers(reg, repo, digest, layers).await
+}
+
+/// The media type of a cosign attestation layer (a DSSE envelope).
+pub const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
+
+/// `cosign attest --type slsaprovenance` of `repo@digest`, its signature left out: an
+/// in-toto statement naming `digest` in a DSSE envelope, the layer of a manifest tagged
+/// `sha256-<hex>.att`. Returns the manifest's digest.
+pub async fn attest(reg: &TestRegistry, repo: &str, digest: &str) -> Result<String> {
+    let statement = json!({
+        "_type": "https://in-toto.io/Statement/v0.1",
+        "predicateType": "https://slsa.dev/provenance/v0.2",
+        "subject": [{"name": docker_reference(reg, repo), "digest": {"sha256": &digest[7..]}}],
+        "predicate": {"builder": {"id": "https://example.com/test-builder"}},
+    });
+    let envelope = json!({
+        "payloadType": "application/vnd.in-toto+json",
+        "payload": B64.encode(statement.to_string()),
+        "signatures": [{"keyid": "", "sig": ""}],
+    });
+    let layer = Blob::new(DSSE_MEDIA_TYPE, envelope.to_string().into_bytes());
+    let config = Blob::new(OCI_CONFIG, b"{}".to_vec());
+    let mut descriptor = layer.descriptor();
+    descriptor["annotations"] = json!({"predicateType": "https://slsa.dev/provenance/v0.2"});
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config.descriptor(),
+        "layers": [descriptor],
+    });
+    let client = reg.client();
+    client.push_blob(repo, &layer).await?;
+    client.push_blob(repo, &config).await?;
+    let (algorithm, hex) = digest.split_once(':').context("a digest")?;
+    let tag = format!("{algorithm}-{hex}.att");
+    client
+        .put_manifest(
+            repo,
+            &tag,
+            OCI_MANIFEST,
+            &serde_json::to_vec(&manifest).context("manifest")?,
+        )
+        .await
+        .with_context(|| format!("pushing {repo}:{tag}"))
 }
 
 /// The docker-reference cosign signs for `repo` of `reg`: `<addr>/<repo>`, no tag or digest.

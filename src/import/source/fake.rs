@@ -35,6 +35,8 @@ pub(crate) struct FakeSource {
     blobs: HashMap<String, Vec<u8>>,
     /// by tag, manifest digest or blob digest: every request for it fails so
     failures: HashMap<String, FakeError>,
+    /// Referrers indexes by subject digest; `None`: a registry without the referrers API.
+    referrers: Option<HashMap<String, Vec<u8>>>,
     calls: Mutex<Vec<String>>,
 }
 
@@ -163,8 +165,22 @@ impl FakeSource {
         digest
     }
 
-    /// Every request for `reference` (a tag, a manifest digest or a blob digest) fails with
-    /// `reason`.
+    /// Serves the referrers API: `subject`'s index lists `descriptors` (any subject not
+    /// given has an empty index, as the API answers).
+    pub fn referrers_api(&mut self, subject: &str, descriptors: Vec<serde_json::Value>) {
+        let bytes = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": crate::registry::protocol::OCI_INDEX,
+            "manifests": descriptors,
+        }))
+        .unwrap_or_default();
+        self.referrers
+            .get_or_insert_with(HashMap::new)
+            .insert(subject.to_string(), bytes);
+    }
+
+    /// Every request for `reference` (a tag, a manifest digest, a blob digest, or
+    /// `referrers/<digest>`) fails with `reason`.
     pub fn fail(&mut self, reference: &str, reason: &'static str, message: &str) {
         self.failures.insert(
             reference.to_string(),
@@ -176,7 +192,7 @@ impl FakeSource {
     }
 
     /// The calls made since the last call of `take_calls`: `HEAD <ref>`, `GET <ref>` (a
-    /// manifest) and `BLOB <digest>`.
+    /// manifest), `BLOB <digest>` and `REFERRERS <digest>`.
     pub fn take_calls(&self) -> Vec<String> {
         std::mem::take(&mut *self.calls.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -216,6 +232,7 @@ impl Source for FakeSource {
         Ok(Head {
             digest: found.digest.clone(),
             media_type: found.media_type.clone(),
+            size: u64::try_from(found.bytes.len()).ok(),
         })
     }
 
@@ -235,5 +252,17 @@ impl Source for FakeSource {
             .get(digest)
             .cloned()
             .ok_or_else(|| FakeSource::not_found("blob", digest))
+    }
+
+    async fn referrers(&self, digest: &str) -> Result<Vec<u8>, FakeError> {
+        self.record(format!("REFERRERS {digest}"));
+        self.check(&format!("referrers/{digest}"))?;
+        let api = self
+            .referrers
+            .as_ref()
+            .ok_or_else(|| FakeSource::not_found("referrers API", digest))?;
+        Ok(api.get(digest).cloned().unwrap_or_else(|| {
+            serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": []})).unwrap_or_default()
+        }))
     }
 }
