@@ -415,6 +415,19 @@ mod through_the_importer {
         }
     }
 
+    /// `batch` with no credentials and no known Images.
+    async fn run_batch(importer: &Importer, batch: &Batch, settings: &Settings) -> BatchResult {
+        importer
+            .import(
+                batch,
+                &Keyring::empty(),
+                &HashMap::<String, bool>::new(),
+                settings,
+                jiff::Timestamp::now(),
+            )
+            .await
+    }
+
     /// One import of `from` (current image `current`): the result, the registry requests it
     /// made and how long it took.
     async fn import(
@@ -445,15 +458,7 @@ mod through_the_importer {
         };
         let mark = reg.mark();
         let started = Instant::now();
-        let result = importer
-            .import(
-                &batch,
-                &Keyring::empty(),
-                &HashMap::<String, bool>::new(),
-                settings,
-                jiff::Timestamp::now(),
-            )
-            .await;
+        let result = run_batch(importer, &batch, settings).await;
         let took = started.elapsed();
         (result, summary(&reg.requests_since_async(mark).await), took)
     }
@@ -822,11 +827,7 @@ mod through_the_importer {
             Some(Reply::ok(OCI_INDEX, body.clone()))
         });
         let proxy = FaultServer::forward(reg.addr(), switch);
-        let settings = Settings {
-            insecure_registries: vec![proxy.addr().to_string()],
-            referrers: ReferrerListing::All,
-            ..Settings::default()
-        };
+        let settings = listing_all(&proxy);
         let importer = importer();
         let import = |tag: &str| {
             let batch = Batch {
@@ -837,17 +838,7 @@ mod through_the_importer {
                 repository: None,
             };
             let (importer, settings) = (&importer, &settings);
-            async move {
-                importer
-                    .import(
-                        &batch,
-                        &Keyring::empty(),
-                        &HashMap::<String, bool>::new(),
-                        settings,
-                        jiff::Timestamp::now(),
-                    )
-                    .await
-            }
+            async move { run_batch(importer, &batch, settings).await }
         };
 
         let result = import("v1").await;
@@ -898,6 +889,15 @@ mod through_the_importer {
         );
     }
 
+    /// Every new image's referrers listed, through `proxy`.
+    fn listing_all(proxy: &FaultServer) -> Settings {
+        Settings {
+            insecure_registries: vec![proxy.addr().to_string()],
+            referrers: ReferrerListing::All,
+            ..Settings::default()
+        }
+    }
+
     /// A referrers API that fails (500s, retried as any request) or answers too slowly for
     /// a request with a time limit: the import stands, without the annotation, and the
     /// registry is not taken for one without the API.
@@ -921,11 +921,7 @@ mod through_the_importer {
                 .then(|| Reply::new(500).body("broken"))
         });
         let proxy = FaultServer::forward(reg.addr(), switch);
-        let settings = Settings {
-            insecure_registries: vec![proxy.addr().to_string()],
-            referrers: ReferrerListing::All,
-            ..Settings::default()
-        };
+        let settings = listing_all(&proxy);
         let importer = importer();
         let batch = |tag: &str| Batch {
             images: vec![ImageImport::new(
@@ -942,15 +938,7 @@ mod through_the_importer {
                 .is_none_or(|a| !a.contains_key(ANNOTATION))
         };
 
-        let result = importer
-            .import(
-                &batch("v1"),
-                &Keyring::empty(),
-                &HashMap::<String, bool>::new(),
-                &settings,
-                jiff::Timestamp::now(),
-            )
-            .await;
+        let result = run_batch(&importer, &batch("v1"), &settings).await;
         assert_eq!(result.images[0].as_ref().map(|i| &i.image), Ok(&v1));
         assert!(unlisted(&result, &v1));
         let asked = proxy.requests_to(&format!("/v2/{repo}/referrers/{v1}"));

@@ -443,8 +443,19 @@ mod tests {
         })
     }
 
-    async fn record_all(source: &FakeSource, outcome: &mut Outcome, no_api: &NoReferrersApi) {
-        let listed = record(
+    /// [`record_all`], which must list.
+    async fn record_listed(source: &FakeSource, outcome: &mut Outcome, no_api: &NoReferrersApi) {
+        let listed = record_all(source, outcome, no_api).await;
+        assert!(matches!(listed, Some(Ok(_))), "{listed:?}");
+    }
+
+    /// [`record`] with `All`, for an image no policy covers.
+    async fn record_all(
+        source: &FakeSource,
+        outcome: &mut Outcome,
+        no_api: &NoReferrersApi,
+    ) -> Option<Result<Listing, (Via, Failure)>> {
+        record(
             source,
             ReferrerListing::All,
             false,
@@ -452,8 +463,15 @@ mod tests {
             REGISTRY,
             no_api,
         )
-        .await;
-        assert!(matches!(listed, Some(Ok(_))), "{listed:?}");
+        .await
+    }
+
+    fn assert_lookup(
+        listed: &Result<Listing, (Via, Failure)>,
+        source: &'static str,
+        result: &'static str,
+    ) {
+        assert_eq!(lookup(listed), ReferrerLookup { source, result });
     }
 
     #[tokio::test]
@@ -466,23 +484,9 @@ mod tests {
         );
         let mut outcome = new_image(&digest);
         let no_api = NoReferrersApi::default();
-        let listed = record(
-            &source,
-            ReferrerListing::All,
-            false,
-            &mut outcome,
-            REGISTRY,
-            &no_api,
-        )
-        .await;
+        let listed = record_all(&source, &mut outcome, &no_api).await;
         let listed = listed.expect("asked");
-        assert_eq!(
-            lookup(&listed),
-            ReferrerLookup {
-                source: "api",
-                result: "listed"
-            }
-        );
+        assert_lookup(&listed, "api", "listed");
         assert_eq!(listed.map(|l| l.via), Ok(Via::Api));
         assert_eq!(source.take_calls(), [format!("REFERRERS {digest}")]);
         let listed = annotation(&outcome).expect("annotated");
@@ -525,7 +529,7 @@ mod tests {
         let no_api = NoReferrersApi::default();
 
         let mut outcome = new_image(&first);
-        record_all(&source, &mut outcome, &no_api).await;
+        record_listed(&source, &mut outcome, &no_api).await;
         let hex = &first[7..];
         assert_eq!(
             source.take_calls(),
@@ -562,23 +566,10 @@ mod tests {
         // a second image of the same registry: the API is not asked again
         let second = source.image(Some("v2"), "linux", "amd64");
         let mut outcome = new_image(&second);
-        let listed = record(
-            &source,
-            ReferrerListing::All,
-            false,
-            &mut outcome,
-            REGISTRY,
-            &no_api,
-        )
-        .await
-        .expect("asked");
-        assert_eq!(
-            lookup(&listed),
-            ReferrerLookup {
-                source: "tags",
-                result: "none"
-            }
-        );
+        let listed = record_all(&source, &mut outcome, &no_api)
+            .await
+            .expect("asked");
+        assert_lookup(&listed, "tags", "none");
         let calls = source.take_calls();
         assert_eq!(calls.len(), 3, "{calls:?}");
         assert!(calls.iter().all(|c| c.starts_with("HEAD ")), "{calls:?}");
@@ -611,7 +602,7 @@ mod tests {
         let digest = source.image(Some("latest"), "linux", "amd64");
         source.referrers_api("sha256:other", Vec::new());
         let mut outcome = new_image(&digest);
-        record_all(&source, &mut outcome, &NoReferrersApi::default()).await;
+        record_listed(&source, &mut outcome, &NoReferrersApi::default()).await;
         assert_eq!(source.take_calls().len(), 1);
         let Outcome::Imported { images, .. } = &outcome else {
             panic!("imported")
@@ -669,23 +660,9 @@ mod tests {
         source.fail(&format!("referrers/{digest}"), "InternalError", "broken");
         let no_api = NoReferrersApi::default();
         let mut outcome = new_image(&digest);
-        let listed = record(
-            &source,
-            ReferrerListing::All,
-            false,
-            &mut outcome,
-            REGISTRY,
-            &no_api,
-        )
-        .await;
+        let listed = record_all(&source, &mut outcome, &no_api).await;
         let listed = listed.expect("asked");
-        assert_eq!(
-            lookup(&listed),
-            ReferrerLookup {
-                source: "api",
-                result: "failed"
-            }
-        );
+        assert_lookup(&listed, "api", "failed");
         let (_, failure) = listed.expect_err("failed");
         assert_eq!(failure.reason, "InternalError");
         assert!(failure.message.contains("broken"), "{}", failure.message);
@@ -699,15 +676,7 @@ mod tests {
         let att = crate::trust::cosign::tag_with_suffix(&digest, "att").expect("tag");
         source.fail(&att, "Unauthorized", "no");
         let mut outcome = new_image(&digest);
-        let listed = record(
-            &source,
-            ReferrerListing::All,
-            false,
-            &mut outcome,
-            REGISTRY,
-            &no_api,
-        )
-        .await;
+        let listed = record_all(&source, &mut outcome, &no_api).await;
         assert_eq!(
             listed.map(|l| l.map_err(|(via, f)| (via, f.reason))),
             Some(Err((Via::Tags, "Unauthorized")))
