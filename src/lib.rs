@@ -11,7 +11,7 @@
 //! that follow ImageStreamTags: image change triggers), [`controller`] (the controllers),
 //! [`operator`] (webhooks and controllers in one process), [`permissions`] (its rights,
 //! checked at start), [`leader`] (leader election), [`receiver`] (registry notifications),
-//! [`probes`] (health and metrics endpoints), [`task`] (spawned tasks that end with their
+//! [`probes`] (health and metrics endpoints), [`events`] (the Event recorder), [`task`] (spawned tasks that end with their
 //! owner) and [`trust`] (image policies and signature verification before import).
 
 pub mod admission;
@@ -22,6 +22,7 @@ pub mod config;
 pub mod controller;
 pub mod crd;
 pub mod credentials;
+pub mod events;
 pub mod import;
 pub mod inspect;
 pub mod leader;

@@ -414,6 +414,29 @@ async fn docker_image_repository_is_imported_once() {
     assert!(note.contains("/nothing"), "{note}");
     assert!(note.contains("NotFound"), "{note}");
     assert!(!checked(&api.get("nothing").await.unwrap()));
+
+    // tried again (a label brings a pass): the same Warning counts on the Event written
+    let label = json!({ "metadata": { "labels": { "again": "1" } } });
+    api.patch("nothing", &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .expect("label");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = support::cluster::events(
+            &admin,
+            &ns,
+            "ImageStream",
+            "nothing",
+            "RepositoryImportFailed",
+        )
+        .await;
+        assert_eq!(found.len(), 1, "one Event for the repeats: {found:#?}");
+        if found[0].series.as_ref().is_some_and(|s| s.count >= 2) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no repeat counted: {found:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Semantics 4 "limit exceeded" with 7.8: under a LimitRange of `openshift.io/images` = 1, a

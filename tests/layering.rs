@@ -25,6 +25,8 @@ const PURE: &[&str] = &[
     "src/names.rs",
     "src/reference.rs",
     "src/config.rs",
+    // which Events are repeats
+    "src/events/series.rs",
     // the import contract, and the pure parts of the import engine and the registry
     // transport: manifests, the protocol, registry policy, quotas, the client's settings
     "src/import/contract.rs",

@@ -16,6 +16,9 @@
 //! Options: `--streams N` (10000), `--namespaces M` (100), `--repos R` (100; every registry
 //! tag is shared by N/R streams), `--interval S` (120, the schedule interval),
 //! `--out DIR` (writes `scale-<N>.json` and regenerates `DIR/scale.md` from every JSON there).
+//! `SCALE_WRAP` (environment) runs the operator under a command, for a heap profile:
+//! `SCALE_WRAP="heaptrack -o /tmp/op"` (then stop the operator with SIGINT, not the bench,
+//! so the profile is complete; its RSS figures include the profiler).
 //! Exits non-zero when an invariant breaks: a tag never imported, a write while nothing
 //! changes, more than one HEAD per tag per interval, a change never seen.
 //!
@@ -154,7 +157,17 @@ fn free_port() -> u16 {
 
 fn start_operator(kubeconfig: &Path, metrics_port: u16, log: &Path) -> Child {
     let file = std::fs::File::create(log).expect("operator log");
-    Command::new(env!("CARGO_BIN_EXE_imagestream-operator"))
+    let bin = env!("CARGO_BIN_EXE_imagestream-operator");
+    let mut command = match std::env::var("SCALE_WRAP") {
+        Ok(wrap) if !wrap.is_empty() => {
+            let mut words = wrap.split_whitespace();
+            let mut c = Command::new(words.next().expect("SCALE_WRAP"));
+            c.args(words).arg(bin);
+            c
+        }
+        _ => Command::new(bin),
+    };
+    command
         .args([
             "run",
             "--no-webhooks",

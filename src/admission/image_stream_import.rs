@@ -33,13 +33,13 @@
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use crate::events::{Recorder, Reporter};
 use futures::future::join;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, Preconditions};
 use kube::core::Status;
 use kube::core::admission::{AdmissionResponse, Operation};
 use kube::core::response::StatusDetails;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 

@@ -8,9 +8,9 @@
 
 use std::collections::HashMap;
 
+use crate::events::{Event, EventType};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event, EventType};
 use kube::{Client, ResourceExt};
 
 use crate::api::image::Image;

@@ -3,8 +3,8 @@
 //! status names them. Imports whose Image the apiserver refused for what it is fail with
 //! that refusal ([`refusal::fail_refused`]), so the rest of the stream is still written.
 
+use crate::events::{Event, EventType};
 use kube::Resource;
-use kube::runtime::events::{Event, EventType};
 
 use crate::api::image_stream::ImageStream;
 use crate::import::contract::{BatchResult, Verification};

@@ -29,8 +29,8 @@ mod observe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::events::{Event, EventType};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
 use crate::api::image_stream::ImageStream;
