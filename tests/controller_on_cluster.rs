@@ -434,7 +434,52 @@ async fn docker_image_repository_is_imported_once() {
         if found[0].series.as_ref().is_some_and(|s| s.count >= 2) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no repeat counted: {found:#?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no repeat counted: {found:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // the Event gone (the apiserver's TTL, or deleted): the next repeat is a new Event
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(admin.clone(), &ns);
+    let gone = support::cluster::events(
+        &admin,
+        &ns,
+        "ImageStream",
+        "nothing",
+        "RepositoryImportFailed",
+    )
+    .await;
+    let gone = gone[0].metadata.name.clone().expect("name");
+    events
+        .delete(&gone, &Default::default())
+        .await
+        .expect("delete the Event");
+    let label = json!({ "metadata": { "labels": { "again": "2" } } });
+    api.patch("nothing", &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .expect("label");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = support::cluster::events(
+            &admin,
+            &ns,
+            "ImageStream",
+            "nothing",
+            "RepositoryImportFailed",
+        )
+        .await;
+        if let Some(e) = found.first() {
+            assert_eq!(found.len(), 1, "{found:#?}");
+            assert_ne!(e.metadata.name.as_deref(), Some(gone.as_str()));
+            assert_eq!(e.series, None, "a new Event: {e:#?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no new Event after the deletion"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

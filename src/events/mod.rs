@@ -46,31 +46,35 @@ impl Recorder {
         let key = key(ev, regarding);
         let now = Timestamp::now();
         let write = self.series().write(&key, now);
-        let (namespace, name, count) = match write {
-            Write::Repeat {
-                namespace,
-                name,
-                count,
-            } => {
-                let patch = json!({
-                    "series": EventSeries { count, last_observed_time: MicroTime(now) },
-                });
-                Api::<K8sEvent>::namespaced(self.client.clone(), &namespace)
-                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await?;
-                (namespace, name, count)
+        if let Write::Repeat {
+            namespace,
+            name,
+            count,
+        } = write
+        {
+            let patch = json!({
+                "series": EventSeries { count, last_observed_time: MicroTime(now) },
+            });
+            match Api::<K8sEvent>::namespaced(self.client.clone(), &namespace)
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {
+                    self.series().written(&key, &namespace, &name, count, now);
+                    return Ok(());
+                }
+                // gone (the apiserver's Event TTL, or deleted): a new Event
+                Err(kube::Error::Api(status)) if status.is_not_found() => {}
+                Err(e) => return Err(e),
             }
-            Write::Create => {
-                let event = self.event(ev, regarding, now);
-                let namespace = event.metadata.namespace.clone().unwrap_or_default();
-                let name = event.metadata.name.clone().unwrap_or_default();
-                Api::<K8sEvent>::namespaced(self.client.clone(), &namespace)
-                    .create(&PostParams::default(), &event)
-                    .await?;
-                (namespace, name, 1)
-            }
-        };
-        self.series().written(&key, &namespace, &name, count, now);
+        }
+        let event = self.event(ev, regarding, now);
+        let namespace = event.metadata.namespace.clone().unwrap_or_default();
+        let name = event.metadata.name.clone().unwrap_or_default();
+        Api::<K8sEvent>::namespaced(self.client.clone(), &namespace)
+            .create(&PostParams::default(), &event)
+            .await?;
+        self.series().written(&key, &namespace, &name, 1, now);
         Ok(())
     }
 
