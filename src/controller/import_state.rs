@@ -145,6 +145,20 @@ impl ImportState {
         }
     }
 
+    /// Forgets a deleted stream: its schedule, and the credentials and policies its last
+    /// pass saw.
+    pub fn forget(&self, uid: &str) {
+        self.schedule_remove(uid);
+        self.credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(uid);
+        self.policies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(uid);
+    }
+
     /// Forgets a stream that has no scheduled tags (any more).
     pub fn schedule_remove(&self, uid: &str) {
         if let Some(s) = self
@@ -235,4 +249,39 @@ fn schedule_for(settings: &Settings) -> Option<Schedule> {
             Instant::now(),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kept(state: &ImportState, uid: &str) -> (bool, bool, bool) {
+        let schedule = state.schedule.lock().unwrap_or_else(PoisonError::into_inner);
+        (
+            schedule.as_ref().is_some_and(|s| s.due(uid).is_some()),
+            state.credentials.lock().unwrap().contains_key(uid),
+            state.policies.lock().unwrap().contains_key(uid),
+        )
+    }
+
+    #[test]
+    fn a_deleted_stream_is_forgotten_and_the_others_kept() {
+        let settings = Settings {
+            scheduled_interval: Some(Duration::from_secs(60)),
+            ..Settings::default()
+        };
+        let state = ImportState::new(settings, Arc::default());
+        for uid in ["gone", "kept"] {
+            assert!(state.schedule_decide(uid, &[], &[]).is_some());
+            state.remember_credentials(uid, Keyring::default().id());
+            assert!(!state.policies_changed(uid, 1), "first sight");
+            assert_eq!(kept(&state, uid), (true, true, true));
+        }
+        state.forget("gone");
+        assert_eq!(kept(&state, "gone"), (false, false, false));
+        assert_eq!(kept(&state, "kept"), (true, true, true));
+        // seen again (a stream of the same UID cannot come back, but a restart is the same):
+        // first sight, nothing to verify again
+        assert!(!state.policies_changed("gone", 2));
+    }
 }

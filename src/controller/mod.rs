@@ -392,12 +392,34 @@ pub async fn run(
     // registry notifications: the tags they wake, and the streams to reconcile for them
     let (woken, woken_streams) = crate::receiver::Queue::new(streams.clone());
     let woken = Arc::new(woken);
+    let fixed = options.settings.is_some();
+    let initial = options.settings.clone().unwrap_or_default();
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        options.metrics.clone(),
+        initial,
+        caches.clone(),
+        views::ViewState::new(view_stores, image_index, to_views),
+        options.in_flight.clone(),
+        woken.clone(),
+    ));
     let stream_events = caches
         .streams
         .follow()
         .inspect({
             let woken = woken.clone();
             move |change| woken.observe(change)
+        })
+        .inspect({
+            // what the operator kept of a deleted stream goes with it
+            let ctx = ctx.clone();
+            move |change| {
+                if let watcher::Event::Delete(stream) = change
+                    && let Some(uid) = stream.uid()
+                {
+                    ctx.imports.forget(&uid);
+                }
+            }
         })
         .inspect({
             // a deleted stream's views go
@@ -425,17 +447,6 @@ pub async fn run(
         // deletions too: a deleted stream's reconcile finds no object
         .filter_map(|change| future::ready(touched(change)));
     let controller = Controller::for_shared_stream(stream_events, streams.clone());
-    let fixed = options.settings.is_some();
-    let initial = options.settings.clone().unwrap_or_default();
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        options.metrics.clone(),
-        initial,
-        caches.clone(),
-        views::ViewState::new(view_stores, image_index, to_views),
-        options.in_flight.clone(),
-        woken.clone(),
-    ));
 
     // Configuration: every change of the two objects is applied, and every stream is
     // reconciled again afterwards. With fixed settings the sender is kept (unused) so the
