@@ -256,7 +256,10 @@ mod tests {
     use super::*;
 
     fn kept(state: &ImportState, uid: &str) -> (bool, bool, bool) {
-        let schedule = state.schedule.lock().unwrap_or_else(PoisonError::into_inner);
+        let schedule = state
+            .schedule
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         (
             schedule.as_ref().is_some_and(|s| s.due(uid).is_some()),
             state.credentials.lock().unwrap().contains_key(uid),
