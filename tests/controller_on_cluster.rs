@@ -395,90 +395,72 @@ async fn docker_image_repository_is_imported_once() {
     )
     .await
     .expect("create stream");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let note = loop {
-        let found = support::cluster::events(
-            &admin,
-            &ns,
-            "ImageStream",
-            "nothing",
-            "RepositoryImportFailed",
-        )
-        .await;
-        if let Some(e) = found.first() {
-            break e.note.clone().unwrap_or_default();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no Warning Event");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let note = import_failed(&admin, &ns, "no Warning Event", |found| {
+        found.first().map(|e| e.note.clone().unwrap_or_default())
+    })
+    .await;
     assert!(note.contains("/nothing"), "{note}");
     assert!(note.contains("NotFound"), "{note}");
     assert!(!checked(&api.get("nothing").await.unwrap()));
 
     // tried again (a label brings a pass): the same Warning counts on the Event written
-    let label = json!({ "metadata": { "labels": { "again": "1" } } });
-    api.patch("nothing", &PatchParams::default(), &Patch::Merge(&label))
-        .await
-        .expect("label");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let found = support::cluster::events(
-            &admin,
-            &ns,
-            "ImageStream",
-            "nothing",
-            "RepositoryImportFailed",
-        )
-        .await;
+    relabel(&api, "nothing", "1").await;
+    let gone = import_failed(&admin, &ns, "no repeat counted", |found| {
         assert_eq!(found.len(), 1, "one Event for the repeats: {found:#?}");
-        if found[0].series.as_ref().is_some_and(|s| s.count >= 2) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no repeat counted: {found:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        let e = &found[0];
+        e.series.as_ref().filter(|s| s.count >= 2)?;
+        e.metadata.name.clone()
+    })
+    .await;
 
     // the Event gone (the apiserver's TTL, or deleted): the next repeat is a new Event
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(admin.clone(), &ns);
-    let gone = support::cluster::events(
-        &admin,
-        &ns,
-        "ImageStream",
-        "nothing",
-        "RepositoryImportFailed",
-    )
-    .await;
-    let gone = gone[0].metadata.name.clone().expect("name");
     events
         .delete(&gone, &Default::default())
         .await
         .expect("delete the Event");
-    let label = json!({ "metadata": { "labels": { "again": "2" } } });
-    api.patch("nothing", &PatchParams::default(), &Patch::Merge(&label))
+    relabel(&api, "nothing", "2").await;
+    let e = import_failed(&admin, &ns, "no new Event after the deletion", |found| {
+        assert!(found.len() <= 1, "{found:#?}");
+        found.first().cloned()
+    })
+    .await;
+    assert_ne!(e.metadata.name.as_deref(), Some(gone.as_str()));
+    assert_eq!(e.series, None, "a new Event: {e:#?}");
+}
+
+/// A label change, which brings the stream a pass.
+async fn relabel(api: &Api<ImageStream>, name: &str, value: &str) {
+    let label = json!({ "metadata": { "labels": { "again": value } } });
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&label))
         .await
         .expect("label");
+}
+
+/// Polls the `RepositoryImportFailed` Events of the stream `nothing` for 30 s until `done`
+/// takes what it waits for from them.
+async fn import_failed<T>(
+    admin: &kube::Client,
+    ns: &str,
+    missing: &str,
+    done: impl Fn(&[k8s_openapi::api::events::v1::Event]) -> Option<T>,
+) -> T {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let found = support::cluster::events(
-            &admin,
-            &ns,
+            admin,
+            ns,
             "ImageStream",
             "nothing",
             "RepositoryImportFailed",
         )
         .await;
-        if let Some(e) = found.first() {
-            assert_eq!(found.len(), 1, "{found:#?}");
-            assert_ne!(e.metadata.name.as_deref(), Some(gone.as_str()));
-            assert_eq!(e.series, None, "a new Event: {e:#?}");
-            break;
+        if let Some(t) = done(&found) {
+            return t;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no new Event after the deletion"
+            "{missing}: {found:#?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
