@@ -11,8 +11,9 @@
 //! that follow ImageStreamTags: image change triggers), [`controller`] (the controllers),
 //! [`operator`] (webhooks and controllers in one process), [`permissions`] (its rights,
 //! checked at start), [`leader`] (leader election), [`receiver`] (registry notifications),
-//! [`probes`] (health and metrics endpoints), [`events`] (the Event recorder), [`task`] (spawned tasks that end with their
-//! owner) and [`trust`] (image policies and signature verification before import).
+//! [`probes`] (health and metrics endpoints), [`events`] (the Event recorder), [`task`]
+//! (spawned tasks that end with their owner) and [`trust`] (image policies and signature
+//! verification before import).
 
 pub mod admission;
 pub mod api;

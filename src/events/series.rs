@@ -100,13 +100,10 @@ impl Series {
         );
     }
 
-    /// Entries kept (for tests and the memory benchmark).
-    pub fn len(&self) -> usize {
+    /// Entries kept.
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// Drops expired entries at most once per TTL: an entry lives at most two TTLs.
